@@ -1,1 +1,6 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+//! # Layout
+//!
+//! Nothing yet: `Brotr`, its batch inserts and its error type come with the archive core.

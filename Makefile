@@ -1,0 +1,63 @@
+# BigBrotr developer commands. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+CARGO ?= cargo
+# The dev database is started only when no database is configured: with DB_HOST
+# set, every command uses that database and nothing is started.
+ifeq ($(strip $(DB_HOST)),)
+DB_NEEDED := db-up
+endif
+NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
+
+.PHONY: help build test test-unit doc fmt fmt-check clippy ci coverage db-up db-down db-reset db-status clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+
+build: ## Build every crate
+	$(CARGO) build --workspace --all-targets
+
+test: $(DB_NEEDED) ## Run the whole suite (unit, integration through PgBouncer, doc tests)
+ifeq ($(NEXTEST),yes)
+	$(CARGO) nextest run --workspace --no-fail-fast
+else
+	$(CARGO) test --workspace --no-fail-fast --all-targets
+endif
+	$(CARGO) test --workspace --doc
+
+test-unit: ## Run the tests that need no database
+	$(CARGO) test --workspace --lib
+
+doc: ## Build the documentation, warnings denied
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+fmt-check: ## Check the formatting
+	$(CARGO) fmt --all -- --check
+
+clippy: ## Lint, warnings denied
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+ci: fmt-check clippy test ## What CI runs: fmt check, clippy, the whole suite
+
+coverage: $(DB_NEEDED) ## Line coverage per crate (needs cargo-tarpaulin)
+	@$(CARGO) tarpaulin --version >/dev/null 2>&1 || { echo "install it with: cargo install cargo-tarpaulin --locked"; exit 1; }
+	$(CARGO) tarpaulin --workspace --skip-clean --engine llvm --out Stdout --out Html --output-dir coverage --exclude-files 'tests/*' --exclude-files 'crates/*/tests/*' --timeout 300
+
+db-up: ## Start the dev database (PostgreSQL + PgBouncer), idempotent
+	@scripts/dev-db.sh up
+
+db-down: ## Stop the dev database that db-up started
+	@scripts/dev-db.sh down
+
+db-reset: ## Stop the dev database and wipe its data
+	@scripts/dev-db.sh reset
+
+db-status: ## Say whether the dev database runs
+	@scripts/dev-db.sh status
+
+clean: ## Remove build output
+	$(CARGO) clean
