@@ -1,1 +1,4 @@
-//! placeholder
+//! End-to-end tests of BigBrotr. One test binary for the whole folder keeps link
+//! time low; each module covers one area.
+
+mod dev_database;

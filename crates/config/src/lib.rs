@@ -1,1 +1,49 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+//!
+//! # Layout
+//!
+//! - [`env`](mod@env): [`Env`], an immutable snapshot of environment variables, with
+//!   the variables of an implementation's `.env` file added.
+//! - [`expand`](mod@expand): `${VAR}` / `${VAR:default}` expansion of
+//!   configuration text.
+//! - [`implementation`]: [`Implementation`], an implementation folder found
+//!   by name, and the paths of its configuration, SQL and data.
+//! - [`load`](mod@load): [`load_file`], the figment chain from typed
+//!   defaults through the expanded YAML to `BIGBROTR_SECTION__KEY`
+//!   overrides, and the [`ConfigFile`] trait.
+//! - [`validate`]: the [`Validate`] trait and the [`Problem`]s it reports.
+//! - [`duration`]: serde helpers for durations written as seconds or with a
+//!   unit (`"500ms"`, `"5m"`).
+//! - [`tree`]: [`merge`] and [`get_path`] on raw YAML trees.
+//! - [`database`]: the file `config/core/pool.yaml` ([`PoolFile`]) and its
+//!   sections [`DatabaseConfig`], [`PoolConfig`] and [`RetryConfig`].
+//! - [`brotr`]: the file `config/core/brotr.yaml` ([`BrotrFile`]) and its
+//!   section [`BrotrConfig`].
+//! - [`service`]: the sections shared by service files: [`ServiceConfig`],
+//!   [`LoopConfig`] and [`NostrConfig`].
+//! - [`error`]: the [`Error`] of this crate.
+
+pub mod brotr;
+pub mod database;
+pub mod duration;
+pub mod env;
+pub mod error;
+pub mod expand;
+pub mod implementation;
+pub mod load;
+pub mod service;
+pub mod tree;
+pub mod validate;
+
+pub use brotr::{BrotrConfig, BrotrFile};
+pub use database::{DatabaseConfig, PoolConfig, PoolFile, RetryConfig};
+pub use env::Env;
+pub use error::{Error, Result};
+pub use expand::expand;
+pub use implementation::{ConfigFileEntry, Implementation};
+pub use load::{load_file, load_str, load_yaml, ConfigFile};
+pub use service::{LoopConfig, NostrConfig, ServiceConfig};
+pub use tree::{get_path, merge};
+pub use validate::{Problem, Problems, Validate};

@@ -1,1 +1,356 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+//! # Layout
+//!
+//! - [`TestDb`]: a fresh database per test, through PgBouncer, dropped on success.
+//! - [`workspace_root`]: the repository root, where `implementations/` lives.
+//! - [`Error`]: what can go wrong while setting a test database up.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bigbrotr_config::{DatabaseConfig, Env, Implementation, PoolFile};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use secrecy::ExposeSecret;
+use tokio_postgres::NoTls;
+
+/// What can go wrong while setting a test database up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The implementation's configuration could not be loaded.
+    #[error("could not load the configuration of implementation `{implementation}`")]
+    Config {
+        /// The implementation's name.
+        implementation: String,
+        /// Why.
+        #[source]
+        source: bigbrotr_config::Error,
+    },
+    /// A statement failed.
+    #[error("{what} failed on database `{database}`")]
+    Query {
+        /// What was being done.
+        what: &'static str,
+        /// The database it was done on.
+        database: String,
+        /// Why.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// A SQL file of the implementation could not be read.
+    #[error("could not read {}", path.display())]
+    ReadSql {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A SQL file of the implementation failed to apply.
+    #[error("applying {} failed", path.display())]
+    ApplySql {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// No connection could be taken from the test pool.
+    #[error("could not get a connection to test database `{database}`")]
+    Pool {
+        /// The database.
+        database: String,
+        /// Why.
+        #[source]
+        source: deadpool_postgres::PoolError,
+    },
+    /// The pool could not be built.
+    #[error("could not build a pool for test database `{database}`")]
+    BuildPool {
+        /// The database.
+        database: String,
+        /// Why.
+        #[source]
+        source: deadpool_postgres::BuildError,
+    },
+}
+
+/// Result of the helpers here.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Prefix of every test database's name, so leftovers are easy to find.
+pub const TEST_DB_PREFIX: &str = "bigbrotr_test_";
+
+/// The repository root: the folder holding `implementations/`.
+pub fn workspace_root() -> PathBuf {
+    // This crate lives in `crates/test-support`.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+}
+
+/// The connection settings the `bigbrotr` command would use for `implementation`:
+/// its `config/core/pool.yaml`, expanded with the process environment and the
+/// implementation's `.env`.
+pub fn database_config(implementation: &str) -> Result<DatabaseConfig> {
+    let config_error = |source| Error::Config {
+        implementation: implementation.to_owned(),
+        source,
+    };
+    let imp = Implementation::open(&workspace_root(), implementation).map_err(config_error)?;
+    let env = Env::from_process()
+        .with_dotenv(&imp.dotenv_path())
+        .map_err(config_error)?;
+    let file: PoolFile = imp.load("core", "pool", &env).map_err(config_error)?;
+    Ok(file.database)
+}
+
+fn pg_config(db: &DatabaseConfig, database: &str) -> tokio_postgres::Config {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host(&db.host)
+        .port(db.port)
+        .user(&db.user)
+        .password(db.password.expose_secret())
+        .dbname(database)
+        .application_name("bigbrotr-tests")
+        .connect_timeout(Duration::from_secs(10));
+    config
+}
+
+/// Runs `sql` with the simple protocol on a one-off connection to `database`.
+async fn run_simple(
+    db: &DatabaseConfig,
+    database: &str,
+    what: &'static str,
+    sql: &str,
+) -> Result<()> {
+    let query_error = |source| Error::Query {
+        what,
+        database: database.to_owned(),
+        source,
+    };
+    let (client, connection) = pg_config(db, database)
+        .connect(NoTls)
+        .await
+        .map_err(query_error)?;
+    let driver = tokio::spawn(connection);
+    let result = client.batch_execute(sql).await.map_err(query_error);
+    drop(client);
+    let _ = driver.await;
+    result
+}
+
+fn unique_name() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{TEST_DB_PREFIX}{}_{}_{:08x}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        fastrand::u32(..)
+    )
+}
+
+/// A fresh database for one test, reached through PgBouncer, dropped when the
+/// test passes.
+pub struct TestDb {
+    name: String,
+    implementation: String,
+    config: DatabaseConfig,
+    pool: Pool,
+}
+
+impl TestDb {
+    /// Creates a fresh database with the SQL of `implementation` applied (its
+    /// `sql/NNN_*.sql` files in order, when it has some) and a pool of up to 8
+    /// connections on it.
+    pub async fn new(implementation: &str) -> Result<Self> {
+        Self::with_pool_size(implementation, 8).await
+    }
+
+    /// Like [`TestDb::new`], with a pool of up to `max_size` connections.
+    pub async fn with_pool_size(implementation: &str, max_size: usize) -> Result<Self> {
+        let config = database_config(implementation)?;
+        let name = unique_name();
+        // CREATE DATABASE cannot run in a transaction block; a simple query on its
+        // own is autocommit, which PgBouncer's transaction mode passes through.
+        run_simple(
+            &config,
+            &config.database,
+            "CREATE DATABASE",
+            &format!("CREATE DATABASE \"{name}\""),
+        )
+        .await?;
+        let pool = build_pool(&config, &name, max_size)?;
+        let db = Self {
+            name,
+            implementation: implementation.to_owned(),
+            config,
+            pool,
+        };
+        db.apply_sql().await?;
+        Ok(db)
+    }
+
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The connection settings of the database (through PgBouncer).
+    pub fn config(&self) -> &DatabaseConfig {
+        &self.config
+    }
+
+    /// A `tokio_postgres` configuration for this database.
+    pub fn pg_config(&self) -> tokio_postgres::Config {
+        pg_config(&self.config, &self.name)
+    }
+
+    /// The pool on the database.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// A connection from the pool.
+    pub async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(|source| Error::Pool {
+            database: self.name.clone(),
+            source,
+        })
+    }
+
+    /// The implementation's SQL files, in the order they are applied.
+    pub fn sql_files(&self) -> Result<Vec<PathBuf>> {
+        sql_files(
+            &workspace_root()
+                .join("implementations")
+                .join(&self.implementation)
+                .join("sql"),
+        )
+    }
+
+    async fn apply_sql(&self) -> Result<()> {
+        for path in self.sql_files()? {
+            let sql = std::fs::read_to_string(&path).map_err(|source| Error::ReadSql {
+                path: path.clone(),
+                source,
+            })?;
+            let client = self.client().await?;
+            // One transaction per file: a file applies whole or not at all.
+            client
+                .batch_execute(&format!("BEGIN;\n{sql}\n;COMMIT;"))
+                .await
+                .map_err(|source| Error::ApplySql { path, source })?;
+        }
+        Ok(())
+    }
+}
+
+/// Every `NNN_*.sql` file of `dir`, sorted by name; none when `dir` is missing.
+pub fn sql_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(Error::ReadSql {
+                path: dir.to_owned(),
+                source,
+            })
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            path.extension().is_some_and(|ext| ext == "sql")
+                && path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.chars().take(3).all(|c| c.is_ascii_digit()) && n.len() > 4)
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn build_pool(config: &DatabaseConfig, database: &str, max_size: usize) -> Result<Pool> {
+    let manager = Manager::from_config(
+        pg_config(config, database),
+        NoTls,
+        ManagerConfig {
+            // Behind PgBouncer a cheap recycle is right: the server side is pooled there.
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(max_size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(Duration::from_secs(30)))
+        .create_timeout(Some(Duration::from_secs(10)))
+        .build()
+        .map_err(|source| Error::BuildPool {
+            database: database.to_owned(),
+            source,
+        })
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        self.pool.close();
+        if std::thread::panicking() {
+            eprintln!("test failed: kept database `{}` for inspection", self.name);
+            return;
+        }
+        let config = self.config.clone();
+        let name = self.name.clone();
+        // Drop runs outside any async context we could rely on: a thread with its
+        // own runtime does the async work and is joined, so the database is gone
+        // when the test returns.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime
+                .block_on(run_simple(
+                    &config,
+                    &config.database,
+                    "DROP DATABASE",
+                    &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+                ))
+                .ok()
+        })
+        .join();
+        if !matches!(dropped, Ok(Some(()))) {
+            eprintln!("could not drop test database `{}`", self.name);
+        }
+    }
+}
+
+/// Whether a database of that name exists, asked through PgBouncer.
+pub async fn database_exists(config: &DatabaseConfig, name: &str) -> Result<bool> {
+    let query_error = |source| Error::Query {
+        what: "SELECT FROM pg_database",
+        database: config.database.clone(),
+        source,
+    };
+    let (client, connection) = pg_config(config, &config.database)
+        .connect(NoTls)
+        .await
+        .map_err(query_error)?;
+    let driver = tokio::spawn(connection);
+    let rows = client
+        .query_typed(
+            "SELECT 1 FROM pg_database WHERE datname = $1",
+            &[(&name, tokio_postgres::types::Type::TEXT)],
+        )
+        .await
+        .map_err(query_error)?;
+    drop(client);
+    let _ = driver.await;
+    Ok(!rows.is_empty())
+}

@@ -1,0 +1,124 @@
+//! The storage layer: the file `config/core/brotr.yaml`.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::validate::{Problems, Validate};
+
+/// The file `config/core/brotr.yaml`: how data is written to the database.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrotrFile {
+    /// Batching, timeouts and validation of writes.
+    pub brotr: BrotrConfig,
+}
+
+impl Validate for BrotrFile {
+    fn validate(&self, problems: &mut Problems) {
+        problems.section("brotr", &self.brotr);
+    }
+}
+
+/// Most rows in one batch.
+pub const MAX_BATCH_SIZE: usize = 100_000;
+
+/// Batching, timeouts and validation of writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrotrConfig {
+    /// Rows written in one statement, from 1 to 100 000. Default 1000.
+    pub batch_size: usize,
+    /// Longest time one batch insert may take. Default 30 s.
+    #[serde(with = "crate::duration")]
+    pub insert_timeout: Duration,
+    /// Time between two cleanups of orphaned rows. Default 1 h.
+    #[serde(with = "crate::duration")]
+    pub cleanup_interval: Duration,
+    /// Whether event ids and signatures are checked before insertion.
+    /// Default `true`.
+    pub enable_event_validation: bool,
+    /// Whether relay URLs are checked and normalised before insertion.
+    /// Default `true`.
+    pub enable_relay_validation: bool,
+}
+
+impl Default for BrotrConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 1000,
+            insert_timeout: Duration::from_secs(30),
+            cleanup_interval: Duration::from_secs(3600),
+            enable_event_validation: true,
+            enable_relay_validation: true,
+        }
+    }
+}
+
+impl Validate for BrotrConfig {
+    fn validate(&self, problems: &mut Problems) {
+        if !(1..=MAX_BATCH_SIZE).contains(&self.batch_size) {
+            problems.push("batch_size", format!("must be from 1 to {MAX_BATCH_SIZE}"));
+        }
+        for (key, value) in [
+            ("insert_timeout", self.insert_timeout),
+            ("cleanup_interval", self.cleanup_interval),
+        ] {
+            if value.is_zero() {
+                problems.push(key, "must be > 0");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::Problem;
+
+    fn problems_of(file: &BrotrFile) -> Vec<Problem> {
+        let mut problems = Problems::new();
+        file.validate(&mut problems);
+        problems.into_vec()
+    }
+
+    #[test]
+    fn the_defaults_are_valid() {
+        let file = BrotrFile::default();
+        assert_eq!(file.brotr.batch_size, 1000);
+        assert_eq!(file.brotr.insert_timeout, Duration::from_secs(30));
+        assert_eq!(file.brotr.cleanup_interval, Duration::from_secs(3600));
+        assert!(file.brotr.enable_event_validation);
+        assert!(file.brotr.enable_relay_validation);
+        assert_eq!(problems_of(&file), []);
+    }
+
+    #[test]
+    fn batch_sizes_outside_the_range_are_reported() {
+        for batch_size in [0, MAX_BATCH_SIZE + 1] {
+            let mut file = BrotrFile::default();
+            file.brotr.batch_size = batch_size;
+            assert_eq!(
+                problems_of(&file),
+                [Problem::new("brotr.batch_size", "must be from 1 to 100000")]
+            );
+        }
+        let mut file = BrotrFile::default();
+        file.brotr.batch_size = MAX_BATCH_SIZE;
+        assert_eq!(problems_of(&file), []);
+    }
+
+    #[test]
+    fn zero_durations_are_reported() {
+        let mut file = BrotrFile::default();
+        file.brotr.insert_timeout = Duration::ZERO;
+        file.brotr.cleanup_interval = Duration::ZERO;
+        assert_eq!(
+            problems_of(&file),
+            [
+                Problem::new("brotr.insert_timeout", "must be > 0"),
+                Problem::new("brotr.cleanup_interval", "must be > 0"),
+            ]
+        );
+    }
+}

@@ -1,0 +1,326 @@
+//! The database connection, its pool and retries: the file
+//! `config/core/pool.yaml`.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::validate::{Problems, Validate};
+
+/// The file `config/core/pool.yaml`: how to reach the database and how to
+/// pool connections to it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoolFile {
+    /// Where the database is and who to log in as.
+    pub database: DatabaseConfig,
+    /// How many connections to keep and how long to wait for them.
+    pub pool: PoolConfig,
+    /// How to retry when the database cannot be reached.
+    pub retry: RetryConfig,
+}
+
+impl Validate for PoolFile {
+    fn validate(&self, problems: &mut Problems) {
+        problems.section("database", &self.database);
+        problems.section("pool", &self.pool);
+        problems.section("retry", &self.retry);
+    }
+}
+
+/// Where the database is and who to log in as.
+///
+/// `Debug` never shows the password, and serializing writes `[REDACTED]` in
+/// its place (or an empty string when it is empty), so a serialized
+/// configuration can be logged but not read back with its password.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// Host name or IP address of the server (or of PgBouncer in front of
+    /// it). Default `127.0.0.1`.
+    pub host: String,
+    /// TCP port. Default `56432`, the PgBouncer of the development database.
+    pub port: u16,
+    /// Name of the database. Default `bigbrotr`.
+    pub database: String,
+    /// User to log in as. Default `bigbrotr`.
+    pub user: String,
+    /// Password of `user`; never shown in `Debug` output or logs. Default
+    /// empty.
+    #[serde(serialize_with = "serialize_redacted")]
+    pub password: SecretString,
+    /// Whether the connection goes through PgBouncer in transaction pool
+    /// mode, where named prepared statements cannot be used. Default `true`.
+    pub use_pgbouncer: bool,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".to_owned(),
+            port: 56432,
+            database: "bigbrotr".to_owned(),
+            user: "bigbrotr".to_owned(),
+            password: SecretString::default(),
+            use_pgbouncer: true,
+        }
+    }
+}
+
+impl Validate for DatabaseConfig {
+    fn validate(&self, problems: &mut Problems) {
+        for (key, value) in [
+            ("host", &self.host),
+            ("database", &self.database),
+            ("user", &self.user),
+        ] {
+            if value.trim().is_empty() {
+                problems.push(key, "must not be empty");
+            }
+        }
+        if self.port == 0 {
+            problems.push("port", "must not be 0");
+        }
+    }
+}
+
+/// Writes `[REDACTED]` for a non-empty secret and an empty string for an
+/// empty one.
+fn serialize_redacted<S: Serializer>(
+    secret: &SecretString,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    if secret.expose_secret().is_empty() {
+        serializer.serialize_str("")
+    } else {
+        serializer.serialize_str("[REDACTED]")
+    }
+}
+
+/// How many connections to keep and how long to wait for them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoolConfig {
+    /// Connections opened at start and kept open. Default 1.
+    pub min_size: u32,
+    /// Most connections open at once. Default 10.
+    pub max_size: u32,
+    /// Longest wait for a free connection. Default 30 s.
+    #[serde(with = "crate::duration")]
+    pub timeout: Duration,
+    /// Longest time one statement may run. Default 60 s.
+    #[serde(with = "crate::duration")]
+    pub command_timeout: Duration,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            min_size: 1,
+            max_size: 10,
+            timeout: Duration::from_secs(30),
+            command_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Validate for PoolConfig {
+    fn validate(&self, problems: &mut Problems) {
+        if self.max_size == 0 {
+            problems.push("max_size", "must be ≥ 1");
+        } else if self.max_size < self.min_size {
+            problems.push(
+                "max_size",
+                format!("must be ≥ min_size ({})", self.min_size),
+            );
+        }
+        for (key, value) in [
+            ("timeout", self.timeout),
+            ("command_timeout", self.command_timeout),
+        ] {
+            if value.is_zero() {
+                problems.push(key, "must be > 0");
+            }
+        }
+    }
+}
+
+/// How to retry when the database cannot be reached: exponential backoff
+/// from `initial_delay`, multiplied by `exponential_base` after each
+/// attempt, capped at `max_delay`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Attempts in all, the first included. Default 5.
+    pub max_attempts: u32,
+    /// Wait before the second attempt. Default 1 s.
+    #[serde(with = "crate::duration")]
+    pub initial_delay: Duration,
+    /// Longest wait between two attempts. Default 30 s.
+    #[serde(with = "crate::duration")]
+    pub max_delay: Duration,
+    /// Factor applied to the wait after each attempt. Default 2.0.
+    pub exponential_base: f64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            initial_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(30),
+            exponential_base: 2.0,
+        }
+    }
+}
+
+impl Validate for RetryConfig {
+    fn validate(&self, problems: &mut Problems) {
+        if self.max_attempts == 0 {
+            problems.push("max_attempts", "must be ≥ 1");
+        }
+        if self.initial_delay > self.max_delay {
+            problems.push(
+                "initial_delay",
+                format!("must be ≤ max_delay ({:?})", self.max_delay),
+            );
+        }
+        if !(self.exponential_base.is_finite() && self.exponential_base >= 1.0) {
+            problems.push("exponential_base", "must be a finite number ≥ 1");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::Problem;
+
+    fn problems_of(file: &PoolFile) -> Vec<Problem> {
+        let mut problems = Problems::new();
+        file.validate(&mut problems);
+        problems.into_vec()
+    }
+
+    #[test]
+    fn the_defaults_are_the_development_database_and_valid() {
+        let file = PoolFile::default();
+        assert_eq!(file.database.host, "127.0.0.1");
+        assert_eq!(file.database.port, 56432);
+        assert_eq!(file.database.database, "bigbrotr");
+        assert_eq!(file.database.user, "bigbrotr");
+        assert_eq!(file.database.password.expose_secret(), "");
+        assert!(file.database.use_pgbouncer);
+        assert_eq!(
+            file.pool,
+            PoolConfig {
+                min_size: 1,
+                max_size: 10,
+                timeout: Duration::from_secs(30),
+                command_timeout: Duration::from_secs(60),
+            }
+        );
+        assert_eq!(
+            file.retry,
+            RetryConfig {
+                max_attempts: 5,
+                initial_delay: Duration::from_secs(1),
+                max_delay: Duration::from_secs(30),
+                exponential_base: 2.0,
+            }
+        );
+        assert_eq!(problems_of(&file), []);
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_password() {
+        let mut file = PoolFile::default();
+        file.database.password = SecretString::from("hunter2-s3cret");
+        let debug = format!("{file:?} {file:#?} {:?}", file.database);
+        assert!(!debug.contains("hunter2-s3cret"));
+        assert!(debug.contains("REDACTED"));
+    }
+
+    #[test]
+    fn serializing_redacts_the_password() {
+        let mut database = DatabaseConfig::default();
+        assert_eq!(
+            serde_json::to_value(&database).expect("serializable")["password"],
+            ""
+        );
+        database.password = SecretString::from("hunter2-s3cret");
+        let json = serde_json::to_string(&database).expect("serializable");
+        assert!(!json.contains("hunter2-s3cret"));
+        assert!(json.contains(r#""password":"[REDACTED]""#));
+    }
+
+    #[test]
+    fn empty_names_and_port_zero_are_reported_with_their_section() {
+        let mut file = PoolFile::default();
+        file.database.host = " ".into();
+        file.database.database = String::new();
+        file.database.user = String::new();
+        file.database.port = 0;
+        assert_eq!(
+            problems_of(&file),
+            [
+                Problem::new("database.host", "must not be empty"),
+                Problem::new("database.database", "must not be empty"),
+                Problem::new("database.user", "must not be empty"),
+                Problem::new("database.port", "must not be 0"),
+            ]
+        );
+    }
+
+    #[test]
+    fn pool_sizes_and_timeouts_are_checked() {
+        let mut file = PoolFile::default();
+        file.pool.min_size = 5;
+        file.pool.max_size = 2;
+        file.pool.timeout = Duration::ZERO;
+        file.pool.command_timeout = Duration::ZERO;
+        assert_eq!(
+            problems_of(&file),
+            [
+                Problem::new("pool.max_size", "must be ≥ min_size (5)"),
+                Problem::new("pool.timeout", "must be > 0"),
+                Problem::new("pool.command_timeout", "must be > 0"),
+            ]
+        );
+        file = PoolFile::default();
+        file.pool.min_size = 0;
+        file.pool.max_size = 0;
+        assert_eq!(
+            problems_of(&file),
+            [Problem::new("pool.max_size", "must be ≥ 1")]
+        );
+    }
+
+    #[test]
+    fn retry_settings_are_checked() {
+        let mut file = PoolFile::default();
+        file.retry.max_attempts = 0;
+        file.retry.initial_delay = Duration::from_secs(60);
+        file.retry.exponential_base = 0.5;
+        assert_eq!(
+            problems_of(&file),
+            [
+                Problem::new("retry.max_attempts", "must be ≥ 1"),
+                Problem::new("retry.initial_delay", "must be ≤ max_delay (30s)"),
+                Problem::new("retry.exponential_base", "must be a finite number ≥ 1"),
+            ]
+        );
+        file = PoolFile::default();
+        file.retry.exponential_base = f64::INFINITY;
+        assert_eq!(
+            problems_of(&file),
+            [Problem::new(
+                "retry.exponential_base",
+                "must be a finite number ≥ 1"
+            )]
+        );
+        file.retry.exponential_base = f64::NAN;
+        assert_eq!(problems_of(&file).len(), 1);
+    }
+}

@@ -1,0 +1,230 @@
+//! `${VAR}` and `${VAR:default}` expansion of configuration text.
+//!
+//! Expansion works on the text of a file, before it is parsed, so a value is
+//! inserted exactly as it is: a value containing YAML syntax is read as
+//! YAML. `port: ${DB_PORT}` with `DB_PORT=5432` is the number 5432, and
+//! `password: ${DB_PASSWORD}` with a password containing `#` or `: ` would be
+//! cut short or misread. Quote references whose values may contain such
+//! characters: `password: "${DB_PASSWORD}"` (values containing `"` or `\`
+//! still need care).
+//!
+//! The whole text is expanded, comments included: a `${NAME}` without
+//! default in a comment still needs `NAME`.
+
+use std::path::Path;
+
+use crate::env::Env;
+use crate::error::{Error, Result};
+
+/// Replaces every variable reference in `text` with its value from `env`.
+///
+/// - `${NAME}` is the value of `NAME`; when `NAME` is not set this is
+///   [`Error::MissingVariable`].
+/// - `${NAME:default}` is the value of `NAME`, or `default` when `NAME` is
+///   not set. A variable set to the empty string is set. The default may be
+///   empty and may contain `:`, but not `}`.
+/// - `$${` is a literal `${`.
+/// - A `$` not followed by `{` is left as it is.
+///
+/// A name is made of ASCII letters, digits and `_` and does not start with
+/// a digit; anything else is [`Error::InvalidVariableName`]. A `${` without
+/// a `}` on the same line is [`Error::UnterminatedVariable`]. Errors name
+/// `file` and the line of the reference; nothing else is done with `file`.
+pub fn expand(text: &str, env: &Env, file: &Path) -> Result<String> {
+    let mut expanded = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut line = 1;
+    while let Some(dollar) = rest.find('$') {
+        let (before, from_dollar) = rest.split_at(dollar);
+        expanded.push_str(before);
+        line += before.matches('\n').count();
+        if let Some(after) = from_dollar.strip_prefix("$${") {
+            expanded.push_str("${");
+            rest = after;
+        } else if let Some(body_and_rest) = from_dollar.strip_prefix("${") {
+            let end = match body_and_rest.find(['}', '\n']) {
+                Some(end) if body_and_rest[end..].starts_with('}') => end,
+                _ => {
+                    return Err(Error::UnterminatedVariable {
+                        file: file.to_path_buf(),
+                        line,
+                    })
+                }
+            };
+            let body = &body_and_rest[..end];
+            let (name, default) = match body.split_once(':') {
+                Some((name, default)) => (name, Some(default)),
+                None => (body, None),
+            };
+            if !is_variable_name(name) {
+                return Err(Error::InvalidVariableName {
+                    name: name.to_owned(),
+                    file: file.to_path_buf(),
+                    line,
+                });
+            }
+            let value = env
+                .get(name)
+                .or(default)
+                .ok_or_else(|| Error::MissingVariable {
+                    name: name.to_owned(),
+                    file: file.to_path_buf(),
+                    line,
+                })?;
+            expanded.push_str(value);
+            rest = &body_and_rest[end + 1..];
+        } else {
+            expanded.push('$');
+            rest = &from_dollar[1..];
+        }
+    }
+    expanded.push_str(rest);
+    Ok(expanded)
+}
+
+/// Whether `name` is ASCII letters, digits and `_`, not starting with a digit.
+fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn file() -> &'static Path {
+        Path::new("pool.yaml")
+    }
+
+    fn env() -> Env {
+        Env::from_pairs([("HOST", "db"), ("EMPTY", ""), ("PORT", "5432")])
+    }
+
+    #[test]
+    fn a_set_variable_is_replaced_by_its_value() {
+        assert_eq!(
+            expand("host: ${HOST}\nport: ${PORT}", &env(), file()).ok(),
+            Some("host: db\nport: 5432".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_set_variable_wins_over_the_default() {
+        assert_eq!(
+            expand("${HOST:localhost}", &env(), file()).ok(),
+            Some("db".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_variable_set_to_the_empty_string_is_set() {
+        assert_eq!(
+            expand("[${EMPTY:x}]", &env(), file()).ok(),
+            Some("[]".to_owned())
+        );
+    }
+
+    #[test]
+    fn an_unset_variable_takes_its_default_which_may_be_empty_or_contain_colons() {
+        assert_eq!(
+            expand("${NOPE:127.0.0.1:5432}|${NOPE:}|", &env(), file()).ok(),
+            Some("127.0.0.1:5432||".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_missing_variable_without_default_is_an_error() {
+        match expand("a: 1\nb: ${NOPE}\n", &env(), file()) {
+            Err(Error::MissingVariable { name, file, line }) => {
+                assert_eq!(name, "NOPE");
+                assert_eq!(file, Path::new("pool.yaml"));
+                assert_eq!(line, 2);
+            }
+            other => panic!("expected MissingVariable, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_double_dollar_brace_is_a_literal_dollar_brace() {
+        assert_eq!(
+            expand("$${HOST} ${HOST}", &env(), file()).ok(),
+            Some("${HOST} db".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_lone_dollar_is_left_as_it_is() {
+        assert_eq!(
+            expand("$ $x $$ a$ $", &env(), file()).ok(),
+            Some("$ $x $$ a$ $".to_owned())
+        );
+    }
+
+    #[test]
+    fn an_unterminated_reference_is_an_error_with_its_line() {
+        assert!(matches!(
+            expand("a\nb\n${HOST", &env(), file()),
+            Err(Error::UnterminatedVariable { line: 3, .. })
+        ));
+        assert!(matches!(
+            expand("${HOST\n}", &env(), file()),
+            Err(Error::UnterminatedVariable { line: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn an_invalid_name_is_an_error_with_its_line() {
+        for (text, bad) in [
+            ("\n${1A}", "1A"),
+            ("\n${A-B}", "A-B"),
+            ("\n${}", ""),
+            ("\n${:x}", ""),
+            ("\n${ A}", " A"),
+            ("\n${É}", "É"),
+        ] {
+            match expand(text, &env(), file()) {
+                Err(Error::InvalidVariableName { name, line, .. }) => {
+                    assert_eq!((name.as_str(), line), (bad, 2), "for {text:?}");
+                }
+                other => panic!("expected InvalidVariableName for {text:?}, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn values_are_inserted_without_being_expanded_again() {
+        let env = Env::from_pairs([("A", "${B}")]);
+        assert_eq!(expand("${A}", &env, file()).ok(), Some("${B}".to_owned()));
+    }
+
+    #[test]
+    fn names_may_use_underscores_and_digits_after_the_first_character() {
+        assert!(is_variable_name("_A1_b"));
+        assert!(!is_variable_name("9"));
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_text_never_panics(text in ".*") {
+            let _ = expand(&text, &env(), file());
+        }
+
+        #[test]
+        fn text_without_a_dollar_comes_back_unchanged(text in "[^$]*") {
+            prop_assert_eq!(expand(&text, &env(), file()).ok(), Some(text));
+        }
+
+        #[test]
+        fn an_escaped_reference_round_trips(inner in "[^$}\n]*") {
+            let text = format!("$${{{inner}}}");
+            prop_assert_eq!(
+                expand(&text, &env(), file()).ok(),
+                Some(format!("${{{inner}}}"))
+            );
+        }
+    }
+}

@@ -1,0 +1,769 @@
+//! Loading a configuration file: expansion, layering and validation.
+//!
+//! [`load_file`] reads a YAML file, expands its variable references (see
+//! [`expand`](crate::expand())) and builds one figment chain:
+//!
+//! 1. the defaults of the file struct (`T::default()`),
+//! 2. the expanded YAML,
+//! 3. environment overrides `BIGBROTR_<SECTION>__<KEY>` taken from the
+//!    [`Env`] snapshot: `BIGBROTR_POOL__MAX_SIZE=50` sets `pool.max_size`.
+//!    Only sections the file struct has are read, so one variable does not
+//!    break the files that lack its section. A value is kept as a string
+//!    where the default is a string; elsewhere `50` is a number, `true` a
+//!    boolean and `[a, b]` a list. A list is replaced as a whole, not
+//!    element by element.
+//!
+//! A key written without a value (`socks5_proxy:` or `~`) takes its
+//! default. Then the struct is extracted and [`Validate`]d. Unknown keys,
+//! values of the wrong type and failed checks are all collected and
+//! returned together as [`Error::Invalid`], each naming its key path.
+
+use std::fs;
+use std::io::ErrorKind;
+use std::path::Path;
+
+use figment::error::Kind;
+use figment::value::{Dict, Empty, Map, Tag, Value};
+use figment::{Figment, Metadata, Profile, Provider};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::env::Env;
+use crate::error::{Error, Result};
+use crate::expand::expand;
+use crate::validate::{Problem, Problems, Validate};
+
+/// Prefix of the environment variables that override configuration keys.
+pub const ENV_PREFIX: &str = "BIGBROTR_";
+
+/// Separator between the section and the keys in an override variable name.
+pub const ENV_SEPARATOR: &str = "__";
+
+/// A type that can be loaded from a configuration file: the whole file,
+/// made of sections.
+///
+/// Every type that is `Serialize + DeserializeOwned + Default + Validate`
+/// is one; the struct should use `#[serde(deny_unknown_fields, default)]`
+/// so that typos are reported and missing keys take their defaults.
+pub trait ConfigFile: Serialize + DeserializeOwned + Default + Validate {}
+
+impl<T: Serialize + DeserializeOwned + Default + Validate> ConfigFile for T {}
+
+/// Loads the configuration file at `path` into `T`: read, expand with
+/// `env`, parse, layer over `T::default()` with the overrides of `env`,
+/// extract and validate.
+pub fn load_file<T: ConfigFile>(path: &Path, env: &Env) -> Result<T> {
+    let text = read(path)?;
+    load_str(&text, path, env)
+}
+
+/// Like [`load_file`] for text already read; `file` only names the text in
+/// errors.
+pub fn load_str<T: ConfigFile>(text: &str, file: &Path, env: &Env) -> Result<T> {
+    let yaml = parse_yaml(text, file, env)?;
+    load_value(yaml, file, env)
+}
+
+/// Reads the file at `path`, expands it with `env` and parses it as YAML,
+/// without any typed struct: for files whose shape is only known later.
+pub fn load_yaml(path: &Path, env: &Env) -> Result<serde_yaml::Value> {
+    let text = read(path)?;
+    parse_yaml(&text, path, env)
+}
+
+/// Reads a whole file as UTF-8.
+fn read(path: &Path) -> Result<String> {
+    fs::read_to_string(path).map_err(|source| match source.kind() {
+        ErrorKind::NotFound => Error::FileNotFound {
+            path: path.to_path_buf(),
+        },
+        _ => Error::Read {
+            path: path.to_path_buf(),
+            source,
+        },
+    })
+}
+
+/// Expands `text` and parses it as YAML.
+fn parse_yaml(text: &str, file: &Path, env: &Env) -> Result<serde_yaml::Value> {
+    let expanded = expand(text, env, file)?;
+    serde_yaml::from_str(&expanded).map_err(|source| {
+        let location = source.location();
+        Error::Parse {
+            file: file.to_path_buf(),
+            line: location.as_ref().map(serde_yaml::Location::line),
+            column: location.as_ref().map(serde_yaml::Location::column),
+            source,
+        }
+    })
+}
+
+/// Layers `yaml` over the defaults of `T`, applies the overrides of `env`,
+/// extracts and validates.
+fn load_value<T: ConfigFile>(yaml: serde_yaml::Value, file: &Path, env: &Env) -> Result<T> {
+    let invalid = |problems: Vec<Problem>| Error::Invalid {
+        file: file.to_path_buf(),
+        problems,
+    };
+    let mut problems = Vec::new();
+    let mut from_file = match yaml {
+        serde_yaml::Value::Null => Dict::new(),
+        serde_yaml::Value::Mapping(map) => mapping_to_dict(map, &mut Vec::new(), &mut problems),
+        other => {
+            return Err(invalid(vec![Problem::new(
+                "",
+                format!(
+                    "the file must be a mapping of sections such as `database:`, found {}",
+                    yaml_kind(&other)
+                ),
+            )]))
+        }
+    };
+    let defaults = match Value::serialize(T::default()) {
+        Ok(Value::Dict(_, dict)) => dict,
+        Ok(_) => Dict::new(),
+        Err(error) => {
+            return Err(invalid(vec![Problem::new(
+                "",
+                format!("the built-in defaults cannot be serialized: {error}"),
+            )]))
+        }
+    };
+    let mut from_env = env_overrides(env, &defaults);
+
+    let extracted = loop {
+        let figment = Figment::new()
+            .merge(Layer::defaults(defaults.clone()))
+            .merge(Layer::file(file, from_file.clone()))
+            .merge(Layer::env(from_env.clone()));
+        match figment.extract::<T>() {
+            Ok(value) => break Some(value),
+            Err(errors) => {
+                let mut progress = false;
+                for error in errors {
+                    let keys = error_keys(&error);
+                    problems.push(Problem::new(
+                        display_path(&keys),
+                        error_message(&error, &keys),
+                    ));
+                    // Dropping the offending key lets its default through, so
+                    // the next round reports the next problem.
+                    let removed_from_file = remove_path(&mut from_file, &keys);
+                    let removed_from_env = remove_path(&mut from_env, &keys);
+                    progress |= removed_from_file || removed_from_env;
+                }
+                if !progress {
+                    break None;
+                }
+            }
+        }
+    };
+
+    let Some(value) = extracted else {
+        return Err(invalid(dedup(problems)));
+    };
+    let mut checks = Problems::new();
+    value.validate(&mut checks);
+    let reported: Vec<String> = problems
+        .iter()
+        .map(|problem| problem.path.clone())
+        .collect();
+    // A value replaced by its default after a type error would only
+    // produce confusing follow-up complaints about the same key.
+    problems.extend(
+        checks
+            .into_vec()
+            .into_iter()
+            .filter(|check| !reported.iter().any(|path| overlaps(path, &check.path))),
+    );
+    if problems.is_empty() {
+        Ok(value)
+    } else {
+        Err(invalid(dedup(problems)))
+    }
+}
+
+/// `problems` without repeats, in their first order.
+fn dedup(problems: Vec<Problem>) -> Vec<Problem> {
+    let mut seen = std::collections::HashSet::new();
+    problems
+        .into_iter()
+        .filter(|problem| seen.insert(problem.clone()))
+        .collect()
+}
+
+/// Whether one of two dotted paths is the other or lies inside it.
+fn overlaps(a: &str, b: &str) -> bool {
+    let inside = |outer: &str, inner: &str| {
+        inner
+            .strip_prefix(outer)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+    };
+    inside(a, b) || inside(b, a)
+}
+
+/// The key path of a figment error; for an unknown field, the path of the
+/// unknown key itself.
+fn error_keys(error: &figment::Error) -> Vec<String> {
+    let mut keys = error.path.clone();
+    if let Kind::UnknownField(name, _) = &error.kind {
+        if keys.last() != Some(name) {
+            keys.push(name.clone());
+        }
+    }
+    keys
+}
+
+/// A message for a figment error, naming the override variable when the
+/// value came from one.
+fn error_message(error: &figment::Error, keys: &[String]) -> String {
+    let mut message = match &error.kind {
+        Kind::UnknownField(_, []) => "unknown key".to_owned(),
+        Kind::UnknownField(_, expected) => format!(
+            "unknown key; expected one of {}",
+            expected
+                .iter()
+                .map(|key| format!("`{key}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        other => other.to_string(),
+    };
+    if let Some(metadata) = &error.metadata {
+        if metadata.name == ENV_LAYER {
+            let profile = error.profile.clone().unwrap_or(Profile::Default);
+            message.push_str(&format!(
+                " (from environment variable {})",
+                metadata.interpolate(&profile, keys)
+            ));
+        } else if metadata.name == DEFAULTS_LAYER {
+            message.push_str(" (in the built-in defaults)");
+        }
+    }
+    message
+}
+
+/// Dotted display of a key path, with `[N]` for sequence indexes:
+/// `logging.outputs[0].level`.
+fn display_path(keys: &[String]) -> String {
+    let mut path = String::new();
+    for key in keys {
+        if !key.is_empty() && key.bytes().all(|b| b.is_ascii_digit()) {
+            path.push_str(&format!("[{key}]"));
+        } else {
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(key);
+        }
+    }
+    path
+}
+
+/// Removes the value at `keys` from `dict`; whether something was removed.
+/// Sequence elements themselves are never removed, only keys inside them,
+/// so that the indexes of later problems stay right.
+fn remove_path(dict: &mut Dict, keys: &[String]) -> bool {
+    match keys {
+        [] => false,
+        [last] => dict.remove(last).is_some(),
+        [first, rest @ ..] => dict
+            .get_mut(first)
+            .is_some_and(|value| remove_in_value(value, rest)),
+    }
+}
+
+/// Removes the value at the non-empty `keys` inside `value`.
+fn remove_in_value(value: &mut Value, keys: &[String]) -> bool {
+    match value {
+        Value::Dict(_, dict) => remove_path(dict, keys),
+        Value::Array(_, items) => match keys {
+            [index, rest @ ..] if !rest.is_empty() => index
+                .parse::<usize>()
+                .ok()
+                .and_then(|index| items.get_mut(index))
+                .is_some_and(|item| remove_in_value(item, rest)),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// The overrides of `env` for the sections that `defaults` has.
+fn env_overrides(env: &Env, defaults: &Dict) -> Dict {
+    let mut overrides = Dict::new();
+    for (name, raw) in env.iter() {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let keys: Vec<String> = rest
+            .split(ENV_SEPARATOR)
+            .map(str::to_ascii_lowercase)
+            .collect();
+        if keys.len() < 2 || keys.iter().any(String::is_empty) || !defaults.contains_key(&keys[0]) {
+            continue;
+        }
+        let value = match lookup(defaults, &keys) {
+            Some(Value::String(..)) => Value::from(raw.to_owned()),
+            _ => typed(raw),
+        };
+        insert_path(&mut overrides, &keys, value);
+    }
+    overrides
+}
+
+/// `raw` read the way figment reads environment variables: `50` is a
+/// number, `true` a boolean, `[a, b]` a list, anything else a string.
+fn typed(raw: &str) -> Value {
+    let Ok(value) = raw.parse::<Value>();
+    value
+}
+
+/// The value at `keys` in `dict`, walking nested dictionaries.
+fn lookup<'a>(dict: &'a Dict, keys: &[String]) -> Option<&'a Value> {
+    let (first, rest) = keys.split_first()?;
+    let value = dict.get(first)?;
+    match (rest.is_empty(), value) {
+        (true, value) => Some(value),
+        (false, Value::Dict(_, inner)) => lookup(inner, rest),
+        (false, _) => None,
+    }
+}
+
+/// Sets the value at the non-empty `keys` in `dict`, creating (or
+/// replacing non-dictionary values with) dictionaries on the way.
+fn insert_path(dict: &mut Dict, keys: &[String], value: Value) {
+    match keys {
+        [] => {}
+        [last] => {
+            dict.insert(last.clone(), value);
+        }
+        [first, rest @ ..] => {
+            let entry = dict
+                .entry(first.clone())
+                .or_insert_with(|| Value::from(Dict::new()));
+            if !matches!(entry, Value::Dict(..)) {
+                *entry = Value::from(Dict::new());
+            }
+            if let Value::Dict(_, inner) = entry {
+                insert_path(inner, rest, value);
+            }
+        }
+    }
+}
+
+/// Converts a YAML mapping, leaving out keys without a value so that they
+/// take their defaults.
+fn mapping_to_dict(
+    map: serde_yaml::Mapping,
+    path: &mut Vec<String>,
+    problems: &mut Vec<Problem>,
+) -> Dict {
+    let mut dict = Dict::new();
+    for (key, value) in map {
+        let key = match key {
+            serde_yaml::Value::String(key) => key,
+            serde_yaml::Value::Number(key) => key.to_string(),
+            serde_yaml::Value::Bool(key) => key.to_string(),
+            other => {
+                problems.push(Problem::new(
+                    display_path(path),
+                    format!("a key must be a string, found {}", yaml_kind(&other)),
+                ));
+                continue;
+            }
+        };
+        if value.is_null() {
+            continue;
+        }
+        path.push(key.clone());
+        let value = yaml_to_value(value, path, problems);
+        path.pop();
+        dict.insert(key, value);
+    }
+    dict
+}
+
+/// Converts a YAML value; a tagged value `!Name value` becomes the map
+/// `{Name: value}`, the way serde reads an enum variant.
+fn yaml_to_value(
+    value: serde_yaml::Value,
+    path: &mut Vec<String>,
+    problems: &mut Vec<Problem>,
+) -> Value {
+    match value {
+        serde_yaml::Value::Null => Value::Empty(Tag::Default, Empty::None),
+        serde_yaml::Value::Bool(b) => Value::from(b),
+        serde_yaml::Value::Number(n) => {
+            if let Some(n) = n.as_u64() {
+                Value::from(n)
+            } else if let Some(n) = n.as_i64() {
+                Value::from(n)
+            } else {
+                Value::from(n.as_f64().unwrap_or(f64::NAN))
+            }
+        }
+        serde_yaml::Value::String(s) => Value::from(s),
+        serde_yaml::Value::Sequence(items) => Value::from(
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(index, item)| {
+                    path.push(index.to_string());
+                    let item = yaml_to_value(item, path, problems);
+                    path.pop();
+                    item
+                })
+                .collect::<Vec<_>>(),
+        ),
+        serde_yaml::Value::Mapping(map) => Value::from(mapping_to_dict(map, path, problems)),
+        serde_yaml::Value::Tagged(tagged) => {
+            let tag = tagged.tag.to_string();
+            let name = tag.strip_prefix('!').unwrap_or(&tag).to_owned();
+            path.push(name.clone());
+            let inner = yaml_to_value(tagged.value, path, problems);
+            path.pop();
+            let mut dict = Dict::new();
+            dict.insert(name, inner);
+            Value::from(dict)
+        }
+    }
+}
+
+/// What kind of YAML value `value` is, for messages.
+fn yaml_kind(value: &serde_yaml::Value) -> &'static str {
+    match value {
+        serde_yaml::Value::Null => "nothing",
+        serde_yaml::Value::Bool(_) => "a boolean",
+        serde_yaml::Value::Number(_) => "a number",
+        serde_yaml::Value::String(_) => "a string",
+        serde_yaml::Value::Sequence(_) => "a list",
+        serde_yaml::Value::Mapping(_) => "a mapping",
+        serde_yaml::Value::Tagged(_) => "a tagged value",
+    }
+}
+
+/// Name of the layer holding the defaults of the file struct.
+const DEFAULTS_LAYER: &str = "built-in defaults";
+
+/// Name of the layer holding the environment overrides.
+const ENV_LAYER: &str = "environment overrides";
+
+/// One layer of the figment chain.
+struct Layer {
+    metadata: Metadata,
+    data: Dict,
+}
+
+impl Layer {
+    fn defaults(data: Dict) -> Self {
+        Self {
+            metadata: Metadata::named(DEFAULTS_LAYER),
+            data,
+        }
+    }
+
+    fn file(file: &Path, data: Dict) -> Self {
+        Self {
+            metadata: Metadata::from(file.display().to_string(), file),
+            data,
+        }
+    }
+
+    fn env(data: Dict) -> Self {
+        Self {
+            metadata: Metadata::named(ENV_LAYER).interpolater(|_: &Profile, keys: &[&str]| {
+                let keys: Vec<String> = keys.iter().map(|key| key.to_ascii_uppercase()).collect();
+                format!("{ENV_PREFIX}{}", keys.join(ENV_SEPARATOR))
+            }),
+            data,
+        }
+    }
+}
+
+impl Provider for Layer {
+    fn metadata(&self) -> Metadata {
+        self.metadata.clone()
+    }
+
+    fn data(&self) -> figment::Result<Map<Profile, Dict>> {
+        Ok(Profile::Default.collect(self.data.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BrotrFile, PoolFile};
+    use secrecy::ExposeSecret;
+    use serde::Deserialize;
+    use std::time::Duration;
+
+    fn file() -> &'static Path {
+        Path::new("pool.yaml")
+    }
+
+    fn problems<T: ConfigFile + std::fmt::Debug>(text: &str, env: &Env) -> Vec<String> {
+        match load_str::<T>(text, file(), env) {
+            Err(Error::Invalid {
+                file: named,
+                problems,
+            }) => {
+                assert_eq!(named, file());
+                problems.iter().map(ToString::to_string).collect()
+            }
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_empty_file_gives_the_defaults() {
+        let loaded: BrotrFile = load_str("", file(), &Env::empty()).expect("valid");
+        assert_eq!(loaded, BrotrFile::default());
+        let loaded: BrotrFile =
+            load_str("# only a comment\n", file(), &Env::empty()).expect("valid");
+        assert_eq!(loaded, BrotrFile::default());
+    }
+
+    #[test]
+    fn a_key_without_a_value_takes_its_default() {
+        let loaded: PoolFile =
+            load_str("database:\npool:\n  max_size: ~\n", file(), &Env::empty()).expect("valid");
+        assert_eq!(loaded.pool, PoolFile::default().pool);
+        assert_eq!(loaded.database.host, "127.0.0.1");
+    }
+
+    #[test]
+    fn the_file_overrides_the_defaults_and_the_environment_overrides_the_file() {
+        let text = "database:\n  host: from-file\n  port: 6432\n  password: \"${DB_PASSWORD}\"\npool:\n  max_size: 20\n  timeout: 500ms\n";
+        let env = Env::from_pairs([
+            ("DB_PASSWORD", "p#ss: word"),
+            ("BIGBROTR_DATABASE__HOST", "db"),
+            ("BIGBROTR_DATABASE__USE_PGBOUNCER", "false"),
+            ("BIGBROTR_POOL__MAX_SIZE", "50"),
+            ("BIGBROTR_RETRY__INITIAL_DELAY", "0.25"),
+        ]);
+        let loaded: PoolFile = load_str(text, file(), &env).expect("valid");
+        assert_eq!(loaded.database.host, "db");
+        assert_eq!(loaded.database.port, 6432);
+        assert_eq!(loaded.database.password.expose_secret(), "p#ss: word");
+        assert!(!loaded.database.use_pgbouncer);
+        assert_eq!(loaded.pool.max_size, 50);
+        assert_eq!(loaded.pool.timeout, Duration::from_millis(500));
+        assert_eq!(loaded.retry.initial_delay, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn an_override_of_a_string_key_stays_a_string() {
+        let env = Env::from_pairs([
+            ("BIGBROTR_DATABASE__PASSWORD", "1.10"),
+            ("BIGBROTR_DATABASE__USER", "true"),
+        ]);
+        let loaded: PoolFile = load_str("", file(), &env).expect("valid");
+        assert_eq!(loaded.database.password.expose_secret(), "1.10");
+        assert_eq!(loaded.database.user, "true");
+    }
+
+    #[test]
+    fn overrides_of_sections_the_file_lacks_are_ignored() {
+        let env = Env::from_pairs([
+            ("BIGBROTR_LOGGING__LEVEL", "debug"),
+            ("BIGBROTR_ROOT", "/somewhere"),
+            ("BIGBROTR_POOL", "5"),
+            ("BIGBROTR_POOL____MAX_SIZE", "5"),
+            ("OTHER_POOL__MAX_SIZE", "5"),
+        ]);
+        let loaded: BrotrFile = load_str("", file(), &env).expect("valid");
+        assert_eq!(loaded, BrotrFile::default());
+        let loaded: PoolFile = load_str("", file(), &env).expect("valid");
+        assert_eq!(loaded.pool, PoolFile::default().pool);
+    }
+
+    #[test]
+    fn a_bad_override_names_its_variable() {
+        let env = Env::from_pairs([
+            ("BIGBROTR_POOL__MAX_SIZ", "3"),
+            ("BIGBROTR_DATABASE__PORT", "x"),
+        ]);
+        assert_eq!(
+            problems::<PoolFile>("", &env),
+            [
+                "database.port: invalid type: found string \"x\", expected u16 (from environment variable BIGBROTR_DATABASE__PORT)",
+                "pool.max_siz: unknown key; expected one of `min_size`, `max_size`, `timeout`, `command_timeout` (from environment variable BIGBROTR_POOL__MAX_SIZ)",
+            ]
+        );
+    }
+
+    #[test]
+    fn every_unknown_key_is_reported_at_once() {
+        let text = "databse: {}\npool:\n  max_szie: 3\n  zzz: 1\nbrotr: {}\n";
+        assert_eq!(
+            problems::<PoolFile>(text, &Env::empty()),
+            [
+                "brotr: unknown key; expected one of `database`, `pool`, `retry`",
+                "databse: unknown key; expected one of `database`, `pool`, `retry`",
+                "pool.max_szie: unknown key; expected one of `min_size`, `max_size`, `timeout`, `command_timeout`",
+                "pool.zzz: unknown key; expected one of `min_size`, `max_size`, `timeout`, `command_timeout`",
+            ]
+        );
+    }
+
+    #[test]
+    fn type_errors_and_failed_checks_are_reported_together() {
+        let text = "database:\n  port: 70000\n  use_pgbouncer: 3\n  host: \"\"\npool:\n  min_size: 20\n  max_size: many\n  timeout: -1\n  command_timeout: 1x\nretry:\n  exponential_base: .nan\n";
+        assert_eq!(
+            problems::<PoolFile>(text, &Env::empty()),
+            [
+                "database.port: invalid value unsigned int `70000`, expected u16",
+                "database.use_pgbouncer: invalid type: found unsigned int `3`, expected a boolean",
+                "pool.command_timeout: `1x` is not a duration: expected a number of seconds, or a number with a unit: ms, s, m or h",
+                "pool.max_size: invalid type: found string \"many\", expected u32",
+                "pool.timeout: `-1` is negative: a duration must be ≥ 0",
+                "database.host: must not be empty",
+                "retry.exponential_base: must be a finite number ≥ 1",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_mapping_is_invalid() {
+        assert_eq!(
+            problems::<PoolFile>("- a\n- b\n", &Env::empty()),
+            ["the file must be a mapping of sections such as `database:`, found a list"]
+        );
+    }
+
+    #[test]
+    fn keys_that_are_not_scalars_are_reported() {
+        assert_eq!(
+            problems::<PoolFile>("pool:\n  ? [a]\n  : 1\n", &Env::empty()),
+            ["pool: a key must be a string, found a list"]
+        );
+    }
+
+    #[test]
+    fn invalid_yaml_is_a_parse_error_with_its_location() {
+        match load_str::<PoolFile>("pool:\n  max_size: [1\n", file(), &Env::empty()) {
+            Err(Error::Parse {
+                file: named,
+                line,
+                column,
+                ..
+            }) => {
+                assert_eq!(named, file());
+                assert_eq!((line, column), (Some(3), Some(1)));
+            }
+            other => panic!("expected Parse, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_missing_variable_stops_loading() {
+        assert!(matches!(
+            load_str::<PoolFile>("database:\n  host: ${NOPE}\n", file(), &Env::empty()),
+            Err(Error::MissingVariable { ref name, line: 2, .. }) if name == "NOPE"
+        ));
+    }
+
+    #[test]
+    fn files_are_read_from_disk_and_missing_ones_are_not_found() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let path = dir.path().join("brotr.yaml");
+        std::fs::write(&path, "brotr:\n  batch_size: ${BATCH:7}\n").expect("writable");
+        let loaded: BrotrFile = load_file(&path, &Env::empty()).expect("valid");
+        assert_eq!(loaded.brotr.batch_size, 7);
+        let raw = load_yaml(&path, &Env::from_pairs([("BATCH", "9")])).expect("valid");
+        assert_eq!(
+            crate::get_path(&raw, "brotr.batch_size"),
+            Some(&serde_yaml::Value::from(9))
+        );
+        let missing = dir.path().join("missing.yaml");
+        assert!(matches!(
+            load_file::<BrotrFile>(&missing, &Env::empty()),
+            Err(Error::FileNotFound { ref path }) if *path == missing
+        ));
+        assert!(matches!(
+            load_yaml(dir.path(), &Env::empty()),
+            Err(Error::Read { ref path, .. }) if path == dir.path()
+        ));
+    }
+
+    #[derive(Debug, Default, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    struct Listy {
+        items: Vec<Item>,
+        choice: Choice,
+    }
+
+    #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    struct Item {
+        size: u32,
+    }
+
+    #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+    enum Choice {
+        #[default]
+        Plain,
+        Sized(u32),
+    }
+
+    impl Validate for Listy {
+        fn validate(&self, problems: &mut Problems) {
+            for (index, item) in self.items.iter().enumerate() {
+                if item.size > 10 {
+                    problems.push(format!("items[{index}].size"), "must be ≤ 10");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn problems_inside_lists_name_the_index() {
+        let text = "items:\n  - size: 1\n  - size: x\n    colour: red\n  - size: 11\n";
+        assert_eq!(
+            problems::<Listy>(text, &Env::empty()),
+            [
+                "items[1].colour: unknown key; expected one of `size`",
+                "items[1].size: invalid type: found string \"x\", expected u32",
+                "items[2].size: must be ≤ 10",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_list_element_of_the_wrong_type_stops_at_that_element() {
+        assert_eq!(
+            problems::<Listy>("items: [5]\n", &Env::empty()),
+            ["items[0]: invalid type: found unsigned int `5`, expected struct Item"]
+        );
+    }
+
+    #[test]
+    fn a_tagged_value_selects_an_enum_variant() {
+        let loaded: Listy = load_str("choice: !Sized 4\n", file(), &Env::empty()).expect("valid");
+        assert_eq!(loaded.choice, Choice::Sized(4));
+    }
+
+    #[test]
+    fn paths_display_indexes_in_brackets_and_overlap_by_segment() {
+        let keys = ["logging", "outputs", "0", "level"].map(String::from);
+        assert_eq!(display_path(&keys), "logging.outputs[0].level");
+        assert!(overlaps("pool.max_size", "pool.max_size"));
+        assert!(overlaps("pool", "pool.max_size"));
+        assert!(overlaps("items[1]", "items"));
+        assert!(!overlaps("pool.max", "pool.max_size"));
+    }
+
+    #[test]
+    fn nested_overrides_replace_scalars_on_their_way() {
+        let mut dict = Dict::new();
+        let keys = |path: &str| path.split('.').map(String::from).collect::<Vec<_>>();
+        insert_path(&mut dict, &keys("a.b"), Value::from(1));
+        insert_path(&mut dict, &keys("a.b.c"), Value::from(2));
+        insert_path(&mut dict, &[], Value::from(3));
+        assert_eq!(lookup(&dict, &keys("a.b.c")), Some(&Value::from(2)));
+        assert_eq!(lookup(&dict, &keys("a.b.c.d")), None);
+        assert_eq!(lookup(&dict, &[]), None);
+    }
+}

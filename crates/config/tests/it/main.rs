@@ -1,0 +1,3 @@
+//! Integration tests of `bigbrotr-config`, in one test binary.
+
+mod shipped;
