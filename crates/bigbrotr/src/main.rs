@@ -1,1 +1,18 @@
-fn main() {}
+//! The `bigbrotr` command: parses the command line and hands over to the library.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = bigbrotr::Cli::parse();
+    match bigbrotr::run(&cli, &mut std::io::stdout().lock()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One line with the whole cause chain.
+            eprintln!("bigbrotr: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

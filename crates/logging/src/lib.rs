@@ -1,1 +1,50 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+//!
+//! # Layout
+//!
+//! - [`config`]: the `logging` section of the configuration — outputs, each a
+//!   console stream or rotated files with its own level and format — and its
+//!   validation.
+//! - [`setup`]: turns a configuration into a subscriber ([`build`],
+//!   [`Logging`]) and installs it for the process ([`init`]); the returned
+//!   [`LoggingGuard`] flushes file outputs when dropped.
+//! - [`format`](mod@format): the `standard`, `detailed` and `json` line formats.
+//! - `fields`: [`StructuredFields`], which keeps the fields of each span with
+//!   their JSON types for the formats.
+//! - [`clock`]: where the formats take the time from; [`FixedClock`] makes
+//!   lines reproducible in tests.
+//! - [`report`]: [`log_error!`] for an error with its cause chain and
+//!   [`log_metrics`] for a set of metrics.
+//! - [`writer`]: [`MemoryWriter`], an in-memory destination for tests.
+//! - [`error`]: the [`Error`] of this crate.
+
+pub mod clock;
+pub mod config;
+pub mod error;
+mod fields;
+pub mod format;
+pub mod report;
+pub mod setup;
+#[cfg(test)]
+mod testing;
+pub mod writer;
+
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use config::{
+    ConsoleOutput, FileOutput, Format, LoggingConfig, LoggingFile, OutputConfig, Rotation, Stream,
+};
+pub use error::{Error, Result};
+pub use fields::StructuredFields;
+pub use format::{DetailedFormat, JsonFormat, StandardFormat};
+pub use report::{log_metrics, ErrorChain, METRICS_TARGET};
+pub use setup::{build, init, Logging, LoggingGuard};
+pub use writer::MemoryWriter;
+
+/// What the exported macros need from other crates, so their callers need
+/// not depend on them.
+#[doc(hidden)]
+pub mod __private {
+    pub use tracing;
+}

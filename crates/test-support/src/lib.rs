@@ -5,6 +5,7 @@
 //!
 //! - [`TestDb`]: a fresh database per test, through PgBouncer, dropped on success.
 //! - [`workspace_root`]: the repository root, where `implementations/` lives.
+//! - [`init_logging`]: test output of `tracing` events, only when `TEST_LOG=1`.
 //! - [`Error`]: what can go wrong while setting a test database up.
 
 use std::path::{Path, PathBuf};
@@ -80,6 +81,24 @@ pub enum Error {
 
 /// Result of the helpers here.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Installs a `tracing` subscriber printing to the test output when the
+/// variable `TEST_LOG` is set (to anything but `0`); tests stay silent otherwise.
+/// Safe to call many times.
+pub fn init_logging() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var("TEST_LOG").is_ok_and(|v| v != "0") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("debug")),
+                )
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
 
 /// Prefix of every test database's name, so leftovers are easy to find.
 pub const TEST_DB_PREFIX: &str = "bigbrotr_test_";
@@ -174,6 +193,7 @@ impl TestDb {
 
     /// Like [`TestDb::new`], with a pool of up to `max_size` connections.
     pub async fn with_pool_size(implementation: &str, max_size: usize) -> Result<Self> {
+        init_logging();
         let config = database_config(implementation)?;
         let name = unique_name();
         // CREATE DATABASE cannot run in a transaction block; a simple query on its

@@ -1,0 +1,346 @@
+//! Helpers for the two kinds of events every service emits: errors with
+//! their causes, and metrics.
+
+use std::collections::BTreeMap;
+use std::error::Error as StdError;
+use std::fmt;
+
+use serde::Serialize;
+use tracing::Level;
+
+/// The target of the events of [`log_metrics`]; filter it like any target,
+/// for example `info,bigbrotr::metrics=off`.
+pub const METRICS_TARGET: &str = "bigbrotr::metrics";
+
+/// How many causes [`ErrorChain`] follows before it stops, in case a chain
+/// loops back on itself.
+const MAX_CAUSES: usize = 32;
+
+/// Displays an error followed by its causes: `outer: middle: inner`.
+///
+/// ```
+/// use bigbrotr_logging::ErrorChain;
+///
+/// #[derive(Debug, thiserror::Error)]
+/// #[error("could not connect")]
+/// struct Connect {
+///     source: std::io::Error,
+/// }
+///
+/// let error = Connect { source: std::io::Error::other("timed out") };
+/// assert_eq!(ErrorChain::new(&error).to_string(), "could not connect: timed out");
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorChain<'a>(&'a (dyn StdError + 'static));
+
+impl<'a> ErrorChain<'a> {
+    /// The chain starting at `error`.
+    #[must_use]
+    pub fn new(error: &'a (dyn StdError + 'static)) -> Self {
+        Self(error)
+    }
+}
+
+impl fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        let mut depth = 0;
+        while let Some(error) = cause {
+            if depth == MAX_CAUSES {
+                return f.write_str(": …");
+            }
+            write!(f, ": {error}")?;
+            cause = error.source();
+            depth += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Logs an error at ERROR with its whole cause chain in the field
+/// `error.chain` (`outer: middle: inner`), followed by any context fields and
+/// a message, written as for [`tracing::error!`].
+///
+/// An optional `target: "bigbrotr::pool",` comes first, as in `tracing`.
+///
+/// ```
+/// # let error = std::io::Error::other("timed out");
+/// # let url = "wss://relay.example";
+/// bigbrotr_logging::log_error!(&error, relay = %url, attempt = 3, "could not connect");
+/// bigbrotr_logging::log_error!(target: "bigbrotr::pool", &error, "could not connect");
+/// ```
+///
+/// In the standard format this reads:
+/// `… ERROR [service] could not connect error.chain="timed out" relay=wss://relay.example attempt=3`.
+#[macro_export]
+macro_rules! log_error {
+    (target: $target:expr, $error:expr $(,)?) => {
+        $crate::__private::tracing::event!(
+            target: $target,
+            $crate::__private::tracing::Level::ERROR,
+            error.chain = %$crate::ErrorChain::new($error)
+        )
+    };
+    (target: $target:expr, $error:expr, $($rest:tt)+) => {
+        $crate::__private::tracing::event!(
+            target: $target,
+            $crate::__private::tracing::Level::ERROR,
+            error.chain = %$crate::ErrorChain::new($error),
+            $($rest)+
+        )
+    };
+    ($error:expr $(,)?) => {
+        $crate::__private::tracing::event!(
+            $crate::__private::tracing::Level::ERROR,
+            error.chain = %$crate::ErrorChain::new($error)
+        )
+    };
+    ($error:expr, $($rest:tt)+) => {
+        $crate::__private::tracing::event!(
+            $crate::__private::tracing::Level::ERROR,
+            error.chain = %$crate::ErrorChain::new($error),
+            $($rest)+
+        )
+    };
+}
+
+/// Emits one event at `level` on the target [`METRICS_TARGET`], with the
+/// message `metrics` and the field `metrics` holding every metric as a JSON
+/// object (`{"events":12,"relays":3}`). The `json` format embeds that object;
+/// the other formats show its compact JSON text.
+pub fn log_metrics<V: Serialize>(level: Level, metrics: &BTreeMap<String, V>) {
+    match serde_json::to_string(metrics) {
+        Ok(json) => metrics_event(level, &json),
+        Err(error) => tracing::event!(
+            target: METRICS_TARGET,
+            Level::WARN,
+            error.chain = %ErrorChain::new(&error),
+            "metrics could not be encoded"
+        ),
+    }
+}
+
+fn metrics_event(level: Level, json: &str) {
+    // The level of a `tracing` event must be a constant.
+    macro_rules! at {
+        ($level:expr) => {
+            tracing::event!(target: METRICS_TARGET, $level, metrics = json, "metrics")
+        };
+    }
+    if level == Level::ERROR {
+        at!(Level::ERROR);
+    } else if level == Level::WARN {
+        at!(Level::WARN);
+    } else if level == Level::INFO {
+        at!(Level::INFO);
+    } else if level == Level::DEBUG {
+        at!(Level::DEBUG);
+    } else {
+        at!(Level::TRACE);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::capture_one;
+    use crate::Format;
+
+    #[derive(Debug)]
+    struct Looping;
+
+    impl fmt::Display for Looping {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("again")
+        }
+    }
+
+    impl StdError for Looping {
+        fn source(&self) -> Option<&(dyn StdError + 'static)> {
+            Some(&Looping)
+        }
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("could not connect")]
+    struct Outer {
+        source: Middle,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("handshake failed")]
+    struct Middle {
+        source: std::io::Error,
+    }
+
+    fn connect_error() -> Outer {
+        Outer {
+            source: Middle {
+                source: std::io::Error::other("timed out"),
+            },
+        }
+    }
+
+    #[test]
+    fn log_error_writes_the_chain_then_the_context_at_error() {
+        let error = connect_error();
+        let url = "wss://relay.example";
+        let lines = capture_one(Format::Standard, "info", || {
+            crate::log_error!(&error, relay = %url, attempt = 3, "giving up on {}", "relay");
+        });
+        assert_eq!(
+            lines,
+            vec![concat!(
+                "2024-01-15 10:30:45 ERROR [monitor] giving up on relay ",
+                "error.chain=\"could not connect: handshake failed: timed out\" ",
+                "relay=wss://relay.example attempt=3"
+            )]
+        );
+    }
+
+    #[test]
+    fn log_error_takes_a_target() {
+        let error = std::io::Error::other("refused");
+        let lines = capture_one(Format::Json, "info", || {
+            crate::log_error!(target: "bigbrotr::pool", &error, "no connection");
+            crate::log_error!(target: "bigbrotr::pool", &error);
+        });
+        assert_eq!(
+            lines,
+            vec![
+                concat!(
+                    r#"{"timestamp":"2024-01-15T10:30:45.123Z","level":"ERROR","service":"monitor","#,
+                    r#""target":"bigbrotr::pool","message":"no connection","error.chain":"refused"}"#
+                ),
+                concat!(
+                    r#"{"timestamp":"2024-01-15T10:30:45.123Z","level":"ERROR","service":"monitor","#,
+                    r#""target":"bigbrotr::pool","message":"","error.chain":"refused"}"#
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn log_error_works_with_the_error_alone() {
+        let error = connect_error();
+        let lines = capture_one(Format::Standard, "error", || {
+            crate::log_error!(&error);
+            crate::log_error!(&error,);
+        });
+        let line = "2024-01-15 10:30:45 ERROR [monitor] \
+                    error.chain=\"could not connect: handshake failed: timed out\"";
+        assert_eq!(lines, vec![line, line]);
+    }
+
+    #[test]
+    fn log_metrics_writes_one_event_with_every_metric() {
+        let metrics: BTreeMap<String, serde_json::Value> = [
+            ("relays".to_owned(), serde_json::json!(3)),
+            ("events_per_second".to_owned(), serde_json::json!(12.5)),
+            ("healthy".to_owned(), serde_json::json!(true)),
+        ]
+        .into_iter()
+        .collect();
+        let lines = capture_one(Format::Standard, "info", || {
+            log_metrics(Level::INFO, &metrics)
+        });
+        assert_eq!(
+            lines,
+            vec![concat!(
+                "2024-01-15 10:30:45 INFO [monitor] metrics ",
+                r#"metrics={"events_per_second":12.5,"healthy":true,"relays":3}"#
+            )]
+        );
+        let lines = capture_one(Format::Json, "info", || log_metrics(Level::WARN, &metrics));
+        assert_eq!(
+            lines,
+            vec![concat!(
+                r#"{"timestamp":"2024-01-15T10:30:45.123Z","level":"WARN","service":"monitor","#,
+                r#""target":"bigbrotr::metrics","message":"metrics","#,
+                r#""metrics":{"events_per_second":12.5,"healthy":true,"relays":3}}"#
+            )]
+        );
+    }
+
+    #[test]
+    fn log_metrics_uses_the_level_it_is_given() {
+        let metrics: BTreeMap<String, f64> = [("rate".to_owned(), 0.5)].into_iter().collect();
+        let lines = capture_one(Format::Standard, "trace", || {
+            for level in [
+                Level::ERROR,
+                Level::WARN,
+                Level::INFO,
+                Level::DEBUG,
+                Level::TRACE,
+            ] {
+                log_metrics(level, &metrics);
+            }
+        });
+        let levels: Vec<&str> = lines
+            .iter()
+            .filter_map(|line| line.split(' ').nth(2))
+            .collect();
+        assert_eq!(levels, vec!["ERROR", "WARN", "INFO", "DEBUG", "TRACE"]);
+        assert_eq!(
+            lines.first().map(String::as_str),
+            Some(r#"2024-01-15 10:30:45 ERROR [monitor] metrics metrics={"rate":0.5}"#)
+        );
+    }
+
+    #[test]
+    fn log_metrics_can_be_silenced_by_target() {
+        let metrics: BTreeMap<String, u64> = [("relays".to_owned(), 3)].into_iter().collect();
+        let lines = capture_one(Format::Standard, "info,bigbrotr::metrics=off", || {
+            log_metrics(Level::INFO, &metrics);
+            tracing::info!("still here");
+        });
+        assert_eq!(lines, vec!["2024-01-15 10:30:45 INFO [monitor] still here"]);
+    }
+
+    #[test]
+    fn metrics_that_cannot_be_encoded_are_reported() {
+        struct Broken;
+        impl Serialize for Broken {
+            fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+                Err(serde::ser::Error::custom("no way"))
+            }
+        }
+        let metrics: BTreeMap<String, Broken> = [("x".to_owned(), Broken)].into_iter().collect();
+        let lines = capture_one(Format::Standard, "info", || {
+            log_metrics(Level::INFO, &metrics)
+        });
+        assert_eq!(
+            lines,
+            vec!["2024-01-15 10:30:45 WARN [monitor] metrics could not be encoded error.chain=\"no way\""]
+        );
+    }
+
+    #[test]
+    fn a_chain_lists_every_cause_from_the_outside_in() {
+        let error = Outer {
+            source: Middle {
+                source: std::io::Error::other("timed out"),
+            },
+        };
+        assert_eq!(
+            ErrorChain::new(&error).to_string(),
+            "could not connect: handshake failed: timed out"
+        );
+    }
+
+    #[test]
+    fn an_error_without_cause_is_shown_alone() {
+        let error = std::fmt::Error;
+        assert_eq!(
+            ErrorChain::new(&error).to_string(),
+            "an error occurred when formatting an argument"
+        );
+    }
+
+    #[test]
+    fn a_chain_that_never_ends_is_cut() {
+        let text = ErrorChain::new(&Looping).to_string();
+        assert_eq!(text, format!("again{}: …", ": again".repeat(MAX_CAUSES)));
+    }
+}
