@@ -60,3 +60,76 @@ pub fn run(cli: &Cli, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
         } => crate::check::check(&implementation, &env, out),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repository_root() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    }
+
+    fn run_args(args: &[&str]) -> (anyhow::Result<()>, String) {
+        let cli = Cli::try_parse_from(args).unwrap();
+        let mut out = Vec::new();
+        let result = run(&cli, &mut out);
+        (result, String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn config_check_passes_on_the_shipped_implementation() {
+        let root = repository_root();
+        let (result, out) = run_args(&[
+            "bigbrotr",
+            "--root",
+            root.to_str().unwrap(),
+            "config",
+            "check",
+        ]);
+        result.unwrap();
+        assert!(out.contains("ok      core/pool.yaml"), "{out}");
+        assert!(out.contains("ok      core/brotr.yaml"), "{out}");
+        assert!(out.contains("ok      core/logging.yaml"), "{out}");
+    }
+
+    #[test]
+    fn config_check_reports_every_bad_file_and_fails() {
+        let root = tempfile::tempdir().unwrap();
+        let core = root.path().join("implementations/mine/config/core");
+        std::fs::create_dir_all(&core).unwrap();
+        std::fs::write(core.join("pool.yaml"), "pool:\n  max_size: 0\n  bogus: 1\n").unwrap();
+        std::fs::write(core.join("brotr.yaml"), "brotr: [unclosed\n").unwrap();
+        let (result, out) = run_args(&[
+            "bigbrotr",
+            "--root",
+            root.path().to_str().unwrap(),
+            "-i",
+            "mine",
+            "config",
+            "check",
+        ]);
+        let error = result.unwrap_err().to_string();
+        assert_eq!(error, "2 of 2 configuration files of `mine` have problems");
+        assert!(out.contains("problem core/pool.yaml"), "{out}");
+        assert!(out.contains("pool.max_size"), "{out}");
+        assert!(out.contains("pool.bogus"), "{out}");
+        assert!(out.contains("problem core/brotr.yaml"), "{out}");
+    }
+
+    #[test]
+    fn an_unknown_implementation_is_named_in_the_error() {
+        let root = tempfile::tempdir().unwrap();
+        let (result, _) = run_args(&[
+            "bigbrotr",
+            "--root",
+            root.path().to_str().unwrap(),
+            "-i",
+            "nope",
+            "config",
+            "check",
+        ]);
+        let error = format!("{:#}", result.unwrap_err());
+        assert!(error.contains("opening implementation `nope`"), "{error}");
+        assert!(error.contains("implementations/nope"), "{error}");
+    }
+}
