@@ -1,1 +1,36 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+//!
+//! # Layout
+//!
+//! - [`iter`]: [`chunk`] splits any iterator into `Vec`s of a fixed size,
+//!   lazily; [`dedup`] and [`dedup_by_key`] drop repeats while keeping the
+//!   first occurrence and the input order.
+//! - [`timestamp`]: the current Unix time and conversions between Unix
+//!   seconds and RFC 3339 text.
+//! - [`retry`](mod@retry): [`RetryPolicy`] (exponential backoff with a cap and optional
+//!   full jitter) and the async [`retry()`] loop that applies it.
+//! - [`hash`]: the canonical JSON form of any serialisable value and its
+//!   SHA-256, plus hex helpers for showing hashes.
+//! - [`http`]: the NIP-11 HTTP URL of a relay and a probe telling whether
+//!   the relay's web server answers at all.
+//! - [`error`]: [`Error`], the error of every fallible helper, and
+//!   [`RetryError`], which wraps the caller's own error when retrying ends.
+//!
+//! The main items of each module are also re-exported at the crate root.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod hash;
+pub mod http;
+pub mod iter;
+pub mod retry;
+pub mod timestamp;
+
+pub use error::{Error, InvalidUrlReason, Result, RetryError};
+pub use hash::{canonical_json, compute_hash, hash_hex, short_hash};
+pub use http::{http_reachable, http_reachable_with, nip11_http_url};
+pub use iter::{chunk, dedup, dedup_by_key, Chunks};
+pub use retry::{retry, RetryPolicy};
+pub use timestamp::{now_timestamp, rfc3339_to_unix, unix_to_rfc3339};

@@ -1,0 +1,214 @@
+//! The error types of this crate.
+//!
+//! [`Error`] covers every fallible helper. [`RetryError`] is separate because
+//! it wraps the caller's own error type, which this crate cannot know.
+
+/// Everything that can go wrong in the helpers of this crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A Unix timestamp lies outside `0000-01-01T00:00:00Z ..= 9999-12-31T23:59:59Z`,
+    /// the range RFC 3339 can express.
+    #[error("timestamp {value} is outside the range RFC 3339 can express (years 0000 to 9999)")]
+    InvalidTimestamp {
+        /// The timestamp as given, in Unix seconds.
+        value: i64,
+    },
+
+    /// A string is neither an RFC 3339 date-time nor a `YYYY-MM-DD` date.
+    #[error("`{input}` is neither an RFC 3339 date-time nor a YYYY-MM-DD date")]
+    InvalidDateTime {
+        /// The string as given.
+        input: String,
+        /// What the parser said.
+        #[source]
+        source: time::error::Parse,
+    },
+
+    /// A timestamp in range could still not be written as RFC 3339.
+    #[error("timestamp {value} could not be formatted as RFC 3339")]
+    Format {
+        /// The timestamp as given, in Unix seconds.
+        value: i64,
+        /// What the formatter said.
+        #[source]
+        source: time::error::Format,
+    },
+
+    /// A relay URL could not be turned into a NIP-11 HTTP URL.
+    #[error("`{url}` is not a usable relay URL")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// Why it was refused.
+        #[source]
+        reason: InvalidUrlReason,
+    },
+
+    /// A value could not be represented as JSON, for example a map whose
+    /// keys are not strings.
+    #[error("value cannot be represented as JSON")]
+    Json {
+        /// What serde_json said.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A [`RetryPolicy`](crate::retry::RetryPolicy) was given inconsistent settings.
+    #[error("invalid retry policy: `{field}` {reason}")]
+    InvalidRetryPolicy {
+        /// The offending setting.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// The HTTP client could not be set up (for example the TLS backend failed
+    /// to initialise); this is a local problem, not the remote host's.
+    #[error("could not build the HTTP client")]
+    HttpClient {
+        /// What reqwest said.
+        #[source]
+        source: reqwest::Error,
+    },
+}
+
+/// Why a relay URL was refused; the source of [`Error::InvalidUrl`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidUrlReason {
+    /// The string is not a URL at all.
+    #[error("it cannot be parsed as a URL")]
+    Parse(#[source] url::ParseError),
+
+    /// The scheme is not `ws`, `wss`, `http` or `https`.
+    #[error("scheme `{0}` is not ws, wss, http or https")]
+    UnsupportedScheme(String),
+
+    /// The URL has no host to connect to.
+    #[error("it has no host")]
+    MissingHost,
+}
+
+/// The result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How [`retry`](crate::retry::retry) gave up: the last error of the operation
+/// and the number of attempts made, including the failing one.
+///
+/// The operation's error stays the [`source`](std::error::Error::source) so its
+/// whole chain is still visible.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RetryError<E> {
+    /// The operation failed with an error the predicate called not retryable.
+    #[error("operation failed with a non-retryable error on attempt {attempts}")]
+    Permanent {
+        /// Attempts made, the failing one included.
+        attempts: u32,
+        /// The error of the last attempt.
+        #[source]
+        source: E,
+    },
+
+    /// Every allowed attempt failed with a retryable error.
+    #[error("operation still failed after {attempts} attempts")]
+    Exhausted {
+        /// Attempts made, equal to the policy's maximum.
+        attempts: u32,
+        /// The error of the last attempt.
+        #[source]
+        source: E,
+    },
+}
+
+impl<E> RetryError<E> {
+    /// Attempts made, the failing one included.
+    #[must_use]
+    pub fn attempts(&self) -> u32 {
+        match self {
+            Self::Permanent { attempts, .. } | Self::Exhausted { attempts, .. } => *attempts,
+        }
+    }
+
+    /// The error of the last attempt.
+    #[must_use]
+    pub fn last_error(&self) -> &E {
+        match self {
+            Self::Permanent { source, .. } | Self::Exhausted { source, .. } => source,
+        }
+    }
+
+    /// Unwraps the error of the last attempt.
+    #[must_use]
+    pub fn into_inner(self) -> E {
+        match self {
+            Self::Permanent { source, .. } | Self::Exhausted { source, .. } => source,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[derive(Debug, thiserror::Error, PartialEq)]
+    #[error("boom")]
+    struct Boom;
+
+    #[test]
+    fn retry_error_accessors_return_attempts_and_last_error() {
+        let permanent = RetryError::Permanent {
+            attempts: 2,
+            source: Boom,
+        };
+        assert_eq!(permanent.attempts(), 2);
+        assert_eq!(permanent.last_error(), &Boom);
+        assert_eq!(permanent.into_inner(), Boom);
+
+        let exhausted = RetryError::Exhausted {
+            attempts: 5,
+            source: Boom,
+        };
+        assert_eq!(exhausted.attempts(), 5);
+        assert_eq!(exhausted.last_error(), &Boom);
+        assert_eq!(exhausted.into_inner(), Boom);
+    }
+
+    #[test]
+    fn retry_error_keeps_the_operation_error_as_source() {
+        let err = RetryError::Exhausted {
+            attempts: 3,
+            source: Boom,
+        };
+        assert_eq!(err.to_string(), "operation still failed after 3 attempts");
+        assert_eq!(
+            err.source().map(ToString::to_string).as_deref(),
+            Some("boom")
+        );
+
+        let err = RetryError::Permanent {
+            attempts: 1,
+            source: Boom,
+        };
+        assert_eq!(
+            err.to_string(),
+            "operation failed with a non-retryable error on attempt 1"
+        );
+    }
+
+    #[test]
+    fn invalid_url_keeps_its_reason_as_source() {
+        let err = Error::InvalidUrl {
+            url: "ftp://x".to_owned(),
+            reason: InvalidUrlReason::UnsupportedScheme("ftp".to_owned()),
+        };
+        assert_eq!(err.to_string(), "`ftp://x` is not a usable relay URL");
+        assert_eq!(
+            err.source().map(ToString::to_string).as_deref(),
+            Some("scheme `ftp` is not ws, wss, http or https")
+        );
+    }
+}
