@@ -1,6 +1,49 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+//!
 //! # Layout
 //!
-//! Nothing yet: the pool, its statistics and its error type come with the archive core.
+//! - [`pool`](mod@pool): [`ConnectionPool`], built from the configuration
+//!   sections without I/O; its lifecycle ([`connect`](ConnectionPool::connect),
+//!   [`disconnect`](ConnectionPool::disconnect), health check), one-call
+//!   statement methods (the reads retried on transient errors) and
+//!   transactions.
+//! - [`connection`]: [`PooledConnection`], one connection taken from the
+//!   pool; every statement goes through it, bounded by the command timeout,
+//!   and a connection that timed out or broke is discarded there.
+//! - [`transaction`]: [`PoolTransaction`], committed or rolled back as a
+//!   whole, and [`BinaryCopyIn`], the binary `COPY … FROM STDIN` offered only
+//!   inside a transaction.
+//! - [`stats`]: [`PoolStats`], the connections now and the counters since
+//!   the pool was built.
+//! - [`error`]: the [`Error`] of this crate, [`PoolErrorKind`] telling which
+//!   deadpool step failed, and which errors are transient.
+//! - `setup`: the driver configuration (application name, connect timeout,
+//!   keepalives), the deadpool pool and the retry policy.
+//!
+//! Statements and parameters come from [`tokio_postgres`], re-exported
+//! together with the items callers need: [`Row`], [`ToSql`], [`Type`].
+
+pub mod connection;
+pub mod error;
+pub mod pool;
+mod setup;
+pub mod stats;
+pub mod transaction;
+
+pub use connection::PooledConnection;
+pub use error::{Error, PoolErrorKind, Result};
+pub use pool::{BoxFuture, ConnectionPool};
+pub use setup::APPLICATION_NAME;
+pub use stats::PoolStats;
+pub use tokio_postgres;
+pub use tokio_postgres::types::{ToSql, Type};
+pub use tokio_postgres::Row;
+pub use transaction::{BinaryCopyIn, PoolTransaction};
+
+/// One statement parameter with its PostgreSQL type, as `query_typed` takes
+/// it: `(&value, Type::INT8)`. Typing every parameter lets each statement
+/// go out unnamed, in one round trip, which PgBouncer's transaction mode
+/// needs.
+pub type Param<'a> = (&'a (dyn ToSql + Sync), Type);

@@ -1,0 +1,458 @@
+//! [`PooledConnection`]: one connection taken from the pool, with the
+//! statement methods every call goes through.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{ClientWrapper, Object};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_postgres::{CancelToken, NoTls, Row};
+
+use crate::error::{breaks_connection, excerpt, Error, Result};
+use crate::pool::Inner;
+use crate::stats::Counters;
+use crate::transaction::PoolTransaction;
+use crate::Param;
+
+/// How long a discarded connection's cancel request may take.
+const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How a bounded call ended.
+pub(crate) enum Outcome<T> {
+    /// It finished, well or not.
+    Done(T),
+    /// It ran out of time after the given limit.
+    TimedOut(Duration),
+    /// The pool was closed and the grace period ran out.
+    Aborted,
+}
+
+/// A connection taken from the pool, returned to it when dropped.
+///
+/// Every method sends unnamed statements only (typed parameters sent with
+/// the statement in one round trip, or the simple protocol for scripts),
+/// which PgBouncer in transaction mode passes through safely, and is bounded
+/// by `pool.command_timeout`.
+/// None of them retries. A connection whose call timed out, broke, or was
+/// cancelled half-way (its future dropped) is discarded: detached from the
+/// pool and closed, its running statement cancelled; every later call on it
+/// fails with [`Error::Discarded`].
+pub struct PooledConnection {
+    /// `None` once discarded.
+    object: Option<Object>,
+    inner: Arc<Inner>,
+    /// A statement is in flight; still set when its future was dropped.
+    busy: bool,
+    /// A `BEGIN` succeeded and no `COMMIT` or `ROLLBACK` has yet.
+    in_transaction: bool,
+}
+
+impl PooledConnection {
+    pub(crate) fn new(object: Object, inner: Arc<Inner>) -> Self {
+        inner.leases.fetch_add(1, Ordering::SeqCst);
+        Self {
+            object: Some(object),
+            inner,
+            busy: false,
+            in_transaction: false,
+        }
+    }
+
+    /// Whether the connection was discarded after a failure; every call on
+    /// it then fails with [`Error::Discarded`].
+    #[must_use]
+    pub fn is_discarded(&self) -> bool {
+        self.object.is_none()
+    }
+
+    /// Runs one statement and returns the number of rows it affected.
+    #[tracing::instrument(
+        name = "pool.connection.execute",
+        target = "bigbrotr::pool",
+        level = "debug",
+        skip_all,
+        fields(sql = %excerpt(sql)),
+        err(level = "debug")
+    )]
+    pub async fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
+        const WHAT: &str = "execute";
+        self.start(WHAT)?;
+        let client = self.client(WHAT)?;
+        let outcome = self.bounded(client.execute_typed(sql, params)).await;
+        self.settle(WHAT, sql, outcome)
+    }
+
+    /// Runs a query and returns its only row; no row or more than one is
+    /// [`Error::RowCount`].
+    #[tracing::instrument(
+        name = "pool.connection.fetch_one",
+        target = "bigbrotr::pool",
+        level = "debug",
+        skip_all,
+        fields(sql = %excerpt(sql)),
+        err(level = "debug")
+    )]
+    pub async fn fetch_one(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Row> {
+        const WHAT: &str = "fetch_one";
+        let rows = self.query(WHAT, sql, params).await?;
+        match self.at_most_one(WHAT, sql, rows, "exactly one")? {
+            Some(row) => Ok(row),
+            None => Err(self.row_count(WHAT, sql, "exactly one", 0)),
+        }
+    }
+
+    /// Runs a query and returns its row, if any; more than one row is
+    /// [`Error::RowCount`].
+    #[tracing::instrument(
+        name = "pool.connection.fetch_optional",
+        target = "bigbrotr::pool",
+        level = "debug",
+        skip_all,
+        fields(sql = %excerpt(sql)),
+        err(level = "debug")
+    )]
+    pub async fn fetch_optional(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>> {
+        const WHAT: &str = "fetch_optional";
+        let rows = self.query(WHAT, sql, params).await?;
+        self.at_most_one(WHAT, sql, rows, "at most one")
+    }
+
+    /// Runs a query and returns all its rows.
+    #[tracing::instrument(
+        name = "pool.connection.fetch_all",
+        target = "bigbrotr::pool",
+        level = "debug",
+        skip_all,
+        fields(sql = %excerpt(sql)),
+        err(level = "debug")
+    )]
+    pub async fn fetch_all(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>> {
+        self.query("fetch_all", sql, params).await
+    }
+
+    /// Runs a script of one or more statements separated by `;` with the
+    /// simple protocol, without parameters. A script of several statements
+    /// runs as one implicit transaction unless it contains its own
+    /// `BEGIN`/`COMMIT`.
+    #[tracing::instrument(
+        name = "pool.connection.batch_execute",
+        target = "bigbrotr::pool",
+        level = "debug",
+        skip_all,
+        fields(sql = %excerpt(script)),
+        err(level = "debug")
+    )]
+    pub async fn batch_execute(&mut self, script: &str) -> Result<()> {
+        self.simple("batch_execute", script).await
+    }
+
+    /// Starts a transaction on this connection.
+    pub async fn begin(self) -> Result<PoolTransaction> {
+        PoolTransaction::begin(self).await
+    }
+
+    async fn query(
+        &mut self,
+        what: &'static str,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> Result<Vec<Row>> {
+        self.start(what)?;
+        let client = self.client(what)?;
+        let outcome = self.bounded(client.query_typed(sql, params)).await;
+        self.settle(what, sql, outcome)
+    }
+
+    /// Runs `script` with the simple protocol as call `what`.
+    pub(crate) async fn simple(&mut self, what: &'static str, script: &str) -> Result<()> {
+        self.start(what)?;
+        let client = self.client(what)?;
+        let outcome = self.bounded(client.batch_execute(script)).await;
+        self.settle(what, script, outcome)
+    }
+
+    /// `SELECT 1` within `limit`, as call `what`.
+    pub(crate) async fn ping(&mut self, what: &'static str, limit: Duration) -> Result<()> {
+        self.start(what)?;
+        let client = self.client(what)?;
+        let outcome = self
+            .inner
+            .bounded(limit, client.query_typed("SELECT 1", &[]))
+            .await;
+        self.settle(what, "SELECT 1", outcome).map(drop)
+    }
+
+    /// Sends `BEGIN`.
+    pub(crate) async fn begin_transaction(&mut self) -> Result<()> {
+        self.simple("BEGIN", "BEGIN").await?;
+        self.in_transaction = true;
+        Ok(())
+    }
+
+    /// Sends `COMMIT` or `ROLLBACK` (`what`). Any answer from the server ends
+    /// the transaction, a failed `COMMIT` included (the server rolled back).
+    pub(crate) async fn end_transaction(&mut self, what: &'static str) -> Result<()> {
+        let result = self.simple(what, what).await;
+        if result.is_ok()
+            || matches!(&result, Err(Error::Query { source, .. }) if source.as_db_error().is_some())
+        {
+            self.in_transaction = false;
+        }
+        result
+    }
+
+    /// Rolls back the transaction of a dropped [`PoolTransaction`], without
+    /// counting a call; the connection is discarded when that fails.
+    pub(crate) async fn rollback_quietly(&mut self) {
+        let outcome = match self.object.as_deref() {
+            Some(client) => {
+                self.busy = true;
+                self.inner
+                    .bounded(self.inner.command_timeout, client.batch_execute("ROLLBACK"))
+                    .await
+            }
+            None => return,
+        };
+        self.busy = false;
+        match outcome {
+            Outcome::Done(Ok(())) => self.in_transaction = false,
+            Outcome::Done(Err(_)) => {
+                self.discard(false, "rollback of a dropped transaction failed")
+            }
+            Outcome::TimedOut(_) | Outcome::Aborted => {
+                self.discard(true, "rollback of a dropped transaction did not finish");
+            }
+        }
+    }
+
+    /// Whether a statement is in flight, or was when its future was dropped.
+    pub(crate) fn is_busy(&self) -> bool {
+        self.busy
+    }
+
+    /// Counts a call and marks the connection busy. A connection still busy
+    /// from an earlier call was abandoned half-way: its state is unknown, so
+    /// it is discarded.
+    pub(crate) fn start(&mut self, what: &'static str) -> Result<()> {
+        self.resume(what)?;
+        Counters::bump(&self.inner.counters.calls);
+        Ok(())
+    }
+
+    /// Marks the connection busy for a step of a call already counted (a
+    /// `COPY` write).
+    pub(crate) fn resume(&mut self, what: &'static str) -> Result<()> {
+        if self.busy {
+            self.discard(true, "an earlier call was abandoned half-way");
+        }
+        if self.object.is_none() {
+            return Err(Error::Discarded { what });
+        }
+        if self.inner.abort.is_cancelled() {
+            return Err(Error::Closed);
+        }
+        self.busy = true;
+        Ok(())
+    }
+
+    /// The driver client, unless discarded.
+    pub(crate) fn client(&self, what: &'static str) -> Result<&tokio_postgres::Client> {
+        self.object
+            .as_deref()
+            .map(|wrapper: &ClientWrapper| &**wrapper)
+            .ok_or(Error::Discarded { what })
+    }
+
+    /// Runs `future` within `pool.command_timeout`, unless the pool is
+    /// closed for good first.
+    pub(crate) async fn bounded<F: Future>(&self, future: F) -> Outcome<F::Output> {
+        self.inner.bounded(self.inner.command_timeout, future).await
+    }
+
+    /// Ends a call: counts its failure, discards the connection when the
+    /// failure leaves it untrustworthy, and turns the outcome into a result.
+    pub(crate) fn settle<T>(
+        &mut self,
+        what: &'static str,
+        sql: &str,
+        outcome: Outcome<Result<T, tokio_postgres::Error>>,
+    ) -> Result<T> {
+        self.busy = false;
+        let counters = &self.inner.counters;
+        match outcome {
+            Outcome::Done(Ok(value)) => Ok(value),
+            Outcome::Done(Err(source)) => {
+                Counters::bump(&counters.errors);
+                if breaks_connection(&source) {
+                    self.discard(false, "the connection broke");
+                }
+                Err(Error::Query {
+                    what,
+                    statement: excerpt(sql),
+                    source,
+                })
+            }
+            Outcome::TimedOut(after) => {
+                Counters::bump(&counters.errors);
+                Counters::bump(&counters.timeouts);
+                self.discard(true, "a call timed out");
+                Err(Error::Timeout { what, after })
+            }
+            Outcome::Aborted => {
+                Counters::bump(&counters.errors);
+                self.discard(true, "the pool was closed");
+                Err(Error::Closed)
+            }
+        }
+    }
+
+    fn at_most_one(
+        &self,
+        what: &'static str,
+        sql: &str,
+        rows: Vec<Row>,
+        expected: &'static str,
+    ) -> Result<Option<Row>> {
+        if rows.len() > 1 {
+            return Err(self.row_count(what, sql, expected, rows.len()));
+        }
+        Ok(rows.into_iter().next())
+    }
+
+    fn row_count(
+        &self,
+        what: &'static str,
+        sql: &str,
+        expected: &'static str,
+        found: usize,
+    ) -> Error {
+        Counters::bump(&self.inner.counters.errors);
+        Error::RowCount {
+            what,
+            statement: excerpt(sql),
+            expected,
+            found,
+        }
+    }
+
+    /// Detaches the connection from the pool and closes it; with `cancel`,
+    /// first asks the server to cancel whatever it still runs.
+    pub(crate) fn discard(&mut self, cancel: bool, reason: &'static str) {
+        self.busy = false;
+        self.in_transaction = false;
+        let Some(object) = self.object.take() else {
+            return;
+        };
+        Counters::bump(&self.inner.counters.discarded);
+        tracing::debug!(target: "bigbrotr::pool", reason, cancel, "connection discarded");
+        let client = Object::take(object);
+        if cancel {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(cancel_then_close(client, Arc::clone(&self.inner)));
+                return;
+            }
+        }
+        drop(client);
+    }
+}
+
+/// Asks the server to cancel the statement still running on `client`, waits
+/// until it has ended, then closes `client`. The client stays open meanwhile:
+/// PgBouncer forwards a cancel request only while the client is still linked
+/// to the server connection running the statement.
+async fn cancel_then_close(client: ClientWrapper, inner: Arc<Inner>) {
+    let cancelled = tokio::time::timeout(CANCEL_TIMEOUT, async {
+        send_cancel_request(
+            &client.cancel_token(),
+            &inner.target.host,
+            inner.target.port,
+        )
+        .await
+        .map_err(CancelError::Io)?;
+        // An empty query queues behind the cancelled statement: its answer
+        // means the server is done with it.
+        client.batch_execute("").await.map_err(CancelError::Pg)
+    })
+    .await;
+    match cancelled {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::debug!(
+            target: "bigbrotr::pool",
+            error = %error,
+            "cancelling the statement of a discarded connection failed"
+        ),
+        Err(_) => tracing::debug!(
+            target: "bigbrotr::pool",
+            "cancelling the statement of a discarded connection took too long"
+        ),
+    }
+    drop(client);
+}
+
+/// Why a cancel request failed; only logged.
+#[derive(Debug)]
+enum CancelError {
+    Io(std::io::Error),
+    Pg(tokio_postgres::Error),
+}
+
+impl fmt::Display for CancelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Io(error) => write!(f, "{error}"),
+            Self::Pg(error) => write!(f, "{error}"),
+        }
+    }
+}
+
+/// Sends `token`'s cancel request to `host:port` and keeps the connection
+/// open until the other side closes it.
+///
+/// The driver's own `cancel_query` closes its connection right after writing
+/// the request, and PgBouncer drops a request whose connection is gone before
+/// it forwarded it. So the driver writes the request into an in-memory pipe
+/// here, and the bytes go out on a connection of our own that waits for
+/// PgBouncer (or the server) to hang up, as libpq does.
+async fn send_cancel_request(token: &CancelToken, host: &str, port: u16) -> std::io::Result<()> {
+    let (mut ours, theirs) = tokio::io::duplex(64);
+    let mut request = Vec::with_capacity(16);
+    let (written, read) = tokio::join!(
+        token.cancel_query_raw(theirs, NoTls),
+        ours.read_to_end(&mut request)
+    );
+    written.map_err(std::io::Error::other)?;
+    read?;
+    let mut server = TcpStream::connect((host, port)).await?;
+    server.write_all(&request).await?;
+    let mut ignored = [0_u8; 64];
+    while server.read(&mut ignored).await? != 0 {}
+    Ok(())
+}
+
+impl Drop for PooledConnection {
+    fn drop(&mut self) {
+        if self.busy {
+            self.discard(true, "a call was abandoned half-way");
+        } else if self.in_transaction {
+            self.discard(false, "a transaction was abandoned");
+        }
+        // What is left goes back to the pool before the lease ends, so that
+        // `disconnect` sees the pool settled.
+        drop(self.object.take());
+        self.inner.leases.fetch_sub(1, Ordering::SeqCst);
+        self.inner.released.notify_waiters();
+    }
+}
+
+impl fmt::Debug for PooledConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PooledConnection")
+            .field("discarded", &self.is_discarded())
+            .field("in_transaction", &self.in_transaction)
+            .finish_non_exhaustive()
+    }
+}
