@@ -2,3 +2,4 @@
 //! time low; each module covers one area.
 
 mod dev_database;
+mod schema;
