@@ -1,6 +1,39 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+//!
 //! # Layout
 //!
-//! Nothing yet: `Brotr`, its batch inserts and its error type come with the archive core.
+//! - [`brotr`](mod@brotr): [`Brotr`], the archive's writes (relays, events
+//!   with the relays they were seen on, relay metadata), cleanups and reads,
+//!   each one call of the implementation's stored procedures; batches are
+//!   validated first, then stored in chunks of `brotr.batch_size`, one
+//!   transaction each. [`InsertEventsReport`] and [`Rejected`] tell what a
+//!   batch of events did.
+//! - [`event`]: [`validate_event`] (id and signature, through `nostr`), run
+//!   on all cores for large batches, and the lossless mapping of an event to
+//!   the `events` columns and back (U+0000 kept in `content_raw` /
+//!   `tags_raw`).
+//! - [`relay`]: [`RelayId`], [`Network`], [`Relay`] and
+//!   [`validate_relay_url`], the one normal form of a relay URL.
+//! - [`metadata`]: [`RelayMetadata`], one check of one relay, and
+//!   [`document_id`], the content address of its NIP-11 and NIP-66
+//!   documents.
+//! - [`schema`]: [`apply_schema`], the runner applying an implementation's
+//!   numbered SQL files once each, recorded with their checksums.
+//! - [`error`]: the [`Error`] of this crate, and why an event
+//!   ([`RejectReason`]) or a relay URL ([`InvalidRelayUrl`]) is refused.
+
+pub mod brotr;
+pub mod error;
+pub mod event;
+pub mod metadata;
+pub mod relay;
+pub mod schema;
+
+pub use brotr::{Brotr, EventCursor, EventFilter, InsertEventsReport, Rejected};
+pub use error::{Error, InvalidRelayUrl, RejectReason, Result};
+pub use event::validate_event;
+pub use metadata::{document_id, RelayMetadata};
+pub use relay::{validate_relay_url, Network, Relay, RelayId, RelayUrlNormalized, UnknownNetwork};
+pub use schema::{apply_schema, read_schema_dir, Migration, SchemaFile, SchemaReport};

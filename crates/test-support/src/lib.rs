@@ -5,6 +5,7 @@
 //!
 //! - [`TestDb`]: a fresh database per test, through PgBouncer, dropped on success.
 //! - [`workspace_root`]: the repository root, where `implementations/` lives.
+//! - [`corpus_dir`]: where the real-events corpus is, when it is there.
 //! - [`init_logging`]: test output of `tracing` events, only when `TEST_LOG=1`.
 //! - [`Error`]: what can go wrong while setting a test database up.
 
@@ -98,6 +99,27 @@ pub fn init_logging() {
                 .try_init();
         }
     });
+}
+
+/// The folder of the real-events corpus (`real-events.jsonl`,
+/// `invalid-events.jsonl`): `shared/corpus` in a folder above the repository,
+/// or the folder named by `BIGBROTR_CORPUS_DIR`. `None`, with a note on the
+/// test output, when there is none: corpus tests then skip.
+pub fn corpus_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("BIGBROTR_CORPUS_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    let found = workspace_root()
+        .ancestors()
+        .map(|dir| dir.join("shared").join("corpus"))
+        .find(|dir| dir.join("real-events.jsonl").is_file());
+    if found.is_none() {
+        eprintln!(
+            "note: no shared/corpus folder above the repository and no BIGBROTR_CORPUS_DIR: \
+             corpus test skipped"
+        );
+    }
+    found
 }
 
 /// Prefix of every test database's name, so leftovers are easy to find.
@@ -224,6 +246,15 @@ impl TestDb {
     /// The connection settings of the database (through PgBouncer).
     pub fn config(&self) -> &DatabaseConfig {
         &self.config
+    }
+
+    /// The connection settings of this database: [`TestDb::config`] with the
+    /// database name set to this one.
+    pub fn database_config(&self) -> DatabaseConfig {
+        DatabaseConfig {
+            database: self.name.clone(),
+            ..self.config.clone()
+        }
     }
 
     /// A `tokio_postgres` configuration for this database.

@@ -41,7 +41,7 @@ CREATE TABLE events (
 
 CREATE INDEX events_pubkey_created_at_idx ON events (pubkey, created_at);
 CREATE INDEX events_kind_created_at_idx ON events (kind, created_at);
-CREATE INDEX events_created_at_idx ON events (created_at);
+CREATE INDEX events_created_at_id_idx ON events (created_at, id);
 CREATE INDEX events_tagvalues_idx ON events USING gin (tagvalues);
 
 COMMENT ON TABLE events IS
