@@ -1,5 +1,6 @@
 //! End-to-end tests of BigBrotr. One test binary for the whole folder keeps link
 //! time low; each module covers one area.
 
+mod archive_cli;
 mod dev_database;
 mod schema;

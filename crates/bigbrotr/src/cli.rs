@@ -1,6 +1,8 @@
 //! The command line of `bigbrotr`.
 
-use std::path::PathBuf;
+use std::io::IsTerminal as _;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use bigbrotr_config::{Env, Implementation};
@@ -36,6 +38,49 @@ pub enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Database commands.
+    Db {
+        /// What to do with the database.
+        #[command(subcommand)]
+        action: DbAction,
+    },
+    /// Archive NIP-01 events read as JSON lines, with provenance to one relay.
+    Import {
+        /// The file to read, or `-` for standard input.
+        #[arg(value_name = "FILE|-")]
+        input: PathBuf,
+        /// The relay the events were seen on.
+        #[arg(long, value_name = "URL")]
+        relay: String,
+        /// Write refused lines, with their reason, to this file (JSON lines).
+        #[arg(long, value_name = "FILE")]
+        rejects: Option<PathBuf>,
+        /// Events per batch (default: `brotr.batch_size`).
+        #[arg(long)]
+        batch_size: Option<NonZeroUsize>,
+    },
+    /// Write archived events as JSON lines, each exactly the signed event.
+    Export {
+        /// Only events created at or after this time (Unix seconds or RFC 3339).
+        #[arg(long, value_parser = crate::export::parse_time)]
+        since: Option<i64>,
+        /// Only events created at or before this time (Unix seconds or RFC 3339).
+        #[arg(long, value_parser = crate::export::parse_time)]
+        until: Option<i64>,
+        /// Only events of this kind; repeat for several.
+        #[arg(long = "kind", value_name = "K")]
+        kinds: Vec<u16>,
+        /// Write to this file instead of standard output.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+/// What `db` does.
+#[derive(Debug, Subcommand)]
+pub enum DbAction {
+    /// Create or upgrade the schema of the configured database.
+    Init,
 }
 
 /// What `config` does.
@@ -46,7 +91,7 @@ pub enum ConfigAction {
 }
 
 /// Runs a parsed command line; what it prints for the user goes to `out`.
-pub fn run(cli: &Cli, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
+pub async fn run(cli: &Cli, out: &mut (dyn std::io::Write + Send)) -> anyhow::Result<()> {
     let process = Env::from_process();
     let root = Implementation::discover_root(cli.root.as_deref(), &process);
     let implementation = Implementation::open(&root, &cli.implementation)
@@ -58,7 +103,123 @@ pub fn run(cli: &Cli, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
         Command::Config {
             action: ConfigAction::Check,
         } => crate::check::check(&implementation, &env, out),
+        Command::Db {
+            action: DbAction::Init,
+        } => {
+            let brotr = crate::archive::open(&implementation, &env).await?;
+            let report = bigbrotr_brotr::apply_schema(brotr.pool(), &implementation.sql_dir())
+                .await
+                .context("applying the schema")?;
+            writeln!(
+                out,
+                "schema version {} of `{}`: {} file(s) applied, {} already present",
+                report.version(),
+                implementation.name(),
+                report.applied.len(),
+                report.already_present.len()
+            )?;
+            brotr
+                .pool()
+                .disconnect(std::time::Duration::from_secs(5))
+                .await;
+            Ok(())
+        }
+        Command::Import {
+            input,
+            relay,
+            rejects,
+            batch_size,
+        } => {
+            let brotr = crate::archive::open(&implementation, &env).await?;
+            let summary = import_file(&brotr, input, relay, rejects.as_deref(), *batch_size).await;
+            brotr
+                .pool()
+                .disconnect(std::time::Duration::from_secs(5))
+                .await;
+            writeln!(out, "{}", summary?)?;
+            Ok(())
+        }
+        Command::Export {
+            since,
+            until,
+            kinds,
+            output,
+        } => {
+            let brotr = crate::archive::open(&implementation, &env).await?;
+            let filter = bigbrotr_brotr::EventFilter {
+                since: *since,
+                until: *until,
+                kinds: (!kinds.is_empty()).then(|| kinds.iter().map(|&k| i32::from(k)).collect()),
+            };
+            let result = match output {
+                Some(path) => {
+                    let file = std::fs::File::create(path)
+                        .with_context(|| format!("creating {}", path.display()))?;
+                    let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
+                    crate::export::export(&brotr, &filter, &mut writer).await
+                }
+                None => {
+                    let mut writer = std::io::BufWriter::with_capacity(1 << 20, out);
+                    crate::export::export(&brotr, &filter, &mut writer).await
+                }
+            };
+            brotr
+                .pool()
+                .disconnect(std::time::Duration::from_secs(5))
+                .await;
+            let written = result?;
+            if output.is_some() || std::io::stderr().is_terminal() {
+                eprintln!("exported {written} events");
+            }
+            Ok(())
+        }
     }
+}
+
+async fn import_file(
+    brotr: &bigbrotr_brotr::Brotr,
+    input: &Path,
+    relay: &str,
+    rejects: Option<&Path>,
+    batch_size: Option<NonZeroUsize>,
+) -> anyhow::Result<crate::import::ImportSummary> {
+    let now = bigbrotr_utils::now_timestamp();
+    let relay_id = brotr
+        .insert_relay(relay, now)
+        .await
+        .with_context(|| format!("recording relay `{relay}`"))?;
+    let reader: Box<dyn std::io::BufRead + Send> = if input == Path::new("-") {
+        Box::new(std::io::BufReader::with_capacity(1 << 20, std::io::stdin()))
+    } else {
+        let file =
+            std::fs::File::open(input).with_context(|| format!("opening {}", input.display()))?;
+        Box::new(std::io::BufReader::with_capacity(1 << 20, file))
+    };
+    let rejects = rejects
+        .map(|path| {
+            std::fs::File::create(path)
+                .map(std::io::BufWriter::new)
+                .with_context(|| format!("creating {}", path.display()))
+        })
+        .transpose()?;
+    let default_batch = NonZeroUsize::new(brotr.config().batch_size).unwrap_or(NonZeroUsize::MIN);
+    let options = crate::import::ImportOptions {
+        batch_size: batch_size.unwrap_or(default_batch),
+        in_flight: NonZeroUsize::new(3).unwrap_or(NonZeroUsize::MIN),
+        seen_at: now,
+    };
+    let show_progress = std::io::stderr().is_terminal();
+    crate::import::import(brotr, reader, relay_id, &options, rejects, |summary| {
+        if show_progress {
+            eprint!("\r{summary}\x1b[K");
+        }
+    })
+    .await
+    .inspect(|_| {
+        if show_progress {
+            eprintln!();
+        }
+    })
 }
 
 #[cfg(test)]
@@ -72,7 +233,11 @@ mod tests {
     fn run_args(args: &[&str]) -> (anyhow::Result<()>, String) {
         let cli = Cli::try_parse_from(args).unwrap();
         let mut out = Vec::new();
-        let result = run(&cli, &mut out);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let result = runtime.block_on(run(&cli, &mut out));
         (result, String::from_utf8(out).unwrap())
     }
 

@@ -5,10 +5,17 @@
 //! - [`cli`]: the command line ([`Cli`]) and what each command does ([`run`]).
 //! - [`check`]: `config check`, which loads every configuration file of an
 //!   implementation and reports all problems.
+//! - [`archive`]: opens an implementation's pool and archive from its
+//!   configuration.
+//! - [`import`]: `import`, which archives JSON-lines events in batches.
+//! - [`export`]: `export`, which writes archived events as JSON lines.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod archive;
 pub mod check;
 pub mod cli;
+pub mod export;
+pub mod import;
 
 pub use cli::{run, Cli, Command};

@@ -5,9 +5,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-fn main() -> ExitCode {
+#[tokio::main]
+async fn main() -> ExitCode {
     let cli = bigbrotr::Cli::parse();
-    match bigbrotr::run(&cli, &mut std::io::stdout().lock()) {
+    match bigbrotr::run(&cli, &mut std::io::stdout()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // One line with the whole cause chain.
