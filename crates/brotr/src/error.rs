@@ -1,11 +1,10 @@
 //! The error type of this crate, and the reasons an event or a relay URL is
 //! refused.
 
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bigbrotr_config::Problem;
+use bigbrotr_config::{Problem, ProblemList};
 use bigbrotr_pool::tokio_postgres::error::SqlState;
 use nostr::EventId;
 
@@ -280,20 +279,6 @@ pub enum InvalidRelayUrl {
     MissingHost,
 }
 
-/// Shows problems as `a: x; b: y`.
-struct ProblemList<'a>(&'a [Problem]);
-
-impl fmt::Display for ProblemList<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, problem) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("; ")?;
-            }
-            write!(f, "{problem}")?;
-        }
-        Ok(())
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -46,4 +46,4 @@ pub use implementation::{ConfigFileEntry, Implementation};
 pub use load::{load_file, load_str, load_yaml, ConfigFile};
 pub use service::{LoopConfig, NostrConfig, ServiceConfig};
 pub use tree::{get_path, merge};
-pub use validate::{Problem, Problems, Validate};
+pub use validate::{Problem, ProblemList, Problems, Validate};

@@ -34,6 +34,23 @@ impl fmt::Display for Problem {
     }
 }
 
+/// Shows a list of problems on one line, as `path: message; path: message`,
+/// for the errors of the crates whose sections fail validation.
+#[derive(Debug, Clone, Copy)]
+pub struct ProblemList<'a>(pub &'a [Problem]);
+
+impl fmt::Display for ProblemList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, problem) in self.0.iter().enumerate() {
+            if index > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{problem}")?;
+        }
+        Ok(())
+    }
+}
+
 /// Collects the problems found while checking a configuration, so that all
 /// of them are reported at once.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -1,12 +1,11 @@
 //! The error type of this crate.
 
-use std::fmt;
 use std::path::PathBuf;
 
 use tracing_subscriber::filter::ParseError;
 use tracing_subscriber::util::TryInitError;
 
-use bigbrotr_config::Problem;
+use bigbrotr_config::{Problem, ProblemList};
 
 /// Everything that can go wrong while setting up logging.
 #[derive(Debug, thiserror::Error)]
@@ -53,20 +52,6 @@ pub enum Error {
 /// Results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Displays problems as `path: message; path: message`.
-struct ProblemList<'a>(&'a [Problem]);
-
-impl fmt::Display for ProblemList<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (index, problem) in self.0.iter().enumerate() {
-            if index > 0 {
-                f.write_str("; ")?;
-            }
-            write!(f, "{problem}")?;
-        }
-        Ok(())
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use bigbrotr_config::Problem;
+use bigbrotr_config::{Problem, ProblemList};
 use deadpool_postgres::{PoolError, TimeoutType};
 
 /// Everything that can go wrong while pooling connections and running
@@ -332,20 +332,6 @@ pub(crate) fn excerpt(sql: &str) -> String {
     out
 }
 
-/// Displays problems as `path: message; path: message`.
-struct ProblemList<'a>(&'a [Problem]);
-
-impl fmt::Display for ProblemList<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, problem) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("; ")?;
-            }
-            write!(f, "{problem}")?;
-        }
-        Ok(())
-    }
-}
 
 #[cfg(test)]
 mod tests {
