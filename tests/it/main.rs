@@ -3,4 +3,5 @@
 
 mod archive_cli;
 mod dev_database;
+mod faults;
 mod schema;

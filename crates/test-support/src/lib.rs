@@ -4,6 +4,8 @@
 //! # Layout
 //!
 //! - [`TestDb`]: a fresh database per test, through PgBouncer, dropped on success.
+//! - [`PrivateCluster`]: a throw-away PostgreSQL and PgBouncer of one test's own,
+//!   for tests that stop or restart them (module `cluster`).
 //! - [`workspace_root`]: the repository root, where `implementations/` lives.
 //! - [`corpus_dir`]: where the real-events corpus is, when it is there.
 //! - [`init_logging`]: test output of `tracing` events, only when `TEST_LOG=1`.
@@ -12,6 +14,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+mod cluster;
+
+pub use cluster::PrivateCluster;
 
 use bigbrotr_config::{DatabaseConfig, Env, Implementation, PoolFile};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -77,6 +83,39 @@ pub enum Error {
         /// Why.
         #[source]
         source: deadpool_postgres::BuildError,
+    },
+    /// A program a [`PrivateCluster`] needs is not installed.
+    #[error("{name} not found: install PostgreSQL and PgBouncer (Debian: apt-get install postgresql pgbouncer)")]
+    MissingProgram {
+        /// The program.
+        name: &'static str,
+    },
+    /// A command run for a [`PrivateCluster`] failed.
+    #[error("{what} failed ({status}): {output}")]
+    Command {
+        /// What the command was for.
+        what: &'static str,
+        /// How it ended.
+        status: std::process::ExitStatus,
+        /// The end of what it printed, and of the server's log.
+        output: String,
+    },
+    /// A file or process of a [`PrivateCluster`] could not be handled.
+    #[error("{what} failed")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A server of a [`PrivateCluster`] did not start or stop in time.
+    #[error("{what} within {after:?}")]
+    NotReady {
+        /// What did not happen.
+        what: &'static str,
+        /// How long it was waited for.
+        after: Duration,
     },
 }
 
@@ -277,29 +316,42 @@ impl TestDb {
 
     /// The implementation's SQL files, in the order they are applied.
     pub fn sql_files(&self) -> Result<Vec<PathBuf>> {
-        sql_files(
-            &workspace_root()
-                .join("implementations")
-                .join(&self.implementation)
-                .join("sql"),
-        )
+        implementation_sql_files(&self.implementation)
     }
 
     async fn apply_sql(&self) -> Result<()> {
-        for path in self.sql_files()? {
-            let sql = std::fs::read_to_string(&path).map_err(|source| Error::ReadSql {
+        let client = self.client().await?;
+        apply_sql(&client, &self.sql_files()?).await
+    }
+}
+
+/// The SQL files of `implementation`, in the order they are applied.
+pub(crate) fn implementation_sql_files(implementation: &str) -> Result<Vec<PathBuf>> {
+    sql_files(
+        &workspace_root()
+            .join("implementations")
+            .join(implementation)
+            .join("sql"),
+    )
+}
+
+/// Applies `files` in order on `client`, each in one transaction: a file
+/// applies whole or not at all.
+pub(crate) async fn apply_sql(client: &tokio_postgres::Client, files: &[PathBuf]) -> Result<()> {
+    for path in files {
+        let sql = std::fs::read_to_string(path).map_err(|source| Error::ReadSql {
+            path: path.clone(),
+            source,
+        })?;
+        client
+            .batch_execute(&format!("BEGIN;\n{sql}\n;COMMIT;"))
+            .await
+            .map_err(|source| Error::ApplySql {
                 path: path.clone(),
                 source,
             })?;
-            let client = self.client().await?;
-            // One transaction per file: a file applies whole or not at all.
-            client
-                .batch_execute(&format!("BEGIN;\n{sql}\n;COMMIT;"))
-                .await
-                .map_err(|source| Error::ApplySql { path, source })?;
-        }
-        Ok(())
     }
+    Ok(())
 }
 
 /// Every `NNN_*.sql` file of `dir`, sorted by name; none when `dir` is missing.
