@@ -279,7 +279,6 @@ pub enum InvalidRelayUrl {
     MissingHost,
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

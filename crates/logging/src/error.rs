@@ -52,7 +52,6 @@ pub enum Error {
 /// Results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-
 #[cfg(test)]
 mod tests {
     use std::error::Error as _;

@@ -332,7 +332,6 @@ pub(crate) fn excerpt(sql: &str) -> String {
     out
 }
 
-
 #[cfg(test)]
 mod tests {
     use std::error::Error as _;
