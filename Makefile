@@ -10,7 +10,7 @@ DB_NEEDED := db-up
 endif
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: help build test test-unit doc fmt fmt-check clippy ci coverage db-up db-down db-reset db-status clean
+.PHONY: help build test test-unit bench doc fmt fmt-check clippy ci coverage db-up db-down db-reset db-status clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -28,6 +28,12 @@ endif
 
 test-unit: ## Run the tests that need no database
 	$(CARGO) test --workspace --lib
+
+# The large import (1 000 000 events) takes minutes: `make bench BENCH_LARGE=0` skips it.
+BENCH_LARGE ?= 1
+bench: $(DB_NEEDED) ## Ingest benchmark in release: events/s and peak memory, through PgBouncer
+	$(CARGO) build --release -p bigbrotr -p bigbrotr-bench
+	BENCH_LARGE=$(BENCH_LARGE) $(CARGO) run --release -q -p bigbrotr-bench
 
 doc: ## Build the documentation, warnings denied
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps

@@ -1,0 +1,252 @@
+//! The in-process measurements: validation alone, a plain binary `COPY`,
+//! and [`Brotr::insert_event_batch`].
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use bigbrotr_brotr::{validate_event, Brotr, InsertEventsReport, RelayId};
+use bigbrotr_config::BrotrConfig;
+use bigbrotr_pool::tokio_postgres::types::Json;
+use bigbrotr_pool::{ConnectionPool, Type};
+use nostr::Event;
+use tokio::task::JoinSet;
+
+use crate::db::{count, Server};
+
+/// The relay every event is seen on.
+pub(crate) const FIRST_RELAY: &str = "wss://relay.one.example";
+/// The relay every other event is also seen on.
+pub(crate) const SECOND_RELAY: &str = "wss://relay.two.example";
+/// When the events were seen (Unix seconds).
+const SEEN_AT: i64 = 1_702_600_000;
+
+/// Checks every event on `workers` threads; fails when one is refused.
+pub(crate) fn validate(events: &[Event], workers: usize) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    let per_worker = events.len().div_ceil(workers.max(1)).max(1);
+    let refused: usize = std::thread::scope(|scope| {
+        let handles: Vec<_> = events
+            .chunks(per_worker)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .filter(|event| validate_event(event).is_err())
+                        .count()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().unwrap_or(usize::MAX))
+            .sum()
+    });
+    let elapsed = start.elapsed();
+    anyhow::ensure!(refused == 0, "{refused} corpus events failed validation");
+    Ok(elapsed)
+}
+
+/// The table the raw `COPY` writes: the columns of an event, no index, no
+/// constraint.
+const COPY_TABLE: &str = "CREATE TABLE bench_events (
+    id bytea, pubkey bytea, sig bytea, created_at bigint, kind integer, tags jsonb, content text
+)";
+const COPY_SQL: &str =
+    "COPY bench_events (id, pubkey, sig, created_at, kind, tags, content) FROM STDIN (FORMAT binary)";
+const COPY_TYPES: [Type; 7] = [
+    Type::BYTEA,
+    Type::BYTEA,
+    Type::BYTEA,
+    Type::INT8,
+    Type::INT4,
+    Type::JSONB,
+    Type::TEXT,
+];
+
+/// Copies every event into an unindexed table of a fresh database, in
+/// transactions of `rows_per_transaction` rows, `tasks` at once.
+pub(crate) async fn copy(
+    server: &Server,
+    events: Arc<Vec<Event>>,
+    tasks: usize,
+    rows_per_transaction: usize,
+    keep: bool,
+) -> anyhow::Result<Duration> {
+    let db = server.create("copy").await?;
+    let pool = server.pool(&db).await?;
+    pool.batch_execute(COPY_TABLE)
+        .await
+        .context("creating the COPY table")?;
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut workers = JoinSet::new();
+    for _ in 0..tasks {
+        let pool = pool.clone();
+        let events = Arc::clone(&events);
+        let next = Arc::clone(&next);
+        workers.spawn(async move {
+            loop {
+                let from = next.fetch_add(1, Ordering::Relaxed) * rows_per_transaction;
+                if from >= events.len() {
+                    return anyhow::Ok(());
+                }
+                let to = (from + rows_per_transaction).min(events.len());
+                copy_rows(&pool, &events[from..to]).await?;
+            }
+        });
+    }
+    while let Some(done) = workers.join_next().await {
+        done.context("a COPY task panicked")??;
+    }
+    let elapsed = start.elapsed();
+    let copied = count(&pool, "bench_events").await?;
+    anyhow::ensure!(
+        copied == events.len() as u64,
+        "COPY stored {copied} rows of {}",
+        events.len()
+    );
+    pool.disconnect(Duration::from_secs(5)).await;
+    db.finish(keep).await?;
+    Ok(elapsed)
+}
+
+async fn copy_rows(pool: &ConnectionPool, events: &[Event]) -> anyhow::Result<()> {
+    let mut transaction = pool.begin().await.context("BEGIN")?;
+    let mut copy = transaction
+        .copy_in_binary(COPY_SQL, &COPY_TYPES)
+        .await
+        .context("starting the COPY")?;
+    for event in events {
+        let id: &[u8] = event.id.as_bytes();
+        let pubkey: &[u8] = event.pubkey.as_bytes();
+        let sig = event.sig.serialize();
+        let created_at = i64::try_from(event.created_at.as_secs())?;
+        let kind = i32::from(event.kind.as_u16());
+        let tags = Json(&event.tags);
+        let content = event.content.as_str();
+        copy.write(&[&id, &pubkey, &&sig[..], &created_at, &kind, &tags, &content])
+            .await
+            .context("writing a COPY row")?;
+    }
+    copy.finish().await.context("ending the COPY")?;
+    transaction.commit().await.context("COMMIT")?;
+    Ok(())
+}
+
+/// What [`insert`] measured.
+#[derive(Debug)]
+pub(crate) struct Inserted {
+    /// Wall time of all the calls.
+    pub(crate) elapsed: Duration,
+    /// Items given: every event with the first relay, then every other one
+    /// with the second.
+    pub(crate) items: usize,
+    /// The calls' reports, added up.
+    pub(crate) report: InsertEventsReport,
+}
+
+/// Archives every event as seen on the first relay and every other one as
+/// also seen on the second, into a fresh database with the implementation's
+/// schema, through [`Brotr::insert_event_batch`]: calls of `batch` items,
+/// `tasks` at once, event validation on or off.
+pub(crate) async fn insert(
+    server: &Server,
+    events: &[Event],
+    validation: bool,
+    tasks: usize,
+    batch: usize,
+    keep: bool,
+) -> anyhow::Result<Inserted> {
+    let label = if validation {
+        "insert_validated"
+    } else {
+        "insert_unvalidated"
+    };
+    let db = server.create(label).await?;
+    let pool = server.pool(&db).await?;
+    bigbrotr_brotr::apply_schema(&pool, &server.implementation().sql_dir())
+        .await
+        .context("applying the schema")?;
+    let config = BrotrConfig {
+        enable_event_validation: validation,
+        ..server.brotr_config().clone()
+    };
+    let brotr = Brotr::new(pool.clone(), config).context("setting up the archive")?;
+    let first = brotr.insert_relay(FIRST_RELAY, SEEN_AT).await?;
+    let second = brotr.insert_relay(SECOND_RELAY, SEEN_AT).await?;
+
+    let items: Vec<(Event, RelayId)> = events
+        .iter()
+        .map(|event| (event.clone(), first))
+        .chain(
+            events
+                .iter()
+                .step_by(2)
+                .map(|event| (event.clone(), second)),
+        )
+        .collect();
+    let item_count = items.len();
+    let batches: Arc<Vec<Vec<(Event, RelayId)>>> =
+        Arc::new(items.chunks(batch).map(<[_]>::to_vec).collect());
+    drop(items);
+
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut workers = JoinSet::new();
+    for _ in 0..tasks {
+        let brotr = brotr.clone();
+        let batches = Arc::clone(&batches);
+        let next = Arc::clone(&next);
+        workers.spawn(async move {
+            let mut total = InsertEventsReport::default();
+            while let Some(batch) = batches.get(next.fetch_add(1, Ordering::Relaxed)) {
+                let report = brotr
+                    .insert_event_batch(batch, SEEN_AT)
+                    .await
+                    .context("insert_event_batch")?;
+                add(&mut total, report);
+            }
+            anyhow::Ok(total)
+        });
+    }
+    let mut report = InsertEventsReport::default();
+    while let Some(done) = workers.join_next().await {
+        add(&mut report, done.context("an insert task panicked")??);
+    }
+    let elapsed = start.elapsed();
+
+    check_archive(&pool, events.len(), events.len().div_ceil(2)).await?;
+    pool.disconnect(Duration::from_secs(5)).await;
+    db.finish(keep).await?;
+    Ok(Inserted {
+        elapsed,
+        items: item_count,
+        report,
+    })
+}
+
+/// Fails unless the archive holds `events` events and `events + second`
+/// provenance rows.
+pub(crate) async fn check_archive(
+    pool: &ConnectionPool,
+    events: usize,
+    second: usize,
+) -> anyhow::Result<()> {
+    let stored = count(pool, "events").await?;
+    let relations = count(pool, "events_relays").await?;
+    anyhow::ensure!(
+        stored == events as u64 && relations == (events + second) as u64,
+        "the archive holds {stored} events and {relations} provenance rows; \
+         expected {events} and {}",
+        events + second
+    );
+    Ok(())
+}
+
+fn add(total: &mut InsertEventsReport, report: InsertEventsReport) {
+    total.stored += report.stored;
+    total.duplicates += report.duplicates;
+    total.relations_stored += report.relations_stored;
+    total.rejected.extend(report.rejected);
+}
