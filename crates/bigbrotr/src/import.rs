@@ -264,30 +264,15 @@ fn read_batches<R: BufRead>(
             }
         }
         number += 1;
-        let text = match std::str::from_utf8(&line) {
-            Ok(text) => text.trim(),
-            Err(error) => {
-                batch.read += 1;
-                let shown = String::from_utf8_lossy(&line).trim().to_owned();
-                batch
-                    .unparsed
-                    .push((number, format!("not UTF-8: {error}"), shown));
-                continue;
-            }
-        };
-        if text.is_empty() {
-            continue;
-        }
-        batch.read += 1;
-        match Event::from_json(text) {
-            Ok(event) => {
+        match parse_line(&line) {
+            None => continue,
+            Some(Ok(event)) => {
                 batch.events.push((event, relay));
                 batch.lines.push(number);
             }
-            Err(error) => batch
-                .unparsed
-                .push((number, error.to_string(), text.to_owned())),
+            Some(Err((detail, shown))) => batch.unparsed.push((number, detail, shown)),
         }
+        batch.read += 1;
         let full = batch.read as usize >= batch_size;
         if full
             && sender
@@ -301,4 +286,20 @@ fn read_batches<R: BufRead>(
     if batch.read > 0 {
         let _ = sender.blocking_send(Ok(batch));
     }
+}
+
+/// One line of input: `None` when blank, else the event or why it is not
+/// one (with the line as shown in the rejects file).
+fn parse_line(line: &[u8]) -> Option<Result<Event, (String, String)>> {
+    let text = match std::str::from_utf8(line) {
+        Ok(text) => text.trim(),
+        Err(error) => {
+            let shown = String::from_utf8_lossy(line).trim().to_owned();
+            return Some(Err((format!("not UTF-8: {error}"), shown)));
+        }
+    };
+    if text.is_empty() {
+        return None;
+    }
+    Some(Event::from_json(text).map_err(|error| (error.to_string(), text.to_owned())))
 }
