@@ -86,6 +86,17 @@ async fn the_whole_corpus_is_imported_and_exported_exactly_as_signed() {
     );
     assert_eq!(count(&db, "events").await, 11_803);
     assert_eq!(count(&db, "events_relays").await, 2 * 11_803);
+    // The tag values computed by the application are those the database's
+    // own tags_to_tagvalues() gives.
+    assert_eq!(
+        count(
+            &db,
+            "events WHERE tagvalues IS DISTINCT FROM tags_to_tagvalues(tags)"
+        )
+        .await,
+        0
+    );
+    assert!(count(&db, "events WHERE cardinality(tagvalues) > 0").await > 1000);
 
     let mut out = Vec::new();
     let written = bigbrotr::export::export(&brotr, &EventFilter::default(), &mut out)

@@ -42,6 +42,8 @@ for_each_implementation!(
     a_content_of_500_kb_is_stored,
     characters_outside_the_basic_plane_are_stored_exactly,
     tagvalues_hold_single_letter_tags_prefixed_by_their_letter,
+    tagvalues_given_by_the_caller_are_stored_per_event_without_repeats,
+    deleting_events_or_relays_deletes_their_provenance,
     insert_relay_metadata_counts_new_rows_and_stores_each_document_once,
     orphans_are_deleted_in_bounded_batches_with_exact_counts,
     relay_metadata_latest_shows_the_latest_check_of_each_relay,
@@ -164,6 +166,18 @@ async fn insert_events(
     client: &Client,
     batch: &[Sighting<'_>],
 ) -> Result<(i64, i64), tokio_postgres::Error> {
+    insert_events_with_tagvalues(client, batch, None).await
+}
+
+/// `insert_events` with the tag values given by the caller, as (values,
+/// 1-based ordinal of the event each belongs to); `None` leaves them to
+/// the database.
+async fn insert_events_with_tagvalues(
+    client: &Client,
+    batch: &[Sighting<'_>],
+    tagvalues: Option<(&[&str], &[i32])>,
+) -> Result<(i64, i64), tokio_postgres::Error> {
+    let (values, owners) = tagvalues.unzip();
     let ids: Vec<&[u8]> = batch.iter().map(|(e, _, _)| e.id.as_slice()).collect();
     let pubkeys: Vec<&[u8]> = batch.iter().map(|(e, _, _)| e.pubkey.as_slice()).collect();
     let created_at: Vec<i64> = batch.iter().map(|(e, _, _)| e.created_at).collect();
@@ -184,7 +198,7 @@ async fn insert_events(
     let row = client
         .query_typed_one(
             "SELECT events_inserted, relations_inserted \
-             FROM insert_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             FROM insert_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             &[
                 (&ids, Type::BYTEA_ARRAY),
                 (&pubkeys, Type::BYTEA_ARRAY),
@@ -197,6 +211,8 @@ async fn insert_events(
                 (&sigs, Type::BYTEA_ARRAY),
                 (&relay_ids, Type::INT4_ARRAY),
                 (&seen_at, Type::INT8_ARRAY),
+                (&values, Type::TEXT_ARRAY),
+                (&owners, Type::INT4_ARRAY),
             ],
         )
         .await?;
@@ -803,6 +819,88 @@ async fn tagvalues_hold_single_letter_tags_prefixed_by_their_letter(implementati
     assert!(row.get::<_, Vec<String>>(0).is_empty());
     assert!(row.get::<_, Vec<String>>(1).is_empty());
     assert_eq!(row.get::<_, Vec<String>>(2), ["b:ok"]);
+}
+
+async fn tagvalues_given_by_the_caller_are_stored_per_event_without_repeats(implementation: &str) {
+    let db = TestDb::new(implementation).await.unwrap();
+    let client = db.client().await.unwrap();
+    let [relay] = relay_ids(&client, &["wss://one.example"]).await[..] else {
+        panic!("one relay");
+    };
+    // The tags are not looked at when the values are given.
+    let events: Vec<Event> = (1..=3)
+        .map(|n| Event::note(n).with_tags(json!([["t", "ignored"]])))
+        .collect();
+    let batch: Vec<Sighting<'_>> = events.iter().map(|e| (e, relay, 10)).collect();
+    let values = ["t:b", "p:k", "t:b", "t:a"];
+    let owners = [3, 1, 3, 3];
+    assert_eq!(
+        insert_events_with_tagvalues(&client, &batch, Some((&values, &owners)))
+            .await
+            .unwrap(),
+        (3, 3)
+    );
+    assert_eq!(tagvalues(&client, &events[0].id).await, ["p:k"]);
+    assert!(tagvalues(&client, &events[1].id).await.is_empty());
+    let mut third = tagvalues(&client, &events[2].id).await;
+    third.sort();
+    assert_eq!(third, ["t:a", "t:b"]);
+
+    let error = insert_events_with_tagvalues(&client, &batch, Some((&values, &owners[..3])))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Some(&SqlState::INVALID_PARAMETER_VALUE));
+}
+
+async fn deleting_events_or_relays_deletes_their_provenance(implementation: &str) {
+    let db = TestDb::new(implementation).await.unwrap();
+    let client = db.client().await.unwrap();
+    let [one, two] = relay_ids(&client, &["wss://one.example", "wss://two.example"]).await[..]
+    else {
+        panic!("two relays");
+    };
+    let events: Vec<Event> = (1..=3).map(Event::note).collect();
+    let batch: Vec<Sighting<'_>> = events
+        .iter()
+        .flat_map(|e| [(e, one, 10), (e, two, 11)])
+        .collect();
+    assert_eq!(insert_events(&client, &batch).await.unwrap(), (3, 6));
+
+    // A relay that does not exist: refused as a foreign-key violation,
+    // nothing of the batch stored.
+    let fourth = Event::note(4);
+    let error = insert_events(&client, &[(&fourth, one, 12), (&fourth, 999_999, 12)])
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Some(&SqlState::FOREIGN_KEY_VIOLATION));
+    let db_error = error.as_db_error().expect("a database error");
+    assert_eq!(db_error.constraint(), Some("events_relays_relay_id_fkey"));
+    assert!(
+        db_error.message().contains("999999"),
+        "{}",
+        db_error.message()
+    );
+    assert!(!event_exists(&client, &fourth.id).await);
+
+    client
+        .execute_typed(
+            "DELETE FROM events WHERE id = $1",
+            &[(&events[0].id, Type::BYTEA)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(count(&client, "events_relays").await, 4);
+    client
+        .execute_typed("DELETE FROM relays WHERE id = $1", &[(&two, Type::INT4)])
+        .await
+        .unwrap();
+    assert_eq!(count(&client, "events_relays").await, 2);
+    assert_eq!(
+        count(&client, &format!("events_relays WHERE relay_id = {one}")).await,
+        2
+    );
+    client.batch_execute("TRUNCATE events").await.unwrap();
+    assert_eq!(count(&client, "events_relays").await, 0);
 }
 
 // ---------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 //! [`Brotr`]: the archive's reads and writes, each one call of a stored
 //! procedure of the implementation's function contract.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bigbrotr_config::{BrotrConfig, Problems};
@@ -10,9 +11,10 @@ use nostr::{Event, EventId};
 use serde_json::Value;
 
 use crate::error::{Error, RejectReason, Result};
-use crate::event::{check_all, check_storable, validate_event, EventRow, StoredEvent};
+use crate::event::{check_storable, validate_event, EventRow, StoredEvent};
 use crate::metadata::{document, Document, RelayMetadata};
 use crate::relay::{validate_relay_url, Network, Relay, RelayId};
+use crate::verify::{validate_all, VerifiedSignatures};
 
 /// What [`Brotr::insert_event_batch`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -79,6 +81,8 @@ pub struct Rejected {
 pub struct Brotr {
     pool: ConnectionPool,
     config: BrotrConfig,
+    /// Shared by clones, like the pool.
+    verified: Arc<VerifiedSignatures>,
 }
 
 impl Brotr {
@@ -92,7 +96,12 @@ impl Brotr {
                 problems: problems.into_vec(),
             });
         }
-        Ok(Self { pool, config })
+        let verified = Arc::new(VerifiedSignatures::new(config.verified_signatures));
+        Ok(Self {
+            pool,
+            config,
+            verified,
+        })
     }
 
     /// The pool it writes through.
@@ -285,7 +294,7 @@ impl Brotr {
     ) -> Result<InsertEventsReport> {
         let events: Vec<&Event> = items.iter().map(|(event, _, _)| *event).collect();
         let checks = if self.config.enable_event_validation {
-            check_all(&events, validate_event).await?
+            validate_all(&events, &self.verified).await?
         } else {
             events.iter().map(|event| check_storable(event)).collect()
         };
@@ -336,12 +345,20 @@ impl Brotr {
         let sigs: Vec<&[u8]> = chunk.iter().map(|(row, _, _)| &row.sig[..]).collect();
         let relay_ids: Vec<i32> = chunk.iter().map(|(_, relay, _)| *relay).collect();
         let seen_at: Vec<i64> = chunk.iter().map(|(_, _, seen_at)| *seen_at).collect();
+        // Computed here rather than by the database, where it costs more than
+        // the rest of the row.
+        let mut tagvalues = Vec::with_capacity(chunk.len() * 2);
+        let mut tagvalue_owners = Vec::with_capacity(chunk.len() * 2);
+        for (ordinal, (row, _, _)) in (1_i32..).zip(chunk) {
+            row.tags.tagvalues_into(&mut tagvalues);
+            tagvalue_owners.resize(tagvalues.len(), ordinal);
+        }
         let row = self
             .bounded_insert(WHAT, async {
                 self.pool
                     .fetch_one(
                         "SELECT events_inserted, relations_inserted \
-                         FROM insert_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                         FROM insert_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
                         &[
                             (&ids, Type::BYTEA_ARRAY),
                             (&pubkeys, Type::BYTEA_ARRAY),
@@ -354,6 +371,8 @@ impl Brotr {
                             (&sigs, Type::BYTEA_ARRAY),
                             (&relay_ids, Type::INT4_ARRAY),
                             (&seen_at, Type::INT8_ARRAY),
+                            (&tagvalues, Type::TEXT_ARRAY),
+                            (&tagvalue_owners, Type::INT4_ARRAY),
                         ],
                     )
                     .await
@@ -671,7 +690,7 @@ impl Brotr {
             .map(|row| stored_event(row, WHAT)?.into_event(WHAT))
             .collect::<Result<Vec<Event>>>()?;
         let refs: Vec<&Event> = events.iter().collect();
-        let checks = check_all(&refs, validate_event).await?;
+        let checks = validate_all(&refs, &self.verified).await?;
         for (event, check) in events.iter().zip(checks) {
             check.map_err(|reason| Error::EventNotReproducible {
                 event_id: event.id,

@@ -9,7 +9,6 @@
 //! raw columns are NULL otherwise, and reading prefers them.
 
 use std::borrow::Cow;
-use std::num::NonZeroUsize;
 
 use nostr::secp256k1::schnorr::Signature;
 use nostr::{Event, EventId, Kind, PublicKey, Tags, Timestamp};
@@ -17,9 +16,9 @@ use serde::ser::{Serialize, SerializeSeq, Serializer};
 
 use crate::error::{Error, RejectReason, Result};
 
-/// Below this many events validation runs on the calling task: handing
-/// them to worker threads would cost more than it saves.
-const PARALLEL_THRESHOLD: usize = 64;
+/// Longest tag value (in bytes) put in `tagvalues`: a longer one could
+/// overflow a GIN index entry, and nobody looks one up.
+const MAX_TAGVALUE_BYTES: usize = 256;
 
 /// What replaces U+0000 in the queryable columns.
 const REPLACEMENT: &str = "\u{FFFD}";
@@ -60,37 +59,6 @@ pub(crate) fn check_storable(event: &Event) -> Result<(), RejectReason> {
     Ok(())
 }
 
-/// Runs `check` on every event, spread over the machine's cores when there
-/// are many: signature checks dominate the cost of storing events.
-pub(crate) async fn check_all(
-    events: &[&Event],
-    check: fn(&Event) -> Result<(), RejectReason>,
-) -> Result<Vec<Result<(), RejectReason>>> {
-    let workers = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
-    if events.len() < PARALLEL_THRESHOLD || workers < 2 {
-        return Ok(events.iter().map(|event| check(event)).collect());
-    }
-    let per_worker = events.len().div_ceil(workers);
-    let mut handles = Vec::with_capacity(workers);
-    for part in events.chunks(per_worker) {
-        // Worker threads need owned data; a copy costs far less than a
-        // signature check.
-        let owned: Vec<Event> = part.iter().map(|event| (*event).clone()).collect();
-        handles.push(tokio::task::spawn_blocking(move || {
-            owned.iter().map(check).collect::<Vec<_>>()
-        }));
-    }
-    let mut results = Vec::with_capacity(events.len());
-    for handle in handles {
-        results.extend(
-            handle
-                .await
-                .map_err(|source| Error::Validation { source })?,
-        );
-    }
-    Ok(results)
-}
-
 /// The queryable form of an event's tags: as they are, or with U+0000
 /// replaced.
 #[derive(Debug)]
@@ -99,6 +67,30 @@ pub(crate) enum QueryTags<'a> {
     Original(&'a Tags),
     /// Some did; these are the tags with it replaced.
     Replaced(Vec<Vec<String>>),
+}
+
+impl QueryTags<'_> {
+    /// Appends the `tagvalues` of these tags to `out`, exactly as the SQL
+    /// function `tags_to_tagvalues` computes them (but possibly repeated and
+    /// unsorted, which `insert_events` folds): `<letter>:<value>` for each
+    /// tag whose name is one ASCII letter and whose value has at most
+    /// [`MAX_TAGVALUE_BYTES`] bytes.
+    pub(crate) fn tagvalues_into(&self, out: &mut Vec<String>) {
+        let mut push = |tag: &[String]| {
+            if let [name, value, ..] = tag {
+                if name.len() == 1
+                    && name.as_bytes()[0].is_ascii_alphabetic()
+                    && value.len() <= MAX_TAGVALUE_BYTES
+                {
+                    out.push(format!("{name}:{value}"));
+                }
+            }
+        };
+        match self {
+            Self::Original(tags) => tags.iter().for_each(|tag| push(tag.as_slice())),
+            Self::Replaced(tags) => tags.iter().for_each(|tag| push(tag)),
+        }
+    }
 }
 
 impl Serialize for QueryTags<'_> {
@@ -366,28 +358,37 @@ mod tests {
         ));
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn checking_many_events_gives_one_result_per_event_in_order() {
-        let keys = Keys::generate();
-        let mut events: Vec<Event> = (0..200)
-            .map(|i| {
-                EventBuilder::text_note(format!("n{i}"))
-                    .sign_with_keys(&keys)
-                    .unwrap()
-            })
-            .collect();
-        events[7].content.push('x');
-        events[150].sig = events[151].sig;
-        let refs: Vec<&Event> = events.iter().collect();
-        let results = check_all(&refs, validate_event).await.unwrap();
-        assert_eq!(results.len(), 200);
-        for (i, result) in results.iter().enumerate() {
-            let expected = match i {
-                7 => Err(RejectReason::InvalidId),
-                150 => Err(RejectReason::InvalidSignature),
-                _ => Ok(()),
-            };
-            assert_eq!(*result, expected, "event {i}");
-        }
+    #[test]
+    fn tagvalues_are_those_of_single_letter_tags_with_short_values() {
+        let long = "v".repeat(MAX_TAGVALUE_BYTES + 1);
+        let fits = "w".repeat(MAX_TAGVALUE_BYTES);
+        let event = signed(
+            "",
+            vec![
+                vec!["e", "abc", "wss://r.example"],
+                vec!["P", "k"],
+                vec!["t", "x\u{0}y"],
+                vec!["t", long.as_str()],
+                vec!["t", fits.as_str()],
+                vec!["tt", "two letters"],
+                vec!["1", "digit"],
+                vec!["é", "not ascii"],
+                vec!["p"],
+                vec!["e", "abc"],
+            ],
+        );
+        let row = EventRow::of(&event).unwrap();
+        let mut values = Vec::new();
+        row.tags.tagvalues_into(&mut values);
+        assert_eq!(
+            values,
+            [
+                "e:abc".to_owned(),
+                "P:k".to_owned(),
+                "t:x\u{FFFD}y".to_owned(),
+                format!("t:{fits}"),
+                "e:abc".to_owned(),
+            ]
+        );
     }
 }

@@ -10,10 +10,13 @@
 //!   validated first, then stored in chunks of `brotr.batch_size`, one
 //!   transaction each. [`InsertEventsReport`] and [`Rejected`] tell what a
 //!   batch of events did.
-//! - [`event`]: [`validate_event`] (id and signature, through `nostr`), run
-//!   on all cores for large batches, and the lossless mapping of an event to
-//!   the `events` columns and back (U+0000 kept in `content_raw` /
-//!   `tags_raw`).
+//! - [`event`]: [`validate_event`] (id and signature, through `nostr`), and
+//!   the lossless mapping of an event to the `events` columns and back
+//!   (U+0000 kept in `content_raw` / `tags_raw`, tag values computed for
+//!   `tagvalues`).
+//! - `verify` (private): batches validated on all cores, each signature
+//!   verified once and remembered (`brotr.verified_signatures`), so an event
+//!   seen on many relays costs one signature check.
 //! - [`relay`]: [`RelayId`], [`Network`], [`Relay`] and
 //!   [`validate_relay_url`], the one normal form of a relay URL.
 //! - [`metadata`]: [`RelayMetadata`], one check of one relay, and
@@ -30,6 +33,7 @@ pub mod event;
 pub mod metadata;
 pub mod relay;
 pub mod schema;
+mod verify;
 
 pub use brotr::{Brotr, EventCursor, EventFilter, InsertEventsReport, Rejected};
 pub use error::{Error, InvalidRelayUrl, RejectReason, Result};

@@ -73,13 +73,20 @@ COMMENT ON INDEX events_tagvalues_idx IS
 -- ---------------------------------------------------------------------------
 -- events_relays
 -- ---------------------------------------------------------------------------
--- Constraint names are given: insert_events() recognises a violation of
--- events_relays_event_id_fkey by name.
+-- No declared foreign keys: a per-row foreign-key check costs about as much
+-- as the row itself, and this table takes a row for every sighting of every
+-- event. Integrity is kept instead by one lock and statement triggers:
+--   * insert_events() is the only writer. It holds an advisory lock (key
+--     1650619506, 'bbtr' in ASCII) in shared mode until its transaction ends,
+--     checks once that the batch's relays exist, and inserts each event in
+--     the same statement as the rows that reference it;
+--   * every DELETE or TRUNCATE of events or relays takes the same lock in
+--     exclusive mode first (trigger *_lock_referenced), so it waits for the
+--     inserts in flight and none starts until it commits; then its rows here
+--     go too (trigger *_cascade), as ON DELETE CASCADE would do.
 CREATE TABLE events_relays (
-    event_id bytea   NOT NULL
-        CONSTRAINT events_relays_event_id_fkey REFERENCES events (id) ON DELETE CASCADE,
-    relay_id integer NOT NULL
-        CONSTRAINT events_relays_relay_id_fkey REFERENCES relays (id) ON DELETE CASCADE,
+    event_id bytea   NOT NULL,
+    relay_id integer NOT NULL,
     seen_at  bigint  NOT NULL,
     PRIMARY KEY (event_id, relay_id)
 );
@@ -87,13 +94,59 @@ CREATE TABLE events_relays (
 CREATE INDEX events_relays_relay_id_seen_at_idx ON events_relays (relay_id, seen_at);
 
 COMMENT ON TABLE events_relays IS
-    'Provenance: which relay served which event. An event with no row here is an orphan, removed by delete_orphan_events().';
-COMMENT ON COLUMN events_relays.event_id IS
-    'The event (events.id).';
-COMMENT ON COLUMN events_relays.relay_id IS
-    'The relay that served it (relays.id).';
-COMMENT ON COLUMN events_relays.seen_at IS
-    'When BigBrotr first received the event from that relay (Unix seconds); later sightings do not change it.';
+    'Provenance: which relay served which event. Every row references an existing event and relay; deleting an event or a relay deletes its rows here (kept by insert_events() and triggers rather than declared foreign keys, for speed). An event with no row here is an orphan, removed by delete_orphan_events().';
+
+-- Referential integrity of events_relays (see above).
+CREATE FUNCTION events_relays_lock_referenced()
+RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(1650619506);
+    RETURN NULL;
+END;
+$$;
+
+COMMENT ON FUNCTION events_relays_lock_referenced() IS
+    'Before a DELETE or TRUNCATE of events or relays: waits for the insert_events() calls in flight and holds new ones back until the transaction ends.';
+
+CREATE FUNCTION events_relays_cascade()
+RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        TRUNCATE events_relays;
+    ELSIF TG_TABLE_NAME = 'events' THEN
+        DELETE FROM events_relays AS er USING deleted AS d WHERE er.event_id = d.id;
+    ELSE
+        DELETE FROM events_relays AS er USING deleted AS d WHERE er.relay_id = d.id;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+COMMENT ON FUNCTION events_relays_cascade() IS
+    'After a DELETE or TRUNCATE of events or relays: deletes the events_relays rows of what was deleted.';
+
+CREATE TRIGGER events_lock_referenced
+    BEFORE DELETE OR TRUNCATE ON events
+    FOR EACH STATEMENT EXECUTE FUNCTION events_relays_lock_referenced();
+CREATE TRIGGER events_cascade
+    AFTER DELETE ON events REFERENCING OLD TABLE AS deleted
+    FOR EACH STATEMENT EXECUTE FUNCTION events_relays_cascade();
+CREATE TRIGGER events_cascade_truncate
+    AFTER TRUNCATE ON events
+    FOR EACH STATEMENT EXECUTE FUNCTION events_relays_cascade();
+CREATE TRIGGER relays_lock_referenced
+    BEFORE DELETE OR TRUNCATE ON relays
+    FOR EACH STATEMENT EXECUTE FUNCTION events_relays_lock_referenced();
+CREATE TRIGGER relays_cascade
+    AFTER DELETE ON relays REFERENCING OLD TABLE AS deleted
+    FOR EACH STATEMENT EXECUTE FUNCTION events_relays_cascade();
+CREATE TRIGGER relays_cascade_truncate
+    AFTER TRUNCATE ON relays
+    FOR EACH STATEMENT EXECUTE FUNCTION events_relays_cascade();
 
 -- ---------------------------------------------------------------------------
 -- nip11, nip66: content-addressed documents

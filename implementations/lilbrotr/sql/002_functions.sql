@@ -10,9 +10,12 @@
 --     other's uncommitted keys in the same order and never deadlock;
 --   * DISTINCT ON removes keys repeated within a batch;
 --   * ON CONFLICT DO NOTHING skips rows that exist (the first insert wins);
---   * a foreign-key violation caused by a concurrent delete_orphan_*() call
---     (a row that existed when this call skipped it was deleted before the end
---     of the statement) is retried, and the missing row inserted again.
+--   * a foreign-key violation caused by a concurrent delete_orphan_nip11/66()
+--     call (a row that existed when this call skipped it was deleted before
+--     the end of the statement) is retried, and the missing row inserted
+--     again; insert_events() and deletes of events or relays exclude each
+--     other with an advisory lock instead (see events_relays in
+--     001_tables.sql).
 -- They rely on READ COMMITTED, PostgreSQL's default isolation level.
 
 -- ---------------------------------------------------------------------------
@@ -79,17 +82,19 @@ COMMENT ON FUNCTION insert_relays(text[], text[], bigint) IS
 -- insert_events
 -- ---------------------------------------------------------------------------
 CREATE OR REPLACE FUNCTION insert_events(
-    p_ids          bytea[],
-    p_pubkeys      bytea[],
-    p_created_at   bigint[],
-    p_kinds        integer[],
-    p_tags         jsonb[],
-    p_tags_raw     bytea[],
-    p_contents     text[],
-    p_contents_raw bytea[],
-    p_sigs         bytea[],
-    p_relay_ids    integer[],
-    p_seen_at      bigint[]
+    p_ids              bytea[],
+    p_pubkeys          bytea[],
+    p_created_at       bigint[],
+    p_kinds            integer[],
+    p_tags             jsonb[],
+    p_tags_raw         bytea[],
+    p_contents         text[],
+    p_contents_raw     bytea[],
+    p_sigs             bytea[],
+    p_relay_ids        integer[],
+    p_seen_at          bigint[],
+    p_tagvalues        text[] DEFAULT NULL,
+    p_tagvalue_owners  integer[] DEFAULT NULL
 )
 RETURNS TABLE (events_inserted bigint, relations_inserted bigint)
 LANGUAGE plpgsql
@@ -99,7 +104,7 @@ DECLARE
     v_n          integer := cardinality(p_ids);
     v_events     bigint;
     v_relations  bigint;
-    v_constraint text;
+    v_missing    integer;
 BEGIN
     IF cardinality(p_pubkeys) IS DISTINCT FROM v_n
        OR cardinality(p_created_at) IS DISTINCT FROM v_n
@@ -115,48 +120,60 @@ BEGIN
         RAISE EXCEPTION 'insert_events: every array argument must have % elements, like p_ids', v_n
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF cardinality(p_tagvalue_owners) IS DISTINCT FROM cardinality(p_tagvalues) THEN
+        RAISE EXCEPTION 'insert_events: p_tagvalue_owners must have one element per element of p_tagvalues'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
 
-    FOR v_attempt IN 1..3 LOOP
-        BEGIN
-            WITH input AS (
-                SELECT *
-                FROM unnest(p_ids, p_pubkeys, p_created_at, p_kinds, p_tags, p_tags_raw,
-                            p_contents, p_contents_raw, p_sigs, p_relay_ids, p_seen_at)
-                     WITH ORDINALITY AS i (id, pubkey, created_at, kind, tags, tags_raw,
-                                           content, content_raw, sig, relay_id, seen_at, ord)
-            ),
-            new_events AS (
-                -- Content and tags are not stored here: only the tag values.
-                INSERT INTO events (id, pubkey, created_at, kind, sig, tagvalues)
-                SELECT DISTINCT ON (i.id)
-                       i.id, i.pubkey, i.created_at, i.kind, i.sig, tags_to_tagvalues(i.tags)
-                FROM input AS i
-                ORDER BY i.id, i.ord
-                ON CONFLICT (id) DO NOTHING
-                RETURNING 1
-            ),
-            new_relations AS (
-                -- The events of this batch exist when the foreign key is
-                -- checked, at the end of the statement.
-                INSERT INTO events_relays (event_id, relay_id, seen_at)
-                SELECT DISTINCT ON (i.id, i.relay_id) i.id, i.relay_id, i.seen_at
-                FROM input AS i
-                ORDER BY i.id, i.relay_id, i.seen_at
-                ON CONFLICT (event_id, relay_id) DO NOTHING
-                RETURNING 1
-            )
-            SELECT (SELECT count(*) FROM new_events), (SELECT count(*) FROM new_relations)
-            INTO v_events, v_relations;
-            EXIT;
-        EXCEPTION WHEN foreign_key_violation THEN
-            -- An orphan event this batch references was deleted concurrently;
-            -- the next attempt inserts it again. A missing relay is an error.
-            GET STACKED DIAGNOSTICS v_constraint = CONSTRAINT_NAME;
-            IF v_constraint <> 'events_relays_event_id_fkey' OR v_attempt = 3 THEN
-                RAISE;
-            END IF;
-        END;
-    END LOOP;
+    -- Shared with the other inserts; deletes of events or relays take it
+    -- exclusively (see events_relays). Held until the transaction ends.
+    PERFORM pg_advisory_xact_lock_shared(1650619506);
+
+    SELECT min(r.id) INTO v_missing
+    FROM (SELECT DISTINCT unnest(p_relay_ids) AS id) AS r
+    WHERE NOT EXISTS (SELECT 1 FROM relays WHERE relays.id = r.id);
+    IF v_missing IS NOT NULL THEN
+        RAISE EXCEPTION 'insert_events: relay % does not exist', v_missing
+            USING ERRCODE = 'foreign_key_violation',
+                  CONSTRAINT = 'events_relays_relay_id_fkey';
+    END IF;
+
+    WITH input AS (
+        SELECT *
+        FROM unnest(p_ids, p_pubkeys, p_created_at, p_kinds, p_tags, p_tags_raw,
+                    p_contents, p_contents_raw, p_sigs, p_relay_ids, p_seen_at)
+             WITH ORDINALITY AS i (id, pubkey, created_at, kind, tags, tags_raw,
+                                   content, content_raw, sig, relay_id, seen_at, ord)
+    ),
+    tagvalues AS (
+        SELECT t.owner, array_agg(DISTINCT t.value) AS tagvalues
+        FROM unnest(p_tagvalues, p_tagvalue_owners) AS t (value, owner)
+        GROUP BY t.owner
+    ),
+    new_events AS (
+        -- Content and tags are not stored here: only the tag values.
+        INSERT INTO events (id, pubkey, created_at, kind, sig, tagvalues)
+        SELECT DISTINCT ON (i.id)
+               i.id, i.pubkey, i.created_at, i.kind, i.sig,
+               CASE WHEN p_tagvalues IS NULL THEN tags_to_tagvalues(i.tags)
+                    ELSE coalesce(t.tagvalues, '{}')
+               END
+        FROM input AS i
+        LEFT JOIN tagvalues AS t ON t.owner = i.ord
+        ORDER BY i.id, i.ord
+        ON CONFLICT (id) DO NOTHING
+        RETURNING 1
+    ),
+    new_relations AS (
+        INSERT INTO events_relays (event_id, relay_id, seen_at)
+        SELECT DISTINCT ON (i.id, i.relay_id) i.id, i.relay_id, i.seen_at
+        FROM input AS i
+        ORDER BY i.id, i.relay_id, i.seen_at
+        ON CONFLICT (event_id, relay_id) DO NOTHING
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM new_events), (SELECT count(*) FROM new_relations)
+    INTO v_events, v_relations;
 
     events_inserted := v_events;
     relations_inserted := v_relations;
@@ -164,8 +181,8 @@ BEGIN
 END;
 $$;
 
-COMMENT ON FUNCTION insert_events(bytea[], bytea[], bigint[], integer[], jsonb[], bytea[], text[], bytea[], bytea[], integer[], bigint[]) IS
-    'Archives a batch of events and where each was seen: element i is event p_ids[i] (pubkey, created_at, kind, tags, tags_raw, content, content_raw, sig) received from relay p_relay_ids[i] at p_seen_at[i]. tags/content are the queryable forms (U+0000 replaced by U+FFFD); tags_raw/content_raw the exact originals, NULL unless a U+0000 made them differ (p_tags_raw and p_contents_raw may also be NULL as a whole). Existing events and (event, relay) pairs are left as they are; an event or pair repeated in the batch counts once (earliest seen_at). The signature is not checked here. Returns one row: the number of new events and of new (event, relay) pairs. lilbrotr stores only the tag values derived from tags; tags_raw, content and content_raw are accepted and ignored.';
+COMMENT ON FUNCTION insert_events(bytea[], bytea[], bigint[], integer[], jsonb[], bytea[], text[], bytea[], bytea[], integer[], bigint[], text[], integer[]) IS
+    'Archives a batch of events and where each was seen: element i is event p_ids[i] (pubkey, created_at, kind, tags, tags_raw, content, content_raw, sig) received from relay p_relay_ids[i] at p_seen_at[i]. tags/content are the queryable forms (U+0000 replaced by U+FFFD); tags_raw/content_raw the exact originals, NULL unless a U+0000 made them differ (p_tags_raw and p_contents_raw may also be NULL as a whole). Existing events and (event, relay) pairs are left as they are; an event or pair repeated in the batch counts once (earliest seen_at). The signature is not checked here. The tag values of event i are the elements of p_tagvalues whose p_tagvalue_owners element is i (1-based), as tags_to_tagvalues() computes them (order and repeats do not matter); when p_tagvalues is NULL they are computed here with tags_to_tagvalues(). A relay id that does not exist raises foreign_key_violation (constraint events_relays_relay_id_fkey) and stores nothing. Returns one row: the number of new events and of new (event, relay) pairs. lilbrotr stores only the tag values derived from tags; tags_raw, content and content_raw are accepted and ignored.';
 
 -- ---------------------------------------------------------------------------
 -- insert_relay_metadata
@@ -265,20 +282,21 @@ COMMENT ON FUNCTION insert_relay_metadata(integer[], bigint[], boolean[], bytea[
 -- ---------------------------------------------------------------------------
 -- delete_orphan_events, delete_orphan_nip11, delete_orphan_nip66
 -- ---------------------------------------------------------------------------
--- Each runs in two statements: the first locks up to p_limit orphans (FOR
--- UPDATE SKIP LOCKED: rows a concurrent insert is referencing right now are
--- skipped, and concurrent cleanups never wait for each other); the second,
--- with a new snapshot, deletes those still unreferenced. Once locked, a row
--- cannot gain a committed reference (the foreign-key check of the referencing
--- insert waits for the lock), so nothing that a concurrent insert has just
--- attached is deleted.
+-- delete_orphan_events() excludes insert_events() with the advisory lock of
+-- events_relays (see 001_tables.sql). The two others run in two statements:
+-- the first locks up to p_limit orphans (FOR UPDATE SKIP LOCKED: rows a
+-- concurrent insert is referencing right now are skipped, and concurrent
+-- cleanups never wait for each other); the second, with a new snapshot,
+-- deletes those still unreferenced. Once locked, a row cannot gain a
+-- committed reference (the foreign-key check of the referencing insert waits
+-- for the lock), so nothing that a concurrent insert has just attached is
+-- deleted.
 
 CREATE OR REPLACE FUNCTION delete_orphan_events(p_limit integer)
 RETURNS bigint
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    v_ids     bytea[];
     v_deleted bigint;
 BEGIN
     IF p_limit IS NULL OR p_limit < 1 THEN
@@ -286,22 +304,18 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
-    SELECT array_agg(o.id) INTO v_ids
-    FROM (
-        SELECT e.id
-        FROM events AS e
-        WHERE NOT EXISTS (SELECT 1 FROM events_relays AS er WHERE er.event_id = e.id)
-        LIMIT p_limit
-        FOR UPDATE SKIP LOCKED
-    ) AS o;
-
-    IF v_ids IS NULL THEN
-        RETURN 0;
-    END IF;
+    -- Before looking for orphans: waits for the insert_events() calls in
+    -- flight, and none starts until this transaction ends, so no event found
+    -- unreferenced here gains a reference before it is deleted.
+    PERFORM pg_advisory_xact_lock(1650619506);
 
     DELETE FROM events AS e
-    WHERE e.id = ANY (v_ids)
-      AND NOT EXISTS (SELECT 1 FROM events_relays AS er WHERE er.event_id = e.id);
+    WHERE e.id IN (
+        SELECT o.id
+        FROM events AS o
+        WHERE NOT EXISTS (SELECT 1 FROM events_relays AS er WHERE er.event_id = o.id)
+        LIMIT p_limit
+    );
     GET DIAGNOSTICS v_deleted = ROW_COUNT;
     RETURN v_deleted;
 END;
