@@ -4,6 +4,7 @@
 
 mod child;
 mod corpus;
+mod cpu;
 mod db;
 mod measure;
 
@@ -17,6 +18,7 @@ use bigbrotr_config::Implementation;
 
 use crate::child::{Bigbrotr, Run};
 use crate::corpus::CorpusFiles;
+use crate::cpu::{CpuSnapshot, CpuUse};
 use crate::db::Server;
 use crate::measure::{FIRST_RELAY, SECOND_RELAY};
 
@@ -112,6 +114,8 @@ struct Figure {
     events: usize,
     elapsed: Duration,
     peak_rss: Option<u64>,
+    /// CPU time by party, where `/proc` could be read.
+    cpu: Option<CpuUse>,
 }
 
 impl Figure {
@@ -168,16 +172,19 @@ fn main() -> anyhow::Result<()> {
     let mut figures = Vec::new();
 
     progress("validate_event on every core");
+    let cpu_start = CpuSnapshot::take();
+    let elapsed = measure::validate(&events, settings.workers)?;
     figures.push(Figure {
         what: format!("validate_event, {} threads", settings.workers),
         items: events.len(),
         events: events.len(),
-        elapsed: measure::validate(&events, settings.workers)?,
+        elapsed,
         peak_rss: None,
+        cpu: measure::cpu_used(cpu_start),
     });
 
     progress("binary COPY into an unindexed table");
-    let elapsed = runtime.block_on(measure::copy(
+    let (elapsed, cpu) = runtime.block_on(measure::copy(
         &server,
         Arc::clone(&events),
         settings.tasks,
@@ -193,6 +200,7 @@ fn main() -> anyhow::Result<()> {
         events: events.len(),
         elapsed,
         peak_rss: None,
+        cpu,
     });
 
     for validation in [false, true] {
@@ -217,11 +225,12 @@ fn main() -> anyhow::Result<()> {
             events: events.len(),
             elapsed: inserted.elapsed,
             peak_rss: None,
+            cpu: inserted.cpu,
         });
     }
 
     progress("bigbrotr import: first relay, then second relay");
-    let (elapsed, peak_rss) = import(
+    let (elapsed, peak_rss, cpu) = import(
         &runtime,
         &server,
         &bigbrotr,
@@ -235,6 +244,7 @@ fn main() -> anyhow::Result<()> {
         events: events.len(),
         elapsed,
         peak_rss,
+        cpu,
     });
     drop(events);
 
@@ -248,7 +258,7 @@ fn main() -> anyhow::Result<()> {
             "  reused from an earlier run"
         });
         progress(&format!("bigbrotr import of {count} events"));
-        let (elapsed, peak_rss) = import(
+        let (elapsed, peak_rss, cpu) = import(
             &runtime,
             &server,
             &bigbrotr,
@@ -263,6 +273,7 @@ fn main() -> anyhow::Result<()> {
             events: count,
             elapsed,
             peak_rss,
+            cpu,
         });
     }
 
@@ -279,6 +290,7 @@ fn main() -> anyhow::Result<()> {
         println!("load average (1, 5, 15 min) at the end: {load}; other work on the machine skews the figures");
     }
     print_table(&figures);
+    print_cpu(&figures, settings.workers);
     print_targets(&figures, large_rss, settings.large.is_some());
     Ok(())
 }
@@ -293,10 +305,11 @@ fn import(
     files: &CorpusFiles,
     label: &str,
     keep: bool,
-) -> anyhow::Result<(Duration, Option<u64>)> {
+) -> anyhow::Result<(Duration, Option<u64>, Option<CpuUse>)> {
     let db = runtime.block_on(server.create(label))?;
     bigbrotr.run(&format!("{label}-db-init"), db.name(), &["db", "init"])?;
     let mut runs: Vec<Run> = Vec::new();
+    let cpu_start = CpuSnapshot::take();
     let inputs = [
         Some((&files.all, FIRST_RELAY)),
         files.second_relay.as_ref().map(|path| (path, SECOND_RELAY)),
@@ -313,6 +326,7 @@ fn import(
         progress(&format!("  {}", run.stdout.trim()));
         runs.push(run);
     }
+    let cpu = measure::cpu_used(cpu_start);
     runtime.block_on(async {
         let pool = server.pool(&db).await?;
         measure::check_archive(&pool, files.count, files.second_relay_count()).await?;
@@ -322,6 +336,7 @@ fn import(
     Ok((
         runs.iter().map(|run| run.elapsed).sum(),
         runs.iter().filter_map(|run| run.peak_rss).max(),
+        cpu,
     ))
 }
 
@@ -358,6 +373,47 @@ fn print_table(figures: &[Figure]) {
         "events/s counts distinct events; the insert and import lines also store \
          every other event's sighting on a second relay (items = sightings)."
     );
+}
+
+/// Where the CPU time went, per distinct event, and the rate the machine
+/// could reach if nothing else ran on it and every core were busy: the
+/// figure that does not depend on what else the machine was doing.
+fn print_cpu(figures: &[Figure], workers: usize) {
+    if figures.iter().all(|figure| figure.cpu.is_none()) {
+        return;
+    }
+    let width = figures
+        .iter()
+        .map(|figure| figure.what.chars().count())
+        .max()
+        .unwrap_or(0);
+    println!();
+    println!(
+        "CPU time per event (µs), from /proc; ceiling = events/s with all {workers} cores busy on this work alone"
+    );
+    println!(
+        "{:<width$}  {:>7}  {:>8}  {:>9}  {:>7}  {:>9}",
+        "what", "client", "postgres", "pgbouncer", "total", "ceiling"
+    );
+    for figure in figures {
+        let Some(cpu) = figure.cpu else { continue };
+        let per_event = |d: Duration| d.as_secs_f64() * 1e6 / figure.events.max(1) as f64;
+        let total = per_event(cpu.total());
+        let ceiling = if total > 0.0 {
+            group(workers as f64 * 1e6 / total)
+        } else {
+            String::new()
+        };
+        println!(
+            "{:<width$}  {:>7.1}  {:>8.1}  {:>9.1}  {:>7.1}  {:>9}",
+            figure.what,
+            per_event(cpu.client),
+            per_event(cpu.postgres),
+            per_event(cpu.pgbouncer),
+            total,
+            ceiling
+        );
+    }
 }
 
 fn print_targets(figures: &[Figure], large_rss: Option<u64>, large: bool) {

@@ -13,6 +13,7 @@ use bigbrotr_pool::{ConnectionPool, Type};
 use nostr::Event;
 use tokio::task::JoinSet;
 
+use crate::cpu::{CpuSnapshot, CpuUse};
 use crate::db::{count, Server};
 
 /// The relay every event is seen on.
@@ -72,13 +73,14 @@ pub(crate) async fn copy(
     tasks: usize,
     rows_per_transaction: usize,
     keep: bool,
-) -> anyhow::Result<Duration> {
+) -> anyhow::Result<(Duration, Option<CpuUse>)> {
     let db = server.create("copy").await?;
     let pool = server.pool(&db).await?;
     pool.batch_execute(COPY_TABLE)
         .await
         .context("creating the COPY table")?;
     let next = Arc::new(AtomicUsize::new(0));
+    let cpu_start = CpuSnapshot::take();
     let start = Instant::now();
     let mut workers = JoinSet::new();
     for _ in 0..tasks {
@@ -100,6 +102,7 @@ pub(crate) async fn copy(
         done.context("a COPY task panicked")??;
     }
     let elapsed = start.elapsed();
+    let cpu = cpu_used(cpu_start);
     let copied = count(&pool, "bench_events").await?;
     anyhow::ensure!(
         copied == events.len() as u64,
@@ -108,7 +111,7 @@ pub(crate) async fn copy(
     );
     pool.disconnect(Duration::from_secs(5)).await;
     db.finish(keep).await?;
-    Ok(elapsed)
+    Ok((elapsed, cpu))
 }
 
 async fn copy_rows(pool: &ConnectionPool, events: &[Event]) -> anyhow::Result<()> {
@@ -144,6 +147,13 @@ pub(crate) struct Inserted {
     pub(crate) items: usize,
     /// The calls' reports, added up.
     pub(crate) report: InsertEventsReport,
+    /// CPU time of the calls, by party.
+    pub(crate) cpu: Option<CpuUse>,
+}
+
+/// CPU used since `start`, when both ends could be read.
+pub(crate) fn cpu_used(start: Option<CpuSnapshot>) -> Option<CpuUse> {
+    Some(start?.until(&CpuSnapshot::take()?))
 }
 
 /// Archives every event as seen on the first relay and every other one as
@@ -192,6 +202,7 @@ pub(crate) async fn insert(
     drop(items);
 
     let next = Arc::new(AtomicUsize::new(0));
+    let cpu_start = CpuSnapshot::take();
     let start = Instant::now();
     let mut workers = JoinSet::new();
     for _ in 0..tasks {
@@ -215,6 +226,7 @@ pub(crate) async fn insert(
         add(&mut report, done.context("an insert task panicked")??);
     }
     let elapsed = start.elapsed();
+    let cpu = cpu_used(cpu_start);
 
     check_archive(&pool, events.len(), events.len().div_ceil(2)).await?;
     pool.disconnect(Duration::from_secs(5)).await;
@@ -223,6 +235,7 @@ pub(crate) async fn insert(
         elapsed,
         items: item_count,
         report,
+        cpu,
     })
 }
 
