@@ -164,7 +164,9 @@ local_up() {
   write_bouncer_config
   if ! bouncer_running; then
     say "starting PgBouncer (transaction pooling) on 127.0.0.1:$BOUNCER_PORT"
-    as_db "$(bouncer_bin)" -d "$bouncer/pgbouncer.ini" || die "PgBouncer did not start; see $log/pgbouncer.log"
+    # In a session of its own: PgBouncer's daemon mode stays in the caller's
+    # process group, and would die with it when the calling job is stopped.
+    as_db setsid "$(bouncer_bin)" -d "$bouncer/pgbouncer.ini" || die "PgBouncer did not start; see $log/pgbouncer.log"
   fi
   wait_for_bouncer
   say "ready: PgBouncer 127.0.0.1:$BOUNCER_PORT -> PostgreSQL 127.0.0.1:$PG_PORT, database $DB_NAME, user $DB_USER"

@@ -137,6 +137,140 @@ async fn copy_rows(pool: &ConnectionPool, events: &[Event]) -> anyhow::Result<()
     Ok(())
 }
 
+/// The columns `COPY` fills in the implementation's own tables.
+const SCHEMA_EVENTS_SQL: &str =
+    "COPY events (id, pubkey, created_at, kind, tags, content, sig, tagvalues) \
+     FROM STDIN (FORMAT binary)";
+const SCHEMA_EVENTS_TYPES: [Type; 8] = [
+    Type::BYTEA,
+    Type::BYTEA,
+    Type::INT8,
+    Type::INT4,
+    Type::JSONB,
+    Type::TEXT,
+    Type::BYTEA,
+    Type::TEXT_ARRAY,
+];
+const SCHEMA_RELATIONS_SQL: &str =
+    "COPY events_relays (event_id, relay_id, seen_at) FROM STDIN (FORMAT binary)";
+const SCHEMA_RELATIONS_TYPES: [Type; 3] = [Type::BYTEA, Type::INT4, Type::INT8];
+
+/// Copies every event and every sighting (the first relay for all, the
+/// second for every other one) straight into the implementation's indexed
+/// `events` and `events_relays` tables of a fresh database: what the schema
+/// itself costs, without deduplication or any check. Transactions of
+/// `rows_per_transaction` events, `tasks` at once.
+pub(crate) async fn copy_into_schema(
+    server: &Server,
+    events: Arc<Vec<Event>>,
+    tasks: usize,
+    rows_per_transaction: usize,
+    keep: bool,
+) -> anyhow::Result<(Duration, Option<CpuUse>)> {
+    let db = server.create("copy_schema").await?;
+    let pool = server.pool(&db).await?;
+    bigbrotr_brotr::apply_schema(&pool, &server.implementation().sql_dir())
+        .await
+        .context("applying the schema")?;
+    let brotr = Brotr::new(pool.clone(), server.brotr_config().clone())?;
+    let first = brotr.insert_relay(FIRST_RELAY, SEEN_AT).await?.get();
+    let second = brotr.insert_relay(SECOND_RELAY, SEEN_AT).await?.get();
+    // Sightings on the second relay come after all first ones, as in the
+    // insert measurement: one part per batch of the first pass, then one
+    // per batch of every other event.
+    let parts = events.len().div_ceil(rows_per_transaction);
+    let next = Arc::new(AtomicUsize::new(0));
+    let cpu_start = CpuSnapshot::take();
+    let start = Instant::now();
+    let mut workers = JoinSet::new();
+    for _ in 0..tasks {
+        let pool = pool.clone();
+        let events = Arc::clone(&events);
+        let next = Arc::clone(&next);
+        workers.spawn(async move {
+            loop {
+                let part = next.fetch_add(1, Ordering::Relaxed);
+                if part >= 2 * parts {
+                    return anyhow::Ok(());
+                }
+                let from = (part % parts) * rows_per_transaction;
+                let to = (from + rows_per_transaction).min(events.len());
+                if part < parts {
+                    copy_schema_rows(&pool, &events[from..to], first, true).await?;
+                } else {
+                    let every_other: Vec<&Event> = events[from..to].iter().step_by(2).collect();
+                    let every_other: Vec<Event> = every_other.into_iter().cloned().collect();
+                    copy_schema_rows(&pool, &every_other, second, false).await?;
+                }
+            }
+        });
+    }
+    while let Some(done) = workers.join_next().await {
+        done.context("a COPY task panicked")??;
+    }
+    let elapsed = start.elapsed();
+    let cpu = cpu_used(cpu_start);
+    check_archive(&pool, events.len(), events.len().div_ceil(2)).await?;
+    pool.disconnect(Duration::from_secs(5)).await;
+    db.finish(keep).await?;
+    Ok((elapsed, cpu))
+}
+
+/// One transaction: the rows of `events` (when `with_events`) and their
+/// sightings on `relay`.
+async fn copy_schema_rows(
+    pool: &ConnectionPool,
+    events: &[Event],
+    relay: i32,
+    with_events: bool,
+) -> anyhow::Result<()> {
+    let mut transaction = pool.begin().await.context("BEGIN")?;
+    if with_events {
+        let mut copy = transaction
+            .copy_in_binary(SCHEMA_EVENTS_SQL, &SCHEMA_EVENTS_TYPES)
+            .await
+            .context("starting the COPY of events")?;
+        for event in events {
+            let id: &[u8] = event.id.as_bytes();
+            let pubkey: &[u8] = event.pubkey.as_bytes();
+            let sig = event.sig.serialize();
+            let created_at = i64::try_from(event.created_at.as_secs())?;
+            let kind = i32::from(event.kind.as_u16());
+            let tags = Json(&event.tags);
+            let content = event.content.as_str();
+            let tagvalues = bigbrotr_brotr::event::tagvalues(event);
+            copy.write(&[
+                &id,
+                &pubkey,
+                &created_at,
+                &kind,
+                &tags,
+                &content,
+                &&sig[..],
+                &tagvalues,
+            ])
+            .await
+            .context("writing an events row")?;
+        }
+        copy.finish().await.context("ending the COPY of events")?;
+    }
+    let mut copy = transaction
+        .copy_in_binary(SCHEMA_RELATIONS_SQL, &SCHEMA_RELATIONS_TYPES)
+        .await
+        .context("starting the COPY of events_relays")?;
+    for event in events {
+        let id: &[u8] = event.id.as_bytes();
+        copy.write(&[&id, &relay, &SEEN_AT])
+            .await
+            .context("writing an events_relays row")?;
+    }
+    copy.finish()
+        .await
+        .context("ending the COPY of events_relays")?;
+    transaction.commit().await.context("COMMIT")?;
+    Ok(())
+}
+
 /// What [`insert`] measured.
 #[derive(Debug)]
 pub(crate) struct Inserted {

@@ -5,3 +5,4 @@ mod archive_cli;
 mod dev_database;
 mod faults;
 mod schema;
+mod services;

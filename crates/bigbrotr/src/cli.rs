@@ -59,6 +59,15 @@ pub enum Command {
         #[arg(long)]
         batch_size: Option<NonZeroUsize>,
     },
+    /// Run services until they end, one fails, or SIGINT/SIGTERM stops them.
+    Run {
+        /// The services to run, by the name of their file under `config/services/`.
+        #[arg(required = true, value_name = "SERVICE")]
+        services: Vec<String>,
+        /// Run one iteration of each service, then exit.
+        #[arg(long)]
+        once: bool,
+    },
     /// Write archived events as JSON lines, each exactly the signed event.
     Export {
         /// Only events created at or after this time (Unix seconds or RFC 3339).
@@ -103,6 +112,13 @@ pub async fn run(cli: &Cli, out: &mut (dyn std::io::Write + Send)) -> anyhow::Re
         Command::Config {
             action: ConfigAction::Check,
         } => crate::check::check(&implementation, &env, out),
+        Command::Run { services, once } => {
+            let options = bigbrotr_service_runtime::RunOptions {
+                once: *once,
+                ..bigbrotr_service_runtime::RunOptions::default()
+            };
+            crate::services::run(&implementation, &env, services, options, out).await
+        }
         Command::Db {
             action: DbAction::Init,
         } => {
@@ -255,6 +271,88 @@ mod tests {
         assert!(out.contains("ok      core/pool.yaml"), "{out}");
         assert!(out.contains("ok      core/brotr.yaml"), "{out}");
         assert!(out.contains("ok      core/logging.yaml"), "{out}");
+        assert!(out.contains("ok      core/runtime.yaml"), "{out}");
+        assert!(out.contains("ok      services/initializer.yaml"), "{out}");
+    }
+
+    #[test]
+    fn config_check_loads_service_files_with_their_typed_config() {
+        let root = tempfile::tempdir().unwrap();
+        let services = root.path().join("implementations/mine/config/services");
+        std::fs::create_dir_all(&services).unwrap();
+        std::fs::write(
+            services.join("initializer.yaml"),
+            "initializer:\n  batch_size: 0\n  seed_fil: x.txt\nloop:\n  interval: 0\n",
+        )
+        .unwrap();
+        std::fs::write(services.join("finderr.yaml"), "service: {}\n").unwrap();
+        let (result, out) = run_args(&[
+            "bigbrotr",
+            "--root",
+            root.path().to_str().unwrap(),
+            "-i",
+            "mine",
+            "config",
+            "check",
+        ]);
+        let error = result.unwrap_err().to_string();
+        assert_eq!(error, "1 of 2 configuration files of `mine` have problems");
+        let file = services.join("initializer.yaml");
+        assert!(
+            out.contains(&format!(
+                "problem services/initializer.yaml: invalid configuration in {}:",
+                file.display()
+            )),
+            "{out}"
+        );
+        assert!(
+            out.contains("  initializer.seed_fil: unknown key; expected one of `ensure_schema`, `seed_file`, `batch_size`"),
+            "{out}"
+        );
+        assert!(
+            out.contains("  initializer.batch_size: must be from 1 to 100000"),
+            "{out}"
+        );
+        assert!(out.contains("  loop.interval: must be > 0"), "{out}");
+        assert!(
+            out.contains(
+                "unknown services/finderr.yaml: no service is named `finderr`; known services: "
+            ),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn running_an_unknown_service_lists_the_known_ones() {
+        let root = repository_root();
+        let (result, _) = run_args(&[
+            "bigbrotr",
+            "--root",
+            root.to_str().unwrap(),
+            "run",
+            "initializer",
+            "nosuch",
+        ]);
+        let error = format!("{:#}", result.unwrap_err());
+        assert!(
+            error.starts_with("unknown service `nosuch`; known services: "),
+            "{error}"
+        );
+        assert!(error.contains("initializer"), "{error}");
+    }
+
+    #[test]
+    fn run_needs_at_least_one_service() {
+        let error = Cli::try_parse_from(["bigbrotr", "run", "--once"]).unwrap_err();
+        assert_eq!(
+            error.kind(),
+            clap::error::ErrorKind::MissingRequiredArgument
+        );
+        let cli = Cli::try_parse_from(["bigbrotr", "run", "initializer", "--once"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Run { ref services, once: true } if services == &["initializer"]
+        ));
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //! - [`archive`]: opens an implementation's pool and archive from its
 //!   configuration.
 //! - [`import`]: `import`, which archives JSON-lines events in batches.
+//! - [`services`]: `run`, which runs services by name from the
+//!   [`registry`](services::registry) of the services this program knows.
 //! - [`export`]: `export`, which writes archived events as JSON lines.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -17,5 +19,6 @@ pub mod check;
 pub mod cli;
 pub mod export;
 pub mod import;
+pub mod services;
 
 pub use cli::{run, Cli, Command};

@@ -13,6 +13,10 @@ async fn main() -> ExitCode {
         Err(error) => {
             // One line with the whole cause chain.
             eprintln!("bigbrotr: {error:#}");
+            if bigbrotr::services::is_interrupted(&error) {
+                // A second signal: no destructor, no waiting.
+                std::process::exit(130);
+            }
             ExitCode::FAILURE
         }
     }

@@ -49,6 +49,29 @@ pub fn validate_event(event: &Event) -> Result<(), RejectReason> {
     })
 }
 
+/// The `tagvalues` column of `event` as the archive computes it (see
+/// `tags_to_tagvalues` in the implementation's SQL): `<letter>:<value>` for
+/// each tag whose name is one ASCII letter and whose value has at most 256
+/// bytes, U+0000 replaced by U+FFFD, in tag order, repeats kept.
+///
+/// ```
+/// use nostr::{EventBuilder, Keys, Tag};
+///
+/// let event = EventBuilder::text_note("hi")
+///     .tags([Tag::parse(["t", "nostr"])?, Tag::parse(["title", "x"])?])
+///     .sign_with_keys(&Keys::generate())?;
+/// assert_eq!(bigbrotr_brotr::event::tagvalues(&event), ["t:nostr"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[must_use]
+pub fn tagvalues(event: &Event) -> Vec<String> {
+    let mut values = Vec::new();
+    if let Some(row) = EventRow::of(event) {
+        row.tags.tagvalues_into(&mut values);
+    }
+    values
+}
+
 /// The checks made even when event validation is off: what the columns
 /// cannot hold.
 pub(crate) fn check_storable(event: &Event) -> Result<(), RejectReason> {

@@ -352,7 +352,11 @@ impl PooledConnection {
         let client = Object::take(object);
         if cancel {
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(cancel_then_close(client, Arc::clone(&self.inner)));
+                let cancel = self
+                    .inner
+                    .cancels
+                    .track_future(cancel_then_close(client, Arc::clone(&self.inner)));
+                runtime.spawn(cancel);
                 return;
             }
         }

@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_postgres::Row;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::connection::{Outcome, PooledConnection};
 use crate::error::{excerpt, from_pool_error, Error, PoolErrorKind, Result};
@@ -53,6 +54,10 @@ pub struct ConnectionPool {
 }
 
 /// State shared by the pool, its connections and its transactions.
+/// Longest wait in [`ConnectionPool::disconnect`] for the calls stopped at
+/// the end of the grace period to send their cancel requests.
+const CANCEL_WAIT: Duration = Duration::from_secs(5);
+
 pub(crate) struct Inner {
     pool: deadpool_postgres::Pool,
     pub(crate) target: Target,
@@ -72,6 +77,8 @@ pub(crate) struct Inner {
     pub(crate) leases: AtomicUsize,
     /// Notified each time a lease ends.
     pub(crate) released: Notify,
+    /// Cancel requests of discarded connections still being sent.
+    pub(crate) cancels: TaskTracker,
 }
 
 impl Inner {
@@ -127,6 +134,7 @@ impl ConnectionPool {
                 connected: AtomicBool::new(false),
                 abort: CancellationToken::new(),
                 leases: AtomicUsize::new(0),
+                cancels: TaskTracker::new(),
                 released: Notify::new(),
             }),
         })
@@ -208,6 +216,31 @@ impl ConnectionPool {
         }
         let still_in_use = inner.leases.load(Ordering::SeqCst);
         inner.abort.cancel();
+        // The calls stopped now discard their connections and cancel their
+        // statements: wait for those cancel requests to be answered.
+        // PgBouncer 1.18 (Debian 12's) exits on a fatal error when a cancel
+        // connection closes before it forwarded the request, as it would if
+        // this process ended now.
+        let stopped = tokio::time::timeout(CANCEL_WAIT, async {
+            while inner.leases.load(Ordering::SeqCst) > 0 {
+                let released = inner.released.notified();
+                tokio::pin!(released);
+                released.as_mut().enable();
+                if inner.leases.load(Ordering::SeqCst) == 0 {
+                    break;
+                }
+                released.await;
+            }
+            inner.cancels.close();
+            inner.cancels.wait().await;
+        })
+        .await;
+        if stopped.is_err() {
+            tracing::debug!(
+                target: "bigbrotr::pool",
+                "cancel requests of the calls stopped were still in flight when the pool closed"
+            );
+        }
         if still_in_use == 0 {
             tracing::info!(target: "bigbrotr::pool", "connection pool closed");
         } else {

@@ -1,6 +1,64 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+//!
 //! # Layout
 //!
-//! Nothing yet: the `Service` contract and the `LoopService` come with the service runtime.
+//! - [`service`]: the contract of a service ([`Service`]: a name, a typed
+//!   file, `run` with a cancellation token), the loop most services run
+//!   ([`LoopService`]: `loop_iteration`, `should_continue`, `on_error`,
+//!   driven by [`run_loop`]) and what a service is given
+//!   ([`ServiceContext`]).
+//! - [`config`](mod@config): the file `config/core/runtime.yaml`
+//!   ([`RuntimeFile`]: grace periods, HTTP endpoint), the [`ServiceFile`]
+//!   trait every service file implements and the [`service_file!`] macro
+//!   declaring one with the common sections `service`, `loop` and `nostr`.
+//! - [`runtime`]: [`Runtime`], several services on one shared archive:
+//!   start, stop, shutdown within a grace period, pool closing; the
+//!   [`RunReport`] of how each ended; [`ProcessState`], what the endpoint
+//!   reports.
+//! - [`run`](mod@run): [`run_services`], the whole life of a process: load
+//!   the files, set up logging, connect, serve, run, and stop on SIGINT or
+//!   SIGTERM (a second signal ends it at once).
+//! - [`registry`]: [`ServiceRegistry`], the services a program knows by
+//!   name.
+//! - [`status`]: [`State`] and [`ServiceStatus`] of each service.
+//! - [`metrics`]: the Prometheus text format ([`Exposition`]) and the
+//!   registry of counters and gauges services increment ([`Metrics`],
+//!   [`ServiceMetrics`]).
+//! - [`http`]: [`HttpServer`], `/health`, `/status` and `/metrics`.
+//! - [`nostr`]: [`nostr_options`], the `nostr` section as `nostr-sdk`
+//!   client options.
+//! - [`error`]: the [`Error`] of this crate.
+
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod nostr;
+pub mod registry;
+pub mod run;
+pub mod runtime;
+pub mod service;
+pub mod status;
+
+pub use config::{
+    load_runtime_file, load_service_file, HttpConfig, RuntimeConfig, RuntimeFile, ServiceFile,
+};
+pub use error::{Error, Result};
+pub use http::HttpServer;
+pub use metrics::{Counter, Exposition, Gauge, MetricKind, Metrics, ServiceMetrics};
+pub use nostr::{nostr_options, NostrOptions};
+pub use registry::{LoadedService, ServiceRegistry};
+pub use run::{run_services, setup_logging, RunOptions, Signals};
+pub use runtime::{PoolStatus, ProcessState, ProcessStatus, RunReport, Runtime, ServiceHandle};
+pub use service::{run_loop, LoopService, Service, ServiceContext};
+pub use status::{ServiceStatus, State, StatusCell};
+pub use tokio_util::sync::CancellationToken;
+
+/// What the exported macros need, so their callers need not depend on the
+/// crates behind it.
+#[doc(hidden)]
+pub mod __private {
+    pub use bigbrotr_config::{LoopConfig, NostrConfig, Problems, ServiceConfig, Validate};
+}

@@ -6,8 +6,8 @@ use bigbrotr_config::{load_yaml, BrotrFile, Env, Implementation, PoolFile, Probl
 use secrecy::ExposeSecret;
 
 /// Top-level sections a shared configuration file may have.
-const KNOWN_SECTIONS: [&str; 8] = [
-    "database", "pool", "retry", "brotr", "logging", "service", "loop", "nostr",
+const KNOWN_SECTIONS: [&str; 9] = [
+    "database", "pool", "retry", "brotr", "logging", "runtime", "service", "loop", "nostr",
 ];
 
 /// The repository root: this crate lives in `crates/config`.

@@ -75,6 +75,9 @@ async fn a_statement_over_the_command_timeout_is_cut_off_and_its_connection_disc
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Lets the cancel request of the stopped call finish before the test
+    // ends: PgBouncer 1.18 exits when a cancel connection closes too early.
+    f.pool.disconnect(Duration::from_secs(5)).await;
 }
 
 #[tokio::test]
@@ -100,6 +103,9 @@ async fn a_read_that_times_out_is_not_retried() {
     );
     let d = delta(before, f.pool.stats());
     assert_eq!((d.calls, d.timeouts, d.retries, d.discarded), (1, 1, 0, 1));
+    // Lets the cancel request of the stopped call finish before the test
+    // ends: PgBouncer 1.18 exits when a cancel connection closes too early.
+    f.pool.disconnect(Duration::from_secs(5)).await;
 }
 
 #[tokio::test]
@@ -168,6 +174,9 @@ async fn a_call_abandoned_half_way_discards_its_connection() {
         .expect("next call")
         .get(0);
     assert_eq!(one, 1);
+    // Lets the cancel request of the stopped call finish before the test
+    // ends: PgBouncer 1.18 exits when a cancel connection closes too early.
+    f.pool.disconnect(Duration::from_secs(5)).await;
 }
 
 /// A fresh database reached through a proxy in front of PgBouncer.

@@ -1,0 +1,4 @@
+//! The `bigbrotr` binary run as a child process, as an operator or a
+//! service manager runs it: exit codes, signals, what it prints.
+
+mod run_command;

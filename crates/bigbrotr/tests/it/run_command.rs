@@ -1,0 +1,253 @@
+//! `bigbrotr run`: a one-shot run, SIGTERM during an iteration, a second
+//! signal, and configuration errors, on a fresh database through PgBouncer.
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use bigbrotr_test_support::{workspace_root, TestDb};
+
+/// Relays listed in the shipped seed files.
+const SHIPPED_SEEDS: i64 = 30;
+
+/// `bigbrotr` on the shipped implementation `implementation`, reaching the
+/// test database `db`, its HTTP endpoint on any free port, logging at info.
+fn bigbrotr(db: &TestDb, implementation: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bigbrotr"));
+    command
+        .arg("--root")
+        .arg(workspace_root())
+        .args(["-i", implementation])
+        .env("DB_NAME", db.name())
+        .env("LOG_LEVEL", "info")
+        .env("BIGBROTR_RUNTIME__HTTP__LISTEN", "127.0.0.1:0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// A database with nothing in it.
+async fn empty_database() -> TestDb {
+    let db = TestDb::with_pool_size("bigbrotr", 4)
+        .await
+        .expect("test database");
+    db.client()
+        .await
+        .unwrap()
+        .batch_execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        .await
+        .expect("empty the database");
+    db
+}
+
+async fn scalar(db: &TestDb, sql: &str) -> i64 {
+    db.client()
+        .await
+        .unwrap()
+        .query_typed(sql, &[])
+        .await
+        .unwrap()[0]
+        .get(0)
+}
+
+/// Waits at most `limit` for `child` to exit; kills it past that.
+fn wait_with_limit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if let Some(status) = child.try_wait().expect("the child can be waited for") {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+fn output(child: &mut Child) -> (String, String) {
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stdout.take() {
+        pipe.read_to_string(&mut stdout).unwrap();
+    }
+    if let Some(mut pipe) = child.stderr.take() {
+        pipe.read_to_string(&mut stderr).unwrap();
+    }
+    (stdout, stderr)
+}
+
+fn signal(child: &Child, name: &str) {
+    let sent = Command::new("kill")
+        .args([format!("-{name}"), child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success(), "kill -{name} failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_initializer_once_creates_the_schema_seeds_the_shipped_relays_and_exits_0() {
+    for implementation in ["bigbrotr", "lilbrotr"] {
+        let db = empty_database().await;
+        for round in 1..=2 {
+            let out = bigbrotr(&db, implementation)
+                .args(["run", "initializer", "--once"])
+                .output()
+                .expect("bigbrotr runs");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success(),
+                "{implementation} round {round}: {stderr}"
+            );
+            assert_eq!(
+                stdout, "initializer: stopped after 1 iteration(s), 0 failed\n",
+                "{implementation} round {round}"
+            );
+            assert!(stderr.contains("seed relays stored"), "{stderr}");
+            assert!(stderr.contains("connection pool closed"), "{stderr}");
+            assert_eq!(
+                scalar(&db, "SELECT count(*) FROM relays").await,
+                SHIPPED_SEEDS,
+                "{implementation} round {round}: nothing new the second time"
+            );
+        }
+    }
+}
+
+/// Starts `bigbrotr run initializer` on a database whose `relays` table a
+/// transaction of the test holds locked, and waits until the initializer's
+/// insert waits for that lock: mid-iteration.
+async fn initializer_blocked_on_relays(
+    db: &TestDb,
+    grace: &str,
+) -> (deadpool_postgres::Object, Child) {
+    let init = bigbrotr(db, "bigbrotr")
+        .args(["db", "init"])
+        .output()
+        .expect("bigbrotr runs");
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let locker = db.client().await.unwrap();
+    locker
+        .batch_execute("BEGIN; LOCK TABLE relays IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let child = bigbrotr(db, "bigbrotr")
+        .env("BIGBROTR_RUNTIME__SHUTDOWN_GRACE", grace)
+        .args(["run", "initializer"])
+        .spawn()
+        .expect("bigbrotr starts");
+    let started = Instant::now();
+    let waiting = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND wait_event_type = 'Lock'",
+        db.name()
+    );
+    while scalar(db, &waiting).await == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the initializer never waited for the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (locker, child)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_an_iteration_exits_0_within_the_grace_period_with_nothing_half_written() {
+    let db = empty_database().await;
+    let (locker, mut child) = initializer_blocked_on_relays(&db, "1s").await;
+    let signalled = Instant::now();
+    signal(&child, "TERM");
+    let status = wait_with_limit(&mut child, Duration::from_secs(20)).expect("it exits");
+    let took = signalled.elapsed();
+    let (stdout, stderr) = output(&mut child);
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(6),
+        "exited after {took:?}: {stderr}"
+    );
+    assert!(stderr.contains("SIGTERM"), "{stderr}");
+    assert!(
+        stderr.contains("abandoned the current iteration"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("connection pool closed"), "{stderr}");
+    assert_eq!(
+        stdout,
+        "initializer: stopped after 0 iteration(s), 0 failed, current iteration abandoned\n"
+    );
+
+    locker.batch_execute("ROLLBACK").await.unwrap();
+    drop(locker);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The batch is one transaction: all of it or nothing, never a part.
+    let stored = scalar(&db, "SELECT count(*) FROM relays").await;
+    assert!(
+        stored == 0 || stored == SHIPPED_SEEDS,
+        "{stored} relays stored"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_exits_at_once() {
+    let db = empty_database().await;
+    let (locker, mut child) = initializer_blocked_on_relays(&db, "60s").await;
+    signal(&child, "TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = Instant::now();
+    signal(&child, "INT");
+    let status = wait_with_limit(&mut child, Duration::from_secs(20)).expect("it exits");
+    let took = second.elapsed();
+    let (_, stderr) = output(&mut child);
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(took < Duration::from_secs(3), "exited after {took:?}");
+    assert!(stderr.contains("second signal"), "{stderr}");
+    locker.batch_execute("ROLLBACK").await.unwrap();
+}
+
+#[test]
+fn an_unknown_key_in_a_service_file_is_named_with_its_file_and_nothing_starts() {
+    let root = tempfile::tempdir().unwrap();
+    let services = root.path().join("implementations/mine/config/services");
+    std::fs::create_dir_all(&services).unwrap();
+    let file: PathBuf = services.join("initializer.yaml");
+    std::fs::write(&file, "initializer:\n  batch_size: 10\n  seed_fil: x.txt\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bigbrotr"))
+        .arg("--root")
+        .arg(root.path())
+        .args(["-i", "mine", "run", "initializer"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "bigbrotr: could not load the configuration of service `initializer`: invalid configuration in {}:\n  initializer.seed_fil: unknown key; expected one of `ensure_schema`, `seed_file`, `batch_size`\n",
+            file.display()
+        )
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn an_unknown_service_is_refused_with_the_known_ones() {
+    let out = Command::new(env!("CARGO_BIN_EXE_bigbrotr"))
+        .arg("--root")
+        .arg(workspace_root())
+        .args(["run", "initializer", "nosuch"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("bigbrotr: unknown service `nosuch`; known services: "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("initializer"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}

@@ -1,0 +1,86 @@
+//! The [`Error`] of this crate.
+
+use bigbrotr_config::{Problem, ProblemList};
+
+/// What can go wrong while setting the monitor up or publishing its
+/// results. Checks themselves never fail: what a relay did wrong is part of
+/// their [`RelayCheck`](crate::RelayCheck).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The `monitor` section is invalid.
+    #[error("invalid monitor configuration: {}", ProblemList(problems))]
+    InvalidConfig {
+        /// Every problem found, with its key path.
+        problems: Vec<Problem>,
+    },
+    /// The environment variable meant to hold the monitor's secret key holds
+    /// something else. The value is never shown.
+    #[error("the environment variable {variable} does not hold a valid secret key (hex or nsec)")]
+    InvalidKey {
+        /// The name of the variable.
+        variable: String,
+        /// Why the value was refused.
+        #[source]
+        source: nostr::key::Error,
+    },
+    /// An HTTP client for NIP-11 documents could not be built.
+    #[error("could not build the HTTP client for {what}")]
+    HttpClient {
+        /// Which client: `clearnet` or `tor`.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// An event could not be built or signed.
+    #[error("could not sign the {what} event")]
+    Sign {
+        /// Which event.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: nostr::event::builder::Error,
+    },
+    /// A query of the database failed.
+    #[error("{what} failed")]
+    Database {
+        /// What was being done.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: bigbrotr_pool::Error,
+    },
+    /// A row of the database did not have the expected shape.
+    #[error("{what}: column `{column}` could not be read")]
+    Column {
+        /// What was being done.
+        what: &'static str,
+        /// The column.
+        column: &'static str,
+        /// Why.
+        #[source]
+        source: bigbrotr_pool::tokio_postgres::Error,
+    },
+    /// A relay of the database is on a network the monitor does not know.
+    #[error("relay {url} is on an unknown network")]
+    UnknownNetwork {
+        /// The relay.
+        url: String,
+        /// The network.
+        #[source]
+        source: bigbrotr_brotr::UnknownNetwork,
+    },
+    /// A relay to publish to could not be added.
+    #[error("could not add the relay {url} to publish to")]
+    PublishRelay {
+        /// The relay.
+        url: String,
+        /// Why.
+        #[source]
+        source: nostr_sdk::client::Error,
+    },
+}
+
+/// Result of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,176 @@
+//! The HTTP endpoint: `/health`, `/status` and `/metrics` on a local
+//! address, served with `hyper`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::error::{Error, Result};
+use crate::metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
+use crate::runtime::ProcessState;
+use crate::service::TARGET;
+
+/// Longest wait for the headers of a request.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The endpoint, serving until [`shutdown`](Self::shutdown) or drop.
+///
+/// | path | answer |
+/// | --- | --- |
+/// | `/health` | `200 ok` when [`ProcessState::is_healthy`], else `503 unhealthy` |
+/// | `/status` | the [`ProcessStatus`](crate::ProcessStatus) as JSON |
+/// | `/metrics` | the Prometheus text format |
+///
+/// Other paths are `404`; methods other than `GET` and `HEAD` are `405`.
+#[derive(Debug)]
+pub struct HttpServer {
+    address: SocketAddr,
+    cancel: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+impl HttpServer {
+    /// Listens on `address` (port 0 takes a free one) and serves what
+    /// `state` reports.
+    pub async fn bind(address: SocketAddr, state: Arc<ProcessState>) -> Result<Self> {
+        let bind_error = |source| Error::Bind { address, source };
+        let listener = TcpListener::bind(address).await.map_err(bind_error)?;
+        let address = listener.local_addr().map_err(bind_error)?;
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(serve(listener, state, cancel.clone()));
+        Ok(Self {
+            address,
+            cancel,
+            task: Some(task),
+        })
+    }
+
+    /// The address it listens on.
+    #[must_use]
+    pub fn local_addr(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Stops listening and closes every connection.
+    pub async fn shutdown(mut self) {
+        self.cancel.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+async fn serve(listener: TcpListener, state: Arc<ProcessState>, cancel: CancellationToken) {
+    let connections = TaskTracker::new();
+    loop {
+        let stream = tokio::select! {
+            () = cancel.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    tracing::warn!(target: TARGET, %error, "could not accept an HTTP connection");
+                    // Out of file descriptors, most likely: let some close.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let state = Arc::clone(&state);
+        let cancel = cancel.clone();
+        connections.spawn(async move {
+            let service = service_fn(move |request| {
+                let state = Arc::clone(&state);
+                async move { Ok::<_, Infallible>(respond(&state, &request)) }
+            });
+            let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                result = connection => {
+                    if let Err(error) = result {
+                        tracing::debug!(target: TARGET, %error, "HTTP connection ended with an error");
+                    }
+                }
+                () = cancel.cancelled() => {}
+            }
+        });
+    }
+    connections.close();
+    connections.wait().await;
+}
+
+fn respond(state: &ProcessState, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
+        response
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return response;
+    }
+    match request.uri().path() {
+        "/health" => {
+            if state.is_healthy() {
+                text(StatusCode::OK, "ok\n")
+            } else {
+                text(StatusCode::SERVICE_UNAVAILABLE, "unhealthy\n")
+            }
+        }
+        "/status" => match serde_json::to_vec(&state.status()) {
+            Ok(body) => with_type(StatusCode::OK, body, "application/json"),
+            Err(error) => text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("could not write the status: {error}\n"),
+            ),
+        },
+        "/metrics" => with_type(
+            StatusCode::OK,
+            state.render_metrics().into_bytes(),
+            METRICS_CONTENT_TYPE,
+        ),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found: try /health, /status or /metrics\n",
+        ),
+    }
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    with_type(
+        status,
+        body.as_bytes().to_vec(),
+        "text/plain; charset=utf-8",
+    )
+}
+
+fn with_type(
+    status: StatusCode,
+    body: Vec<u8>,
+    content_type: &'static str,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}

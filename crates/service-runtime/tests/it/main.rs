@@ -1,0 +1,6 @@
+//! Integration tests of the service runtime: the loop, shutdown, and the
+//! HTTP endpoint, with a probe service on the real pool.
+
+mod http;
+mod looping;
+mod support;
