@@ -10,10 +10,18 @@ DB_NEEDED := db-up
 endif
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: help build test test-unit bench doc fmt fmt-check clippy ci coverage db-up db-down db-reset db-status clean
+RUN_SERVICES ?= monitor finder synchronizer
+
+.PHONY: help run build test test-unit bench bench-soak doc fmt fmt-check clippy ci coverage db-up db-down db-reset db-status clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+
+run: $(DB_NEEDED) ## The archive: schema, seed relays, then monitor + finder + synchronizer (Ctrl-C stops)
+	$(CARGO) build --release -q -p bigbrotr
+	$(CARGO) run --release -q -p bigbrotr -- db init
+	$(CARGO) run --release -q -p bigbrotr -- run initializer
+	$(CARGO) run --release -q -p bigbrotr -- run $(RUN_SERVICES)
 
 build: ## Build every crate
 	$(CARGO) build --workspace --all-targets
@@ -34,6 +42,10 @@ BENCH_LARGE ?= 1
 bench: $(DB_NEEDED) ## Ingest benchmark in release: events/s and peak memory, through PgBouncer
 	$(CARGO) build --release -p bigbrotr -p bigbrotr-bench
 	BENCH_LARGE=$(BENCH_LARGE) $(CARGO) run --release -q -p bigbrotr-bench
+
+bench-soak: $(DB_NEEDED) ## Soak benchmark: the synchronizer archiving from local relays for minutes; events/s and RSS over time
+	$(CARGO) build --release -p bigbrotr -p bigbrotr-bench
+	$(CARGO) run --release -q -p bigbrotr-bench -- soak
 
 doc: ## Build the documentation, warnings denied
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps

@@ -166,7 +166,9 @@ local_up() {
     say "starting PgBouncer (transaction pooling) on 127.0.0.1:$BOUNCER_PORT"
     # In a session of its own: PgBouncer's daemon mode stays in the caller's
     # process group, and would die with it when the calling job is stopped.
-    as_db setsid "$(bouncer_bin)" -d "$bouncer/pgbouncer.ini" || die "PgBouncer did not start; see $log/pgbouncer.log"
+    local bin
+    bin="$(bouncer_bin)" || exit 1
+    as_db setsid "$bin" -d "$bouncer/pgbouncer.ini" || die "PgBouncer did not start; see $log/pgbouncer.log"
   fi
   wait_for_bouncer
   say "ready: PgBouncer 127.0.0.1:$BOUNCER_PORT -> PostgreSQL 127.0.0.1:$PG_PORT, database $DB_NAME, user $DB_USER"

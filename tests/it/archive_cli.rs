@@ -26,7 +26,7 @@ fn options() -> ImportOptions {
     ImportOptions {
         batch_size: NonZeroUsize::new(500).unwrap(),
         in_flight: NonZeroUsize::new(3).unwrap(),
-        seen_at: 1_700_000_000,
+        seen_at: Some(1_700_000_000),
     }
 }
 

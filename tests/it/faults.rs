@@ -164,7 +164,7 @@ fn options() -> ImportOptions {
     ImportOptions {
         batch_size: NonZeroUsize::new(BATCH_SIZE).unwrap(),
         in_flight: NonZeroUsize::new(IN_FLIGHT).unwrap(),
-        seen_at: 1_700_000_000,
+        seen_at: Some(1_700_000_000),
     }
 }
 

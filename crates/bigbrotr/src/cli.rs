@@ -222,7 +222,7 @@ async fn import_file(
     let options = crate::import::ImportOptions {
         batch_size: batch_size.unwrap_or(default_batch),
         in_flight: NonZeroUsize::new(3).unwrap_or(NonZeroUsize::MIN),
-        seen_at: now,
+        seen_at: None,
     };
     let show_progress = std::io::stderr().is_terminal();
     crate::import::import(brotr, reader, relay_id, &options, rejects, |summary| {

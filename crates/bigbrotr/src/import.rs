@@ -24,8 +24,11 @@ pub struct ImportOptions {
     pub batch_size: NonZeroUsize,
     /// Batches being stored at once.
     pub in_flight: NonZeroUsize,
-    /// When the events were seen on the relay (Unix seconds).
-    pub seen_at: i64,
+    /// When the events were seen on the relay (Unix seconds); `None`
+    /// stamps each batch with the time it is stored, so that the order of
+    /// `events_relays.seen_at` follows the order of the commits (which the
+    /// finder's scan relies on).
+    pub seen_at: Option<i64>,
 }
 
 /// What an import did.
@@ -144,7 +147,9 @@ where
                 Some(batch) => {
                     let batch = batch.context("reading the input")?;
                     let brotr = brotr.clone();
-                    let seen_at = options.seen_at;
+                    let seen_at = options
+                        .seen_at
+                        .unwrap_or_else(bigbrotr_utils::now_timestamp);
                     writers.spawn(async move { store_batch(&brotr, batch, seen_at).await });
                 }
                 None => input_done = true,

@@ -9,7 +9,11 @@ use bigbrotr_service_runtime::{run_services, RunOptions, ServiceRegistry};
 /// `config/services/`. A new service is one more `register` line.
 #[must_use]
 pub fn registry() -> ServiceRegistry {
-    ServiceRegistry::new().register::<bigbrotr_initializer::Initializer>()
+    ServiceRegistry::new()
+        .register::<bigbrotr_initializer::Initializer>()
+        .register::<bigbrotr_monitor::MonitorService>()
+        .register::<bigbrotr_finder::FinderService>()
+        .register::<bigbrotr_synchronizer::SynchronizerService>()
 }
 
 /// Runs the services `names` of `implementation` as [`run_services`] does,

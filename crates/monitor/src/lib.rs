@@ -24,6 +24,8 @@
 //!   batches, and the [`CycleReport`].
 //! - [`publish`]: the NIP-66 events (kind 30166 per relay, kind 10166 for
 //!   the monitor) and [`publish_events`].
+//! - [`service`]: [`MonitorService`], the monitor as a service of the
+//!   runtime (`bigbrotr run monitor`), with its metrics.
 //! - [`error`]: the [`Error`] of this crate.
 
 pub mod config;
@@ -34,6 +36,7 @@ pub mod monitor;
 pub mod nip11;
 pub mod nip66;
 pub mod publish;
+pub mod service;
 
 pub use config::{
     CheckTimeouts, Checks, Concurrency, MonitorConfig, MonitorFile, PublishConfig,
@@ -49,3 +52,4 @@ pub use publish::{
     monitor_announcement_event, publish_events, relay_discovery_event, MONITOR_ANNOUNCEMENT_KIND,
     RELAY_DISCOVERY_KIND,
 };
+pub use service::MonitorService;

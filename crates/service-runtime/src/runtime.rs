@@ -33,6 +33,7 @@ use crate::status::{ServiceStatus, State, StatusCell};
 /// [`shutdown`](Self::shutdown) for an orderly end.
 pub struct Runtime {
     implementation: Implementation,
+    env: Env,
     brotr: Brotr,
     settings: RuntimeConfig,
     state: Arc<ProcessState>,
@@ -68,6 +69,7 @@ impl Runtime {
         });
         Self {
             implementation,
+            env: Env::empty(),
             brotr,
             settings,
             state,
@@ -77,6 +79,14 @@ impl Runtime {
             http: None,
             report: None,
         }
+    }
+
+    /// The same runtime, giving its services the environment `env` (see
+    /// [`ServiceContext::env`]).
+    #[must_use]
+    pub fn with_env(mut self, env: Env) -> Self {
+        self.env = env;
+        self
     }
 
     /// Loads `config/core/pool.yaml`, `brotr.yaml` and `runtime.yaml` of
@@ -123,11 +133,7 @@ impl Runtime {
                 return Err(Error::Brotr { source });
             }
         };
-        Ok(Self::new(
-            implementation.clone(),
-            brotr,
-            runtime_file.runtime,
-        ))
+        Ok(Self::new(implementation.clone(), brotr, runtime_file.runtime).with_env(env.clone()))
     }
 
     /// The archive every service shares.
@@ -216,7 +222,8 @@ impl Runtime {
             self.implementation.clone(),
             self.state.metrics.for_service(&name),
             status.clone(),
-        );
+        )
+        .with_env(self.env.clone());
         let span = tracing::info_span!(target: TARGET, "service", service = %name);
         let task = self
             .tracker

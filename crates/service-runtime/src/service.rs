@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use bigbrotr_brotr::Brotr;
-use bigbrotr_config::Implementation;
+use bigbrotr_config::{Env, Implementation};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -207,6 +207,7 @@ struct Inner<C> {
     brotr: Brotr,
     implementation: Implementation,
     metrics: ServiceMetrics,
+    env: Env,
 }
 
 impl<C> Clone for ServiceContext<C> {
@@ -246,9 +247,39 @@ impl<C: ServiceFile> ServiceContext<C> {
                 brotr,
                 implementation,
                 metrics,
+                env: Env::empty(),
             }),
             status,
         }
+    }
+
+    /// The same context, with the environment `env` the process was started
+    /// with (for the secrets a service reads from it, such as keys).
+    #[must_use]
+    pub fn with_env(mut self, env: Env) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.env = env;
+            return self;
+        }
+        let inner = &self.inner;
+        Self {
+            inner: Arc::new(Inner {
+                name: inner.name.clone(),
+                config: inner.config.clone(),
+                brotr: inner.brotr.clone(),
+                implementation: inner.implementation.clone(),
+                metrics: inner.metrics.clone(),
+                env,
+            }),
+            status: self.status,
+        }
+    }
+
+    /// The environment of the process (empty unless given with
+    /// [`with_env`](Self::with_env); the runtime gives it).
+    #[must_use]
+    pub fn env(&self) -> &Env {
+        &self.inner.env
     }
 
     /// The name of the service: `service.name`, else its file name.

@@ -251,3 +251,189 @@ fn an_unknown_service_is_refused_with_the_known_ones() {
     assert!(stderr.contains("initializer"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
+
+/// `bigbrotr run monitor --once` against a relay running in this process:
+/// the relay is checked (open, read, write) and the check stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_monitor_once_checks_a_local_relay_and_stores_the_check() {
+    use nostr_relay_builder::prelude::{RateLimit, RelayBuilder};
+    use nostr_relay_builder::LocalRelay;
+
+    let relay = LocalRelay::new(RelayBuilder::default().rate_limit(RateLimit {
+        max_reqs: 500,
+        notes_per_minute: 10_000,
+    }));
+    relay.run().await.expect("the relay starts");
+    let url = relay.url().await.as_str_without_trailing_slash().to_owned();
+
+    let db = TestDb::with_pool_size("bigbrotr", 4)
+        .await
+        .expect("test database");
+    db.client()
+        .await
+        .unwrap()
+        .execute_typed(
+            "SELECT * FROM insert_relays(ARRAY[$1], ARRAY['clearnet'], 1)",
+            &[(&url, tokio_postgres::types::Type::TEXT)],
+        )
+        .await
+        .expect("the relay recorded");
+
+    let mut child = bigbrotr(&db, "bigbrotr")
+        .args(["run", "monitor", "--once"])
+        .env_remove("MONITOR_PRIVATE_KEY")
+        .env("BIGBROTR_MONITOR__TIMEOUTS__NIP11", "2s")
+        .spawn()
+        .expect("bigbrotr starts");
+    let status = tokio::task::spawn_blocking(move || {
+        let status = wait_with_limit(&mut child, Duration::from_secs(60));
+        (status, output(&mut child))
+    })
+    .await
+    .unwrap();
+    let (status, (stdout, stderr)) = status;
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+
+    assert_eq!(scalar(&db, "SELECT count(*) FROM relay_metadata").await, 1);
+    assert_eq!(
+        scalar(&db, "SELECT count(*) FROM relay_metadata WHERE connected").await,
+        1
+    );
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT count(*) FROM relay_metadata m JOIN nip66 n ON n.id = m.nip66_id \
+             WHERE (n.data->>'readable')::boolean AND (n.data->>'writable')::boolean"
+        )
+        .await,
+        1,
+        "stderr: {stderr}"
+    );
+    relay.shutdown();
+}
+
+/// The archive loop through the binary: the monitor finds a local relay
+/// readable, the synchronizer archives what it holds, and the finder reads
+/// the relay list (kind 10002) among those events and records the relay it
+/// names.
+#[tokio::test]
+async fn run_monitor_synchronizer_and_finder_once_archive_a_local_relay_and_find_a_new_one() {
+    use nostr::{EventBuilder, Keys, Kind, Tag, Timestamp};
+    use nostr_relay_builder::prelude::{
+        MemoryDatabase, MemoryDatabaseOptions, NostrDatabase, RateLimit, RelayBuilder,
+    };
+    use nostr_relay_builder::LocalRelay;
+
+    let keys = Keys::generate();
+    let mut events = Vec::new();
+    for i in 0..40_u64 {
+        events.push(
+            EventBuilder::new(Kind::TextNote, format!("note {i}"))
+                .custom_created_at(Timestamp::from_secs(1_700_000_000 + i * 60))
+                .sign_with_keys(&keys)
+                .unwrap(),
+        );
+    }
+    events.push(
+        EventBuilder::new(Kind::RelayList, "")
+            .tag(Tag::parse(["r", "wss://found.example.com/"]).unwrap())
+            .custom_created_at(Timestamp::from_secs(1_700_010_000))
+            .sign_with_keys(&keys)
+            .unwrap(),
+    );
+    let database = MemoryDatabase::with_opts(MemoryDatabaseOptions {
+        events: true,
+        max_events: None,
+    });
+    for event in &events {
+        database.save_event(event).await.unwrap();
+    }
+    let relay = LocalRelay::new(
+        RelayBuilder::default()
+            .database(database)
+            .rate_limit(RateLimit {
+                max_reqs: 500,
+                notes_per_minute: 10_000,
+            }),
+    );
+    relay.run().await.expect("the relay starts");
+    let url = relay.url().await.as_str_without_trailing_slash().to_owned();
+
+    let db = TestDb::with_pool_size("bigbrotr", 4)
+        .await
+        .expect("test database");
+    db.client()
+        .await
+        .unwrap()
+        .execute_typed(
+            "SELECT * FROM insert_relays(ARRAY[$1], ARRAY['clearnet'], 1)",
+            &[(&url, tokio_postgres::types::Type::TEXT)],
+        )
+        .await
+        .expect("the relay recorded");
+
+    let run = |args: &'static [&'static str]| {
+        let mut child = bigbrotr(&db, "bigbrotr")
+            .args(args)
+            .env_remove("MONITOR_PRIVATE_KEY")
+            .env("BIGBROTR_MONITOR__TIMEOUTS__NIP11", "2s")
+            .env("BIGBROTR_SYNCHRONIZER__END_LAG", "0")
+            .env("BIGBROTR_FINDER__SETTLE_DELAY", "0")
+            .spawn()
+            .expect("bigbrotr starts");
+        async move {
+            let (status, (stdout, stderr)) = tokio::task::spawn_blocking(move || {
+                let status = wait_with_limit(&mut child, Duration::from_secs(60));
+                (status, output(&mut child))
+            })
+            .await
+            .unwrap();
+            assert_eq!(
+                status.and_then(|s| s.code()),
+                Some(0),
+                "{args:?}\nstdout: {stdout}\nstderr: {stderr}"
+            );
+        }
+    };
+
+    run(&["run", "monitor", "--once"]).await;
+    run(&["run", "synchronizer", "--once"]).await;
+    // The 41 events, and the one the monitor's write check left on the relay.
+    assert_eq!(scalar(&db, "SELECT count(*) FROM events").await, 42);
+    assert_eq!(scalar(&db, "SELECT count(*) FROM events_relays").await, 42);
+    assert_eq!(
+        scalar(&db, "SELECT count(*) FROM events WHERE kind = 30078").await,
+        1
+    );
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT count(*) FROM sync_cursors WHERE created_at IS NOT NULL"
+        )
+        .await,
+        1
+    );
+
+    // The finder reads sightings of whole past seconds only.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    run(&["run", "finder", "--once"]).await;
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT count(*) FROM relays WHERE url = 'wss://found.example.com'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(scalar(&db, "SELECT count(*) FROM relays").await, 2);
+
+    // Run again: nothing new is archived or found.
+    run(&["run", "synchronizer", "finder", "--once"]).await;
+    assert_eq!(scalar(&db, "SELECT count(*) FROM events_relays").await, 42);
+    assert_eq!(scalar(&db, "SELECT count(*) FROM relays").await, 2);
+    relay.shutdown();
+}

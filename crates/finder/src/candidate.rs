@@ -1,0 +1,316 @@
+//! Candidate relay URLs: where one came from ([`Source`]), the checks it must
+//! pass ([`check_url`]) and why it may be refused ([`Rejection`]).
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use bigbrotr_brotr::{validate_relay_url, InvalidRelayUrl, RelayUrlNormalized};
+use nostr::types::url::{Error as UrlError, Host, Url};
+
+/// Where a candidate relay URL was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Source {
+    /// An `r` tag of a NIP-65 relay list (kind 10002).
+    RelayList,
+    /// A key of the relay map in the content of a contact list (kind 3).
+    ContactList,
+    /// The relay hint of an `e` or `p` tag (third element), any kind.
+    Hint,
+    /// The `d` tag of a NIP-66 relay discovery event (kind 30166).
+    Nip66,
+    /// An element of an HTTP source's list.
+    Http,
+}
+
+impl Source {
+    /// Every source, in the order reports list them.
+    pub const ALL: [Self; 5] = [
+        Self::RelayList,
+        Self::ContactList,
+        Self::Hint,
+        Self::Nip66,
+        Self::Http,
+    ];
+
+    /// The name used in the database and in logs: `nip65`, `contacts`,
+    /// `hint`, `nip66` or `http`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RelayList => "nip65",
+            Self::ContactList => "contacts",
+            Self::Hint => "hint",
+            Self::Nip66 => "nip66",
+            Self::Http => "http",
+        }
+    }
+
+    /// The source named `name` (see [`as_str`](Self::as_str)).
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|source| source.as_str() == name)
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a candidate was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Rejection {
+    /// Not a URL at all (or several `://`).
+    NotAUrl,
+    /// A URL whose scheme is not `ws` or `wss`.
+    UnsupportedScheme,
+    /// A URL without a host.
+    MissingHost,
+    /// Longer than `max_url_bytes`, as written or once normalised.
+    TooLong,
+    /// A loopback, private, link-local or unspecified address, or a
+    /// `localhost` name, while `allow_local_addresses` is off.
+    LocalAddress,
+    /// An element of an HTTP source's list that is not a string.
+    NotAString,
+    /// A contact list (kind 3) whose content is neither empty nor a JSON
+    /// object: counted once per event, not per URL.
+    MalformedContactList,
+}
+
+impl Rejection {
+    /// The name used in logs and metrics.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotAUrl => "not_a_url",
+            Self::UnsupportedScheme => "unsupported_scheme",
+            Self::MissingHost => "missing_host",
+            Self::TooLong => "too_long",
+            Self::LocalAddress => "local_address",
+            Self::NotAString => "not_a_string",
+            Self::MalformedContactList => "malformed_contact_list",
+        }
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a candidate URL must satisfy besides being a relay URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UrlRules {
+    /// Longest URL accepted, in bytes, as written (trimmed) and normalised.
+    pub max_bytes: usize,
+    /// Whether local and private addresses are accepted.
+    pub allow_local: bool,
+}
+
+/// Checks a candidate and brings it to the archive's normal form with
+/// [`validate_relay_url`] (which parses it with `nostr::RelayUrl`).
+///
+/// ```
+/// use bigbrotr_finder::{check_url, Rejection, UrlRules};
+///
+/// let rules = UrlRules { max_bytes: 255, allow_local: false };
+/// assert_eq!(check_url("WSS://Relay.Example:443/", rules).unwrap().as_str(), "wss://relay.example");
+/// assert_eq!(check_url("https://relay.example", rules), Err(Rejection::UnsupportedScheme));
+/// assert_eq!(check_url("ws://127.0.0.1:7777", rules), Err(Rejection::LocalAddress));
+/// ```
+pub fn check_url(url: &str, rules: UrlRules) -> Result<RelayUrlNormalized, Rejection> {
+    if url.trim().len() > rules.max_bytes {
+        return Err(Rejection::TooLong);
+    }
+    let normal = validate_relay_url(url).map_err(|error| match error {
+        InvalidRelayUrl::Parse {
+            source: UrlError::UnsupportedScheme,
+        } => Rejection::UnsupportedScheme,
+        InvalidRelayUrl::MissingHost => Rejection::MissingHost,
+        _ => Rejection::NotAUrl,
+    })?;
+    if normal.as_str().len() > rules.max_bytes {
+        return Err(Rejection::TooLong);
+    }
+    if !rules.allow_local {
+        let parsed = Url::parse(normal.as_str()).map_err(|_| Rejection::NotAUrl)?;
+        if parsed.host().is_none_or(|host| is_local_host(&host)) {
+            return Err(Rejection::LocalAddress);
+        }
+    }
+    Ok(normal)
+}
+
+/// Whether `host` is only meaningful on the machine or network that wrote
+/// it: a loopback, private, link-local, unspecified or broadcast address, or
+/// `localhost` (and its subdomains).
+#[must_use]
+pub fn is_local_host(host: &Host<&str>) -> bool {
+    match host {
+        Host::Domain(name) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        Host::Ipv4(ip) => is_local_ipv4(*ip),
+        Host::Ipv6(ip) => is_local_ipv6(*ip),
+    }
+}
+
+/// Whether `ip` is local in the sense of [`is_local_host`].
+#[must_use]
+pub fn is_local_ip(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(ip) => is_local_ipv4(ip),
+        IpAddr::V6(ip) => is_local_ipv6(ip),
+    }
+}
+
+fn is_local_ipv4(ip: Ipv4Addr) -> bool {
+    ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+}
+
+fn is_local_ipv6(ip: Ipv6Addr) -> bool {
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return is_local_ipv4(v4);
+    }
+    let first = ip.segments()[0];
+    ip.is_loopback()
+        || ip.is_unspecified()
+        // fc00::/7, unique local addresses.
+        || first & 0xfe00 == 0xfc00
+        // fe80::/10, link-local addresses.
+        || first & 0xffc0 == 0xfe80
+}
+
+/// The relay URLs of a contact list's content (kind 3): the keys of its JSON
+/// object, as written. `None` when the content is not a JSON object.
+///
+/// ```
+/// use bigbrotr_finder::contact_list_relays;
+///
+/// let content = r#"{"wss://relay.example": {"read": true, "write": true}}"#;
+/// assert_eq!(contact_list_relays(content), Some(vec!["wss://relay.example".to_owned()]));
+/// assert_eq!(contact_list_relays("not json"), None);
+/// ```
+#[must_use]
+pub fn contact_list_relays(content: &str) -> Option<Vec<String>> {
+    match serde_json::from_str::<serde_json::Value>(content) {
+        Ok(serde_json::Value::Object(map)) => Some(map.into_iter().map(|(url, _)| url).collect()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULES: UrlRules = UrlRules {
+        max_bytes: 64,
+        allow_local: false,
+    };
+
+    #[test]
+    fn relay_urls_are_normalised() {
+        for (url, normal) in [
+            ("wss://relay.example", "wss://relay.example"),
+            (" WSS://Relay.Example:443/ ", "wss://relay.example"),
+            ("ws://relay.example:80/nostr/", "ws://relay.example/nostr"),
+            ("wss://user@relay.example/?q=1#x", "wss://relay.example"),
+        ] {
+            assert_eq!(
+                check_url(url, RULES).map(|u| u.to_string()),
+                Ok(normal.to_owned()),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn each_refusal_has_its_reason() {
+        let long = format!("wss://relay.example/{}", "a".repeat(60));
+        for (url, reason) in [
+            ("https://relay.example", Rejection::UnsupportedScheme),
+            ("ftp://relay.example", Rejection::UnsupportedScheme),
+            ("relay.example", Rejection::NotAUrl),
+            ("not a url", Rejection::NotAUrl),
+            ("", Rejection::NotAUrl),
+            ("wss://a.example://b", Rejection::NotAUrl),
+            (long.as_str(), Rejection::TooLong),
+            ("ws://127.0.0.1:7777", Rejection::LocalAddress),
+            ("ws://localhost:7777", Rejection::LocalAddress),
+            ("ws://relay.LOCALHOST", Rejection::LocalAddress),
+            ("ws://192.168.1.10", Rejection::LocalAddress),
+            ("ws://10.1.2.3", Rejection::LocalAddress),
+            ("ws://0.0.0.0", Rejection::LocalAddress),
+            ("ws://[::1]:7000", Rejection::LocalAddress),
+            ("ws://[fd00::1]", Rejection::LocalAddress),
+            ("ws://[fe80::1]", Rejection::LocalAddress),
+            ("ws://[::ffff:127.0.0.1]", Rejection::LocalAddress),
+        ] {
+            assert_eq!(
+                check_url(url, RULES).map(|u| u.to_string()),
+                Err(reason),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn public_addresses_pass_and_local_ones_pass_when_allowed() {
+        for url in [
+            "ws://8.8.8.8",
+            "ws://[2001:db8::1]:7000",
+            "wss://localhost.example",
+        ] {
+            assert!(check_url(url, RULES).is_ok(), "{url}");
+        }
+        let allowed = UrlRules {
+            allow_local: true,
+            ..RULES
+        };
+        assert_eq!(
+            check_url("ws://127.0.0.1:7777/", allowed).map(|u| u.to_string()),
+            Ok("ws://127.0.0.1:7777".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_normal_form_longer_than_the_limit_is_too_long() {
+        // Punycode makes the host longer than it was written.
+        let rules = UrlRules {
+            max_bytes: 20,
+            allow_local: false,
+        };
+        assert_eq!(
+            check_url("wss://bücherbü.example", rules).map(|_| ()),
+            Err(Rejection::TooLong)
+        );
+    }
+
+    #[test]
+    fn a_contact_list_gives_the_keys_of_its_relay_map() {
+        let content = r#"{"wss://a.example/": {"read": true}, "https://b.example": {}, "": 1}"#;
+        let mut relays = contact_list_relays(content).expect("an object");
+        relays.sort();
+        assert_eq!(relays, ["", "https://b.example", "wss://a.example/"]);
+        assert_eq!(contact_list_relays("{}"), Some(Vec::new()));
+        for content in ["[]", "\"wss://a.example\"", "{", "null"] {
+            assert_eq!(contact_list_relays(content), None, "{content}");
+        }
+    }
+
+    #[test]
+    fn source_names_round_trip() {
+        for source in Source::ALL {
+            assert_eq!(Source::from_name(source.as_str()), Some(source));
+        }
+        assert_eq!(Source::from_name("other"), None);
+    }
+}

@@ -1,0 +1,158 @@
+//! [`Finder`]: the relay finder, its configuration checked, and its scan
+//! cursor ([`ScanCursor`]).
+
+use std::sync::Arc;
+
+use bigbrotr_brotr::Brotr;
+use bigbrotr_config::Problems;
+use bigbrotr_pool::{Row, Type};
+
+use crate::candidate::UrlRules;
+use crate::config::FinderConfig;
+use crate::error::{Error, Result};
+
+/// The target of the finder's log events.
+pub(crate) const TARGET: &str = "bigbrotr::finder";
+
+/// The name of a finder whose `service.name` is empty.
+pub const DEFAULT_NAME: &str = "finder";
+
+/// Finds relays: in the archived events (NIP-65 relay lists, contact-list
+/// relay maps, relay hints, NIP-66 discovery events), scanned with a cursor
+/// kept in the database, and in HTTP sources; records the new ones. See
+/// [`run_cycle`](Self::run_cycle).
+///
+/// Cloning is cheap; clones share the configuration and the HTTP client.
+#[derive(Debug, Clone)]
+pub struct Finder {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    name: String,
+    config: FinderConfig,
+    http: reqwest::Client,
+}
+
+impl Finder {
+    /// A finder named `name` (its cursor's key in the database; empty means
+    /// [`DEFAULT_NAME`]) working as `config` says. Checks `config` first;
+    /// does no I/O.
+    pub fn new(name: &str, config: &FinderConfig) -> Result<Self> {
+        let mut problems = Problems::new();
+        problems.section("finder", config);
+        if !problems.is_empty() {
+            return Err(Error::InvalidConfig {
+                problems: problems.into_vec(),
+            });
+        }
+        let name = if name.is_empty() { DEFAULT_NAME } else { name };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                name: name.to_owned(),
+                config: config.clone(),
+                http: crate::http::client()?,
+            }),
+        })
+    }
+
+    /// Its name, the key of its cursor.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Its configuration.
+    #[must_use]
+    pub fn config(&self) -> &FinderConfig {
+        &self.inner.config
+    }
+
+    /// The rules every candidate URL must pass, from the configuration.
+    #[must_use]
+    pub fn url_rules(&self) -> UrlRules {
+        UrlRules {
+            max_bytes: self.inner.config.max_url_bytes,
+            allow_local: self.inner.config.allow_local_addresses,
+        }
+    }
+
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    /// Where its scan of the archive stands: `None` before the first
+    /// sighting is read.
+    pub async fn cursor(&self, brotr: &Brotr) -> Result<Option<ScanCursor>> {
+        const WHAT: &str = "reading the finder's cursor";
+        let row = brotr
+            .pool()
+            .fetch_optional(
+                "SELECT seen_at, event_id, relay_id FROM finder_get_cursor($1)",
+                &[(&self.name(), Type::TEXT)],
+            )
+            .await
+            .map_err(|source| Error::Database { what: WHAT, source })?;
+        row.map(|row| ScanCursor::from_row(&row, WHAT)).transpose()
+    }
+
+    /// Moves its cursor forward to `cursor` (never back); returns whether it
+    /// moved.
+    pub async fn set_cursor(&self, brotr: &Brotr, cursor: &ScanCursor) -> Result<bool> {
+        const WHAT: &str = "moving the finder's cursor";
+        let now = bigbrotr_utils::now_timestamp();
+        let event_id: &[u8] = &cursor.event_id;
+        let row = brotr
+            .pool()
+            .fetch_one(
+                "SELECT finder_set_cursor($1, $2, $3, $4, $5)",
+                &[
+                    (&self.name(), Type::TEXT),
+                    (&cursor.seen_at, Type::INT8),
+                    (&event_id, Type::BYTEA),
+                    (&cursor.relay_id, Type::INT4),
+                    (&now, Type::INT8),
+                ],
+            )
+            .await
+            .map_err(|source| Error::Database { what: WHAT, source })?;
+        column(&row, 0, WHAT, "finder_set_cursor")
+    }
+}
+
+/// A position in the finder's scan: the last sighting read, in
+/// `(seen_at, event_id, relay_id)` order of `events_relays`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ScanCursor {
+    /// When the event was received from the relay (Unix seconds).
+    pub seen_at: i64,
+    /// The event's id.
+    pub event_id: Vec<u8>,
+    /// The relay's id.
+    pub relay_id: i32,
+}
+
+impl ScanCursor {
+    pub(crate) fn from_row(row: &Row, what: &'static str) -> Result<Self> {
+        Ok(Self {
+            seen_at: column(row, 0, what, "seen_at")?,
+            event_id: column(row, 1, what, "event_id")?,
+            relay_id: column(row, 2, what, "relay_id")?,
+        })
+    }
+}
+
+/// Column `index` of `row`, or [`Error::Column`] naming it.
+pub(crate) fn column<'r, T: bigbrotr_pool::tokio_postgres::types::FromSql<'r>>(
+    row: &'r Row,
+    index: usize,
+    what: &'static str,
+    name: &'static str,
+) -> Result<T> {
+    row.try_get(index).map_err(|source| Error::Column {
+        what,
+        column: name,
+        source,
+    })
+}

@@ -1,0 +1,400 @@
+//! The file `config/services/synchronizer.yaml` ([`SynchronizerFile`]) and
+//! its own section, [`SynchronizerConfig`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bigbrotr_config::{LoopConfig, NostrConfig, Problems, ServiceConfig, Validate};
+use serde::{Deserialize, Serialize};
+
+/// The largest `limit` and `second_limit` accepted.
+pub const MAX_LIMIT: usize = 100_000;
+
+/// The file `config/services/synchronizer.yaml`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SynchronizerFile {
+    /// Identity of the service and whether it runs.
+    pub service: ServiceConfig,
+    /// How often a cycle runs and when the service gives up.
+    #[serde(rename = "loop")]
+    pub loop_: LoopConfig,
+    /// How relays are reached: the SOCKS5 proxy for `.onion` relays, and the
+    /// time limit of opening a connection.
+    pub nostr: NostrConfig,
+    /// What the synchronizer archives, how fast, and how it shares the
+    /// relays with other synchronizers.
+    pub synchronizer: SynchronizerConfig,
+}
+
+impl Validate for SynchronizerFile {
+    fn validate(&self, problems: &mut Problems) {
+        problems.section("service", &self.service);
+        problems.section("loop", &self.loop_);
+        problems.section("nostr", &self.nostr);
+        problems.section("synchronizer", &self.synchronizer);
+    }
+}
+
+/// What the synchronizer archives, how fast, and how it shares the relays
+/// with other synchronizers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SynchronizerConfig {
+    /// Relays synced besides those the monitor last found readable
+    /// (`wss://…`); recorded in the archive when missing. Default none.
+    pub relays: Vec<String>,
+    /// Which events are archived. Default: all.
+    pub filter: FilterConfig,
+    /// Events created before this time (Unix seconds) are not fetched from a
+    /// relay that has no cursor yet. Default 0: everything.
+    pub start_time: i64,
+    /// Events created during the last `end_lag` are left for a later cycle,
+    /// so that events still spreading between relays are not passed over.
+    /// Default 5 min.
+    #[serde(with = "bigbrotr_config::duration")]
+    pub end_lag: Duration,
+    /// Length of the first time window asked of a relay in a cycle; halved
+    /// while a window comes back full, doubled while windows come back less
+    /// than half full. Whole seconds, at least 1 s. Default 1 h.
+    #[serde(with = "bigbrotr_config::duration")]
+    pub window: Duration,
+    /// Events asked for per `REQ` (the filter's `limit`); lowered to the
+    /// `limitation.max_limit` of the relay's NIP-11 document when that is
+    /// smaller. A window returning this many events is split in two. From 1
+    /// to 100 000. Default 500.
+    pub limit: usize,
+    /// The `limit` of a second `REQ` for a single second that came back
+    /// full; when that one comes back full too, the second is recorded as
+    /// incomplete (in the log and the report) and passed. From `limit` to
+    /// 100 000. Default 5000.
+    pub second_limit: usize,
+    /// Time limits of each relay.
+    pub timeouts: SyncTimeouts,
+    /// Relays synced at once, per network.
+    pub concurrency: Concurrency,
+    /// Events stored per database call, and the most a relay holds in memory
+    /// besides the window being fetched. From 1 to 100 000. Default 1000.
+    pub batch_size: usize,
+    /// A relay is cut off for the rest of the cycle once it has served more
+    /// than this many rejected events in it (invalid, malformed, repeated,
+    /// or not matching the request). Default 100.
+    pub max_rejected: u64,
+    /// The leases that share the relays between synchronizers.
+    pub lease: LeaseConfig,
+    /// The name this synchronizer holds leases under; unique per process.
+    /// Letters, digits and `-_.:@`, at most 128. Empty (the default) means
+    /// `<hostname>-<process id>`.
+    pub worker_id: String,
+}
+
+impl Default for SynchronizerConfig {
+    fn default() -> Self {
+        Self {
+            relays: Vec::new(),
+            filter: FilterConfig::default(),
+            start_time: 0,
+            end_lag: Duration::from_secs(300),
+            window: Duration::from_secs(3600),
+            limit: 500,
+            second_limit: 5000,
+            timeouts: SyncTimeouts::default(),
+            concurrency: Concurrency::default(),
+            batch_size: 1000,
+            max_rejected: 100,
+            lease: LeaseConfig::default(),
+            worker_id: String::new(),
+        }
+    }
+}
+
+impl Validate for SynchronizerConfig {
+    fn validate(&self, problems: &mut Problems) {
+        for (index, url) in self.relays.iter().enumerate() {
+            if let Err(error) = bigbrotr_brotr::validate_relay_url(url) {
+                problems.push(format!("relays[{index}]"), error.to_string());
+            }
+        }
+        problems.section("filter", &self.filter);
+        if self.start_time < 0 {
+            problems.push("start_time", "must be ≥ 0 (Unix seconds)");
+        }
+        if self.window < Duration::from_secs(1) {
+            problems.push("window", "must be ≥ 1s");
+        }
+        if !(1..=MAX_LIMIT).contains(&self.limit) {
+            problems.push("limit", format!("must be from 1 to {MAX_LIMIT}"));
+        }
+        if self.second_limit < self.limit || self.second_limit > MAX_LIMIT {
+            problems.push(
+                "second_limit",
+                format!("must be from `limit` ({}) to {MAX_LIMIT}", self.limit),
+            );
+        }
+        problems.section("timeouts", &self.timeouts);
+        problems.section("concurrency", &self.concurrency);
+        if !(1..=100_000).contains(&self.batch_size) {
+            problems.push("batch_size", "must be from 1 to 100000");
+        }
+        problems.section("lease", &self.lease);
+        if self.worker_id.len() > 128
+            || !self
+                .worker_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.:@".contains(c))
+        {
+            problems.push(
+                "worker_id",
+                "may only contain letters, digits and `-_.:@`, at most 128",
+            );
+        }
+    }
+}
+
+/// Which events are archived: a NIP-01 filter without `ids`, `since`,
+/// `until` or `limit`, which the synchronizer sets itself. Every list left
+/// empty matches everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilterConfig {
+    /// Event kinds. Default: all.
+    pub kinds: Vec<u16>,
+    /// Authors' public keys, hex or `npub`. Default: all.
+    pub authors: Vec<String>,
+    /// Single-letter tags and the values one of which an event must carry
+    /// (`{"t": ["nostr"]}` asks for `#t`). Default: none.
+    pub tags: BTreeMap<String, Vec<String>>,
+}
+
+impl Validate for FilterConfig {
+    fn validate(&self, problems: &mut Problems) {
+        for (index, author) in self.authors.iter().enumerate() {
+            if nostr::PublicKey::parse(author).is_err() {
+                problems.push(
+                    format!("authors[{index}]"),
+                    "is not a public key (hex or npub)",
+                );
+            }
+        }
+        for (letter, values) in &self.tags {
+            let mut chars = letter.chars();
+            let single =
+                matches!((chars.next(), chars.next()), (Some(c), None) if c.is_ascii_alphabetic());
+            if !single {
+                problems.push(
+                    format!("tags.{letter}"),
+                    "a tag name must be one ASCII letter",
+                );
+            }
+            if values.is_empty() {
+                problems.push(format!("tags.{letter}"), "must list at least one value");
+            }
+        }
+    }
+}
+
+/// Time limits of each relay. Tor is slow: the same limits apply to both
+/// networks, so set them for Tor when `.onion` relays are synced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncTimeouts {
+    /// One `REQ` until its `EOSE` (or its `limit` of events). Default 30 s.
+    #[serde(with = "bigbrotr_config::duration")]
+    pub request: Duration,
+    /// Silence of the relay while a `REQ` is answered. Default 10 s.
+    #[serde(with = "bigbrotr_config::duration")]
+    pub idle: Duration,
+    /// All the work on one relay in one cycle; when it runs out, what is
+    /// complete is stored and the rest waits for the next cycle. Default
+    /// 10 min.
+    #[serde(with = "bigbrotr_config::duration")]
+    pub total: Duration,
+}
+
+impl Default for SyncTimeouts {
+    fn default() -> Self {
+        Self {
+            request: Duration::from_secs(30),
+            idle: Duration::from_secs(10),
+            total: Duration::from_secs(600),
+        }
+    }
+}
+
+impl Validate for SyncTimeouts {
+    fn validate(&self, problems: &mut Problems) {
+        for (key, value) in [
+            ("request", self.request),
+            ("idle", self.idle),
+            ("total", self.total),
+        ] {
+            if value.is_zero() {
+                problems.push(key, "must be > 0");
+            }
+        }
+    }
+}
+
+/// Relays synced at once, per network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Concurrency {
+    /// Clearnet relays at once. Default 20.
+    pub clearnet: usize,
+    /// `.onion` relays at once, through the SOCKS5 proxy. Default 5.
+    pub tor: usize,
+}
+
+impl Default for Concurrency {
+    fn default() -> Self {
+        Self {
+            clearnet: 20,
+            tor: 5,
+        }
+    }
+}
+
+impl Validate for Concurrency {
+    fn validate(&self, problems: &mut Problems) {
+        for (key, value) in [("clearnet", self.clearnet), ("tor", self.tor)] {
+            if !(1..=10_000).contains(&value) {
+                problems.push(key, "must be from 1 to 10000");
+            }
+        }
+    }
+}
+
+/// The leases that share the relays between synchronizers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LeaseConfig {
+    /// How long a lease lasts unless renewed; renewed every third of it
+    /// while the relay is synced. The relays of a synchronizer that stopped
+    /// without releasing them are taken over this long after its last
+    /// renewal. Whole seconds, at least 3 s. Default 2 min.
+    #[serde(with = "bigbrotr_config::duration")]
+    pub duration: Duration,
+}
+
+impl Default for LeaseConfig {
+    fn default() -> Self {
+        Self {
+            duration: Duration::from_secs(120),
+        }
+    }
+}
+
+impl LeaseConfig {
+    /// The duration in whole seconds, as the database takes it.
+    #[must_use]
+    pub fn seconds(&self) -> i32 {
+        i32::try_from(self.duration.as_secs()).unwrap_or(i32::MAX)
+    }
+}
+
+impl Validate for LeaseConfig {
+    fn validate(&self, problems: &mut Problems) {
+        if self.duration < Duration::from_secs(3) {
+            problems.push("duration", "must be ≥ 3s");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bigbrotr_config::{load_str, Env, Problem};
+
+    use super::*;
+
+    fn problems_of(file: &SynchronizerFile) -> Vec<Problem> {
+        let mut problems = Problems::new();
+        file.validate(&mut problems);
+        problems.into_vec()
+    }
+
+    #[test]
+    fn the_defaults_are_valid_and_documented_values() {
+        let config = SynchronizerConfig::default();
+        assert!(config.relays.is_empty());
+        assert_eq!(config.filter, FilterConfig::default());
+        assert_eq!(config.start_time, 0);
+        assert_eq!(config.end_lag, Duration::from_secs(300));
+        assert_eq!(config.window, Duration::from_secs(3600));
+        assert_eq!((config.limit, config.second_limit), (500, 5000));
+        assert_eq!(config.timeouts.request, Duration::from_secs(30));
+        assert_eq!(config.timeouts.idle, Duration::from_secs(10));
+        assert_eq!(config.timeouts.total, Duration::from_secs(600));
+        assert_eq!(
+            config.concurrency,
+            Concurrency {
+                clearnet: 20,
+                tor: 5
+            }
+        );
+        assert_eq!(config.batch_size, 1000);
+        assert_eq!(config.max_rejected, 100);
+        assert_eq!(config.lease.seconds(), 120);
+        assert_eq!(config.worker_id, "");
+        assert_eq!(problems_of(&SynchronizerFile::default()), []);
+    }
+
+    #[test]
+    fn an_empty_file_gives_the_defaults_and_nested_keys_are_read() {
+        let path = std::path::Path::new("synchronizer.yaml");
+        let file: SynchronizerFile = load_str("", path, &Env::empty()).expect("valid");
+        assert_eq!(file, SynchronizerFile::default());
+        let text = "loop:\n  interval: 5m\nsynchronizer:\n  filter:\n    kinds: [1, 7]\n    tags:\n      t: [nostr]\n  timeouts:\n    idle: 2s\n  lease:\n    duration: 30s\n";
+        let file: SynchronizerFile = load_str(text, path, &Env::empty()).expect("valid");
+        assert_eq!(file.loop_.interval, Duration::from_secs(300));
+        assert_eq!(file.synchronizer.filter.kinds, [1, 7]);
+        assert_eq!(file.synchronizer.filter.tags["t"], ["nostr"]);
+        assert_eq!(file.synchronizer.timeouts.idle, Duration::from_secs(2));
+        assert_eq!(file.synchronizer.timeouts.request, Duration::from_secs(30));
+        assert_eq!(file.synchronizer.lease.seconds(), 30);
+    }
+
+    #[test]
+    fn every_invalid_value_is_reported_with_its_path() {
+        let mut file = SynchronizerFile::default();
+        let config = &mut file.synchronizer;
+        config.relays = vec!["https://relay.example".to_owned()];
+        config.filter.authors = vec!["nobody".to_owned()];
+        config
+            .filter
+            .tags
+            .insert("tt".to_owned(), vec!["x".to_owned()]);
+        config.filter.tags.insert("p".to_owned(), Vec::new());
+        config.start_time = -1;
+        config.window = Duration::from_millis(500);
+        config.limit = 0;
+        config.second_limit = MAX_LIMIT + 1;
+        config.timeouts.idle = Duration::ZERO;
+        config.concurrency.tor = 0;
+        config.batch_size = 0;
+        config.lease.duration = Duration::from_secs(2);
+        config.worker_id = "a b".to_owned();
+        let problems: Vec<String> = problems_of(&file).iter().map(ToString::to_string).collect();
+        assert!(
+            problems[0].starts_with("synchronizer.relays[0]: "),
+            "{}",
+            problems[0]
+        );
+        assert_eq!(
+            problems[1..],
+            [
+                "synchronizer.filter.authors[0]: is not a public key (hex or npub)",
+                "synchronizer.filter.tags.p: must list at least one value",
+                "synchronizer.filter.tags.tt: a tag name must be one ASCII letter",
+                "synchronizer.start_time: must be ≥ 0 (Unix seconds)",
+                "synchronizer.window: must be ≥ 1s",
+                "synchronizer.limit: must be from 1 to 100000",
+                "synchronizer.second_limit: must be from `limit` (0) to 100000",
+                "synchronizer.timeouts.idle: must be > 0",
+                "synchronizer.concurrency.tor: must be from 1 to 10000",
+                "synchronizer.batch_size: must be from 1 to 100000",
+                "synchronizer.lease.duration: must be ≥ 3s",
+                "synchronizer.worker_id: may only contain letters, digits and `-_.:@`, at most 128",
+            ]
+        );
+    }
+}

@@ -1,0 +1,176 @@
+//! What a cycle did: [`CycleReport`], with one [`RelayReport`] per relay
+//! synced, each with its [`SyncCounts`] and [`RelayOutcome`].
+
+use bigbrotr_brotr::{Network, RelayId};
+
+use crate::connection::FetchError;
+use crate::filter::Cursor;
+
+/// Events refused, by reason. None of them is stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rejections {
+    /// The id is not the hash of the event.
+    pub invalid_id: u64,
+    /// The signature does not verify.
+    pub invalid_signature: u64,
+    /// `created_at` is beyond what the database stores.
+    pub out_of_range: u64,
+    /// Created outside the window asked for.
+    pub outside_window: u64,
+    /// Kind, author or tags not what the filter asked for.
+    pub filter_mismatch: u64,
+    /// Sent twice in one subscription.
+    pub repeated: u64,
+    /// An `EVENT` message whose event could not be read.
+    pub malformed: u64,
+}
+
+impl Rejections {
+    /// All of them.
+    #[must_use]
+    pub fn total(&self) -> u64 {
+        self.invalid_id
+            + self.invalid_signature
+            + self.out_of_range
+            + self.outside_window
+            + self.filter_mismatch
+            + self.repeated
+            + self.malformed
+    }
+
+    fn add(&mut self, other: &Self) {
+        self.invalid_id += other.invalid_id;
+        self.invalid_signature += other.invalid_signature;
+        self.out_of_range += other.out_of_range;
+        self.outside_window += other.outside_window;
+        self.filter_mismatch += other.filter_mismatch;
+        self.repeated += other.repeated;
+        self.malformed += other.malformed;
+    }
+}
+
+/// Counts of one relay, or of a whole cycle.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncCounts {
+    /// `EVENT` messages received in answer to a `REQ`, rejected ones and
+    /// ones fetched again after a split included.
+    pub received: u64,
+    /// Events newly archived.
+    pub stored: u64,
+    /// Events accepted that were archived already (from another relay,
+    /// say); their provenance is recorded all the same.
+    pub duplicates: u64,
+    /// New (event, relay) provenance rows.
+    pub relations: u64,
+    /// Events refused, by reason.
+    pub rejected: Rejections,
+    /// `REQ`s answered.
+    pub windows: u64,
+    /// Windows split in two because they came back full.
+    pub bisections: u64,
+    /// Single seconds holding more events than the relay returns at once:
+    /// only part of them could be fetched.
+    pub incomplete_seconds: u64,
+}
+
+impl SyncCounts {
+    pub(crate) fn add(&mut self, other: &Self) {
+        self.received += other.received;
+        self.stored += other.stored;
+        self.duplicates += other.duplicates;
+        self.relations += other.relations;
+        self.rejected.add(&other.rejected);
+        self.windows += other.windows;
+        self.bisections += other.bisections;
+        self.incomplete_seconds += other.incomplete_seconds;
+    }
+}
+
+/// How the sync of a relay ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RelayOutcome {
+    /// Everything up to `now - end_lag` is archived.
+    CaughtUp,
+    /// The relay's time in this cycle (`timeouts.total`) ran out; the next
+    /// cycle continues from the cursor.
+    TimeUp,
+    /// The cycle was cancelled.
+    Cancelled,
+    /// Another worker holds the relay's lease now.
+    LeaseLost,
+    /// The relay served more rejected events than `max_rejected`.
+    CutOff,
+    /// The relay could not be reached or misbehaved on the wire.
+    Failed(FetchError),
+}
+
+/// What happened to one relay in a cycle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayReport {
+    /// Its id.
+    pub relay_id: RelayId,
+    /// Its URL.
+    pub url: String,
+    /// How it is reached.
+    pub network: Network,
+    /// What was fetched and stored.
+    pub counts: SyncCounts,
+    /// Its cursor at the end: how far its events are archived.
+    pub cursor: Option<Cursor>,
+    /// Seconds from the cursor to the end of the cycle's range, `now -
+    /// end_lag`, when the relay was left: 0 when caught up; `None` when it
+    /// has no cursor.
+    pub lag: Option<i64>,
+    /// How it ended.
+    pub outcome: RelayOutcome,
+}
+
+/// What a cycle did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CycleReport {
+    /// Every relay synced, in the order they ended.
+    pub relays: Vec<RelayReport>,
+    /// The counts of all relays together.
+    pub totals: SyncCounts,
+    /// Whether the cycle was cancelled before it was done.
+    pub cancelled: bool,
+}
+
+impl CycleReport {
+    /// The report of the relay `relay_id`, when it was synced.
+    #[must_use]
+    pub fn relay(&self, relay_id: RelayId) -> Option<&RelayReport> {
+        self.relays.iter().find(|relay| relay.relay_id == relay_id)
+    }
+
+    /// Relays cut off for serving too many rejected events.
+    #[must_use]
+    pub fn cut_off(&self) -> usize {
+        self.count(|outcome| matches!(outcome, RelayOutcome::CutOff))
+    }
+
+    /// Relays that could not be reached or misbehaved on the wire.
+    #[must_use]
+    pub fn failed(&self) -> usize {
+        self.count(|outcome| matches!(outcome, RelayOutcome::Failed(_)))
+    }
+
+    /// The largest lag of a relay, in seconds.
+    #[must_use]
+    pub fn max_lag(&self) -> Option<i64> {
+        self.relays.iter().filter_map(|relay| relay.lag).max()
+    }
+
+    fn count(&self, predicate: impl Fn(&RelayOutcome) -> bool) -> usize {
+        self.relays
+            .iter()
+            .filter(|relay| predicate(&relay.outcome))
+            .count()
+    }
+
+    pub(crate) fn push(&mut self, relay: RelayReport) {
+        self.totals.add(&relay.counts);
+        self.relays.push(relay);
+    }
+}
