@@ -164,17 +164,40 @@ local_up() {
   write_bouncer_config
   if ! bouncer_running; then
     say "starting PgBouncer (transaction pooling) on 127.0.0.1:$BOUNCER_PORT"
-    # In a session of its own: PgBouncer's daemon mode stays in the caller's
-    # process group, and would die with it when the calling job is stopped.
     local bin
     bin="$(bouncer_bin)" || exit 1
-    as_db setsid "$bin" -d "$bouncer/pgbouncer.ini" || die "PgBouncer did not start; see $log/pgbouncer.log"
+    start_bouncer_watchdog "$bin"
   fi
   wait_for_bouncer
   say "ready: PgBouncer 127.0.0.1:$BOUNCER_PORT -> PostgreSQL 127.0.0.1:$PG_PORT, database $DB_NAME, user $DB_USER"
 }
 
+# PgBouncer runs in the foreground under a watchdog that starts it again when
+# it exits on its own: PgBouncer 1.18 (Debian 12's) exits on a fatal error
+# when a client closes a cancel request before it was forwarded, which a
+# process killed at the wrong moment does. The watchdog runs in a session of
+# its own, so it outlives the job that started it; `down` stops both.
+start_bouncer_watchdog() {
+  local bin=$1
+  rm -f "$run/pgbouncer.stop"
+  cat > "$run/pgbouncer-watchdog.sh" <<WATCHDOG
+#!/usr/bin/env bash
+while [ ! -f "$run/pgbouncer.stop" ]; do
+  $( [ "$(id -u)" = 0 ] && echo "runuser -u postgres --" ) "$bin" "$bouncer/pgbouncer.ini" >/dev/null 2>&1
+  code=\$?
+  [ -f "$run/pgbouncer.stop" ] && break
+  echo "\$(date -u '+%Y-%m-%d %H:%M:%S UTC') dev-db watchdog: PgBouncer exited (status \$code); starting it again" >> "$log/pgbouncer.log"
+  sleep 0.5
+done
+WATCHDOG
+  chmod +x "$run/pgbouncer-watchdog.sh"
+  setsid nohup "$run/pgbouncer-watchdog.sh" </dev/null >/dev/null 2>&1 &
+  for _ in $(seq 1 50); do bouncer_running && return 0; sleep 0.1; done
+  die "PgBouncer did not start; see $log/pgbouncer.log"
+}
+
 local_down() {
+  touch "$run/pgbouncer.stop" 2>/dev/null || true
   if bouncer_running; then
     say "stopping PgBouncer"
     kill "$(cat "$run/pgbouncer.pid")" 2>/dev/null || true

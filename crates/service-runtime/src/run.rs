@@ -2,6 +2,8 @@
 //! sets up logging, connects the pool, serves the HTTP endpoint, runs the
 //! services and shuts down on SIGINT or SIGTERM.
 
+use std::time::Duration;
+
 use bigbrotr_config::{Env, Implementation};
 use bigbrotr_logging::{LoggingFile, LoggingGuard};
 use tokio::signal::unix::{signal, Signal, SignalKind};
@@ -10,6 +12,10 @@ use crate::error::{Error, Result};
 use crate::registry::ServiceRegistry;
 use crate::runtime::{RunReport, Runtime};
 use crate::service::TARGET;
+
+/// After a second signal, how long the exit may wait for the cancel requests
+/// of the database calls it stops.
+const INTERRUPT_CANCEL_WAIT: Duration = Duration::from_secs(1);
 
 /// How [`run_services`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +137,15 @@ pub async fn run_services(
         report = runtime.shutdown() => Ok(report),
         signal = signals.recv() => {
             tracing::warn!(target: TARGET, signal, "second signal: exiting at once");
+            // Calls still running are stopped and their statements cancelled
+            // now, and the exit waits (briefly) for those cancel requests to
+            // be delivered: PgBouncer 1.18 exits on a fatal error when a
+            // process ends in the middle of one.
+            let _ = tokio::time::timeout(
+                INTERRUPT_CANCEL_WAIT,
+                runtime.brotr().pool().disconnect(Duration::ZERO),
+            )
+            .await;
             Err(Error::Interrupted)
         }
     }

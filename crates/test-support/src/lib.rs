@@ -202,6 +202,38 @@ fn pg_config(db: &DatabaseConfig, database: &str) -> tokio_postgres::Config {
     config
 }
 
+/// Connects, retrying for a while when the server refuses the connection:
+/// the development PgBouncer is restarted by its watchdog when it exits, and
+/// a test starting during those moments waits instead of failing.
+async fn connect_patiently(
+    config: &tokio_postgres::Config,
+) -> std::result::Result<
+    (
+        tokio_postgres::Client,
+        tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+    ),
+    tokio_postgres::Error,
+> {
+    const ATTEMPTS: u32 = 40;
+    let mut attempt = 1;
+    loop {
+        match config.connect(NoTls).await {
+            Err(error) if attempt < ATTEMPTS && refused(&error) => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Whether `error` is a refused TCP connection (nothing listening).
+fn refused(error: &tokio_postgres::Error) -> bool {
+    std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<std::io::Error>())
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+}
+
 /// Runs `sql` with the simple protocol on a one-off connection to `database`.
 async fn run_simple(
     db: &DatabaseConfig,
@@ -214,8 +246,7 @@ async fn run_simple(
         database: database.to_owned(),
         source,
     };
-    let (client, connection) = pg_config(db, database)
-        .connect(NoTls)
+    let (client, connection) = connect_patiently(&pg_config(db, database))
         .await
         .map_err(query_error)?;
     let driver = tokio::spawn(connection);
@@ -441,8 +472,7 @@ pub async fn database_exists(config: &DatabaseConfig, name: &str) -> Result<bool
         database: config.database.clone(),
         source,
     };
-    let (client, connection) = pg_config(config, &config.database)
-        .connect(NoTls)
+    let (client, connection) = connect_patiently(&pg_config(config, &config.database))
         .await
         .map_err(query_error)?;
     let driver = tokio::spawn(connection);
