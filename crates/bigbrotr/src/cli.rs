@@ -97,6 +97,9 @@ pub enum DbAction {
 pub enum ConfigAction {
     /// Load every configuration file of the implementation and print all problems.
     Check,
+    /// Print the Markdown reference of every configuration file: each key's
+    /// form, default, value in the file, override variable and description.
+    Reference,
 }
 
 /// Runs a parsed command line; what it prints for the user goes to `out`.
@@ -112,6 +115,12 @@ pub async fn run(cli: &Cli, out: &mut (dyn std::io::Write + Send)) -> anyhow::Re
         Command::Config {
             action: ConfigAction::Check,
         } => crate::check::check(&implementation, &env, out),
+        Command::Config {
+            action: ConfigAction::Reference,
+        } => {
+            out.write_all(crate::reference::reference(&implementation)?.as_bytes())?;
+            Ok(())
+        }
         Command::Run { services, once } => {
             let options = bigbrotr_service_runtime::RunOptions {
                 once: *once,

@@ -11,6 +11,8 @@
 //! - [`services`]: `run`, which runs services by name from the
 //!   [`registry`](services::registry) of the services this program knows.
 //! - [`export`]: `export`, which writes archived events as JSON lines.
+//! - [`reference`](mod@reference): `config reference`, the Markdown reference of every
+//!   configuration file, generated from the structs and the shipped files.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -19,6 +21,7 @@ pub mod check;
 pub mod cli;
 pub mod export;
 pub mod import;
+pub mod reference;
 pub mod services;
 
 pub use cli::{run, Cli, Command};

@@ -1,4 +1,6 @@
 //! The `bigbrotr` binary run as a child process, as an operator or a
 //! service manager runs it: exit codes, signals, what it prints.
 
+mod config_reference;
+mod new_implementation;
 mod run_command;
