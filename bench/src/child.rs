@@ -1,9 +1,9 @@
 //! Running the `bigbrotr` command as a child process: its wall time and its
-//! peak resident memory.
+//! resident memory.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -23,6 +23,8 @@ pub(crate) struct Bigbrotr {
     pub(crate) implementation: String,
     /// Where the output of each run is kept.
     pub(crate) log_dir: PathBuf,
+    /// Environment variables the command does not inherit.
+    pub(crate) env_remove: Vec<String>,
 }
 
 /// What one run took.
@@ -40,29 +42,9 @@ impl Bigbrotr {
     /// Runs `bigbrotr <args>` on `database` to its end; a failure is an
     /// error holding what it printed. `label` names the output files.
     pub(crate) fn run(&self, label: &str, database: &str, args: &[&str]) -> anyhow::Result<Run> {
-        let out_path = self.log_dir.join(format!("{label}.stdout"));
-        let err_path = self.log_dir.join(format!("{label}.stderr"));
-        let create = |path: &Path| {
-            File::create(path).with_context(|| format!("creating {}", path.display()))
-        };
-        let mut command = Command::new(&self.binary);
-        command
-            .arg("--root")
-            .arg(&self.root)
-            .arg("--implementation")
-            .arg(&self.implementation)
-            .args(args)
-            // The implementation's pool.yaml names the database `${DB_NAME}`;
-            // a section override would win over it.
-            .env("DB_NAME", database)
-            .env_remove("BIGBROTR_DATABASE__DATABASE")
-            .stdin(std::process::Stdio::null())
-            .stdout(create(&out_path)?)
-            .stderr(create(&err_path)?);
+        let (out_path, err_path) = self.output_paths(label);
         let start = Instant::now();
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("starting {}", self.binary.display()))?;
+        let mut child = self.spawn(label, database, args)?;
         let status_file = PathBuf::from(format!("/proc/{}/status", child.id()));
         let mut peak_kib = None;
         let status = loop {
@@ -91,12 +73,80 @@ impl Bigbrotr {
             stdout,
         })
     }
+
+    /// Where the standard output and error of the run named `label` go.
+    pub(crate) fn output_paths(&self, label: &str) -> (PathBuf, PathBuf) {
+        (
+            self.log_dir.join(format!("{label}.stdout")),
+            self.log_dir.join(format!("{label}.stderr")),
+        )
+    }
+
+    /// Starts `bigbrotr <args>` on `database` and returns at once; its
+    /// output goes to the files [`output_paths`](Self::output_paths) names.
+    pub(crate) fn spawn(
+        &self,
+        label: &str,
+        database: &str,
+        args: &[&str],
+    ) -> anyhow::Result<Child> {
+        let (out_path, err_path) = self.output_paths(label);
+        let create = |path: &Path| {
+            File::create(path).with_context(|| format!("creating {}", path.display()))
+        };
+        let mut command = Command::new(&self.binary);
+        command
+            .arg("--root")
+            .arg(&self.root)
+            .arg("--implementation")
+            .arg(&self.implementation)
+            .args(args)
+            // The implementation's pool.yaml names the database `${DB_NAME}`;
+            // a section override would win over it.
+            .env("DB_NAME", database)
+            .env_remove("BIGBROTR_DATABASE__DATABASE");
+        for name in &self.env_remove {
+            command.env_remove(name);
+        }
+        command
+            .stdin(std::process::Stdio::null())
+            .stdout(create(&out_path)?)
+            .stderr(create(&err_path)?);
+        command
+            .spawn()
+            .with_context(|| format!("starting {}", self.binary.display()))
+    }
 }
 
 /// `VmHWM` of a `/proc/<pid>/status` file, in KiB.
 fn read_peak_kib(status_file: &Path) -> Option<u64> {
     let text = std::fs::read_to_string(status_file).ok()?;
+    status_field_kib(&text, "VmHWM:")
+}
+
+/// The resident memory of a running process, from `/proc/<pid>/status`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Memory {
+    /// Resident set size now (`VmRSS`), in bytes.
+    pub(crate) rss: u64,
+    /// Peak resident set size so far (`VmHWM`), in bytes.
+    pub(crate) peak: u64,
+}
+
+/// The resident memory of process `pid`; `None` once it has exited or where
+/// `/proc` cannot be read.
+pub(crate) fn memory(pid: u32) -> Option<Memory> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    Some(Memory {
+        rss: status_field_kib(&text, "VmRSS:")? * 1024,
+        peak: status_field_kib(&text, "VmHWM:")? * 1024,
+    })
+}
+
+/// The field `name` (with its colon) of the text of a `/proc/<pid>/status`
+/// file, in KiB.
+fn status_field_kib(text: &str, name: &str) -> Option<u64> {
     text.lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .find_map(|line| line.strip_prefix(name))
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
 }

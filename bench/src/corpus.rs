@@ -133,6 +133,22 @@ fn sign_round(
     count: usize,
     workers: usize,
 ) -> anyhow::Result<Vec<String>> {
+    sign_round_with(keys, first, count, workers, &sign_one)
+}
+
+/// Signs events `first..first + count` with `sign` (given the authors, the
+/// event's index and a random generator of its thread) on `workers`
+/// threads and returns their JSON, in order.
+pub(crate) fn sign_round_with<F>(
+    keys: &[Keys],
+    first: usize,
+    count: usize,
+    workers: usize,
+    sign: &F,
+) -> anyhow::Result<Vec<String>>
+where
+    F: Fn(&[Keys], usize, &mut fastrand::Rng) -> Result<Event, nostr::event::builder::Error> + Sync,
+{
     let per_worker = count.div_ceil(workers.max(1));
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..count)
@@ -142,7 +158,7 @@ fn sign_round(
                 scope.spawn(move || {
                     let mut rng = fastrand::Rng::new();
                     (first + start..first + end)
-                        .map(|index| sign_one(keys, index, &mut rng).map(|event| event.as_json()))
+                        .map(|index| sign(keys, index, &mut rng).map(|event| event.as_json()))
                         .collect::<Result<Vec<_>, _>>()
                 })
             })

@@ -96,6 +96,19 @@ impl CpuSnapshot {
     }
 }
 
+/// CPU time (user and system) used so far by process `pid` itself; `None`
+/// once it has exited or where `/proc` cannot be read.
+pub(crate) fn process_cpu(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // utime and stime: fields 14 and 15.
+    let ticks: u64 = fields_after_comm(&stat)?
+        .get(11..13)?
+        .iter()
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum();
+    Some(Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND))
+}
+
 /// The fields of a `/proc/<pid>/stat` line after `(comm)`: the state is the
 /// first (field 3).
 fn fields_after_comm(stat: &str) -> Option<Vec<&str>> {

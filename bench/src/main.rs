@@ -7,6 +7,8 @@ mod corpus;
 mod cpu;
 mod db;
 mod measure;
+mod soak;
+mod store;
 
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
@@ -46,6 +48,41 @@ struct Settings {
 
 impl Settings {
     fn from_env() -> anyhow::Result<Self> {
+        let Locations { dir, binary, root } = Locations::from_env()?;
+        Ok(Self {
+            events: env_count("BENCH_EVENTS", 100_000)?,
+            large: env_flag("BENCH_LARGE")
+                .then(|| env_count("BENCH_LARGE_EVENTS", 1_000_000))
+                .transpose()?,
+            tasks: env_count("BENCH_TASKS", 3)?,
+            batch: std::env::var_os("BENCH_BATCH")
+                .is_some()
+                .then(|| env_count("BENCH_BATCH", 1))
+                .transpose()?,
+            copy_rows: env_count("BENCH_COPY_ROWS", 10_000)?,
+            workers: workers(),
+            dir,
+            keep: env_flag("BENCH_KEEP_DB"),
+            binary,
+            root,
+        })
+    }
+}
+
+/// Where the benchmarks' files, the `bigbrotr` command and the repository
+/// are.
+#[derive(Debug, Clone)]
+struct Locations {
+    /// Where generated events and the command's output go (`BENCH_DIR`).
+    dir: PathBuf,
+    /// The `bigbrotr` executable (`BIGBROTR_BIN`).
+    binary: PathBuf,
+    /// The repository: the folder holding `implementations/`.
+    root: PathBuf,
+}
+
+impl Locations {
+    fn from_env() -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("locating the benchmark's executable")?;
         // The executable sits in `<target>/release/`; the corpus goes to
         // `<target>/bench/`, the `bigbrotr` command is its neighbour.
@@ -63,24 +100,13 @@ impl Settings {
             .join("..")
             .canonicalize()
             .unwrap_or_else(|_| manifest_dir.join(".."));
-        Ok(Self {
-            events: env_count("BENCH_EVENTS", 100_000)?,
-            large: env_flag("BENCH_LARGE")
-                .then(|| env_count("BENCH_LARGE_EVENTS", 1_000_000))
-                .transpose()?,
-            tasks: env_count("BENCH_TASKS", 3)?,
-            batch: std::env::var_os("BENCH_BATCH")
-                .is_some()
-                .then(|| env_count("BENCH_BATCH", 1))
-                .transpose()?,
-            copy_rows: env_count("BENCH_COPY_ROWS", 10_000)?,
-            workers: std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
-            dir,
-            keep: env_flag("BENCH_KEEP_DB"),
-            binary,
-            root,
-        })
+        Ok(Self { dir, binary, root })
     }
+}
+
+/// The cores available to this process.
+fn workers() -> usize {
+    std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
 }
 
 /// A positive count from the environment variable `name`, else `default`.
@@ -125,6 +151,18 @@ impl Figure {
 }
 
 fn main() -> anyhow::Result<()> {
+    match std::env::args().nth(1).as_deref() {
+        None => ingest(),
+        Some("soak") => soak::main(),
+        Some(other) => anyhow::bail!(
+            "unknown benchmark `{other}`: run without an argument for the ingest benchmark, \
+             or with `soak` for the synchronizer's soak run"
+        ),
+    }
+}
+
+/// The ingest benchmark.
+fn ingest() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     anyhow::ensure!(
         settings.binary.is_file(),
@@ -146,6 +184,7 @@ fn main() -> anyhow::Result<()> {
         root: settings.root.clone(),
         implementation: IMPLEMENTATION.to_owned(),
         log_dir: settings.dir.clone(),
+        env_remove: Vec::new(),
     };
 
     progress(&format!(

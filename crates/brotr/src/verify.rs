@@ -79,7 +79,13 @@ impl VerifiedSignatures {
             .unwrap_or_else(PoisonError::into_inner);
         for key in keys {
             if generations.current.len() >= self.capacity {
-                generations.previous = std::mem::take(&mut generations.current);
+                // The new generation is allocated whole at once, reusing the
+                // table of the one it retires, rather than grown by doubling
+                // (each step a copy): memory stays at two full tables.
+                let mut retired = std::mem::take(&mut generations.previous);
+                retired.clear();
+                retired.reserve(self.capacity);
+                generations.previous = std::mem::replace(&mut generations.current, retired);
             }
             generations.current.insert(key);
         }

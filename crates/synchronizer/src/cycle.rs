@@ -189,7 +189,7 @@ impl Synchronizer {
             return Err(error);
         }
         let totals = &report.totals;
-        tracing::info!(
+        tracing::debug!(
             target: TARGET,
             relays = report.relays.len(),
             received = totals.received,
