@@ -235,7 +235,7 @@ impl Finder {
         // What the HTTP sources gave before a cancellation is kept too.
         found.store(brotr).await?;
         let report = found.report;
-        tracing::info!(
+        tracing::debug!(
             target: TARGET,
             sightings = report.sightings,
             candidates = report.candidates,

@@ -311,7 +311,7 @@ impl Monitor {
             report.published = self.publish(&networks, &published).await;
         }
         let total = report.total();
-        tracing::info!(
+        tracing::debug!(
             target: TARGET,
             due = total.due,
             checked = total.checked,
