@@ -1,4 +1,4 @@
-//! The `bigbrotr` command as a library, so tests can run it as `main` does.
+#![doc = include_str!("../README.md")]
 //!
 //! # Layout
 //!
