@@ -437,3 +437,108 @@ async fn run_monitor_synchronizer_and_finder_once_archive_a_local_relay_and_find
     assert_eq!(scalar(&db, "SELECT count(*) FROM relays").await, 2);
     relay.shutdown();
 }
+
+/// `bigbrotr run synchronizer` stopped by SIGTERM in the middle of a relay
+/// exits 0 having archived whole batches only, and the next run archives
+/// exactly the rest: nothing lost, nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_synchronizer_stopped_by_sigterm_mid_run_then_started_again_archives_exactly_everything()
+{
+    use nostr::{EventBuilder, Keys, Kind, Timestamp};
+    use nostr_relay_builder::prelude::{
+        MemoryDatabase, MemoryDatabaseOptions, NostrDatabase, RateLimit, RelayBuilder,
+    };
+    use nostr_relay_builder::LocalRelay;
+
+    const EVENTS: u64 = 4_000;
+    let keys = Keys::generate();
+    let database = MemoryDatabase::with_opts(MemoryDatabaseOptions {
+        events: true,
+        max_events: None,
+    });
+    for i in 0..EVENTS {
+        let event = EventBuilder::new(Kind::TextNote, format!("note {i}"))
+            .custom_created_at(Timestamp::from_secs(1_700_000_000 + i * 30))
+            .sign_with_keys(&keys)
+            .unwrap();
+        database.save_event(&event).await.unwrap();
+    }
+    let relay = LocalRelay::new(
+        RelayBuilder::default()
+            .database(database)
+            .rate_limit(RateLimit {
+                max_reqs: 10_000,
+                notes_per_minute: 100_000,
+            }),
+    );
+    relay.run().await.expect("the relay starts");
+    let url = relay.url().await.as_str_without_trailing_slash().to_owned();
+
+    let db = TestDb::with_pool_size("bigbrotr", 4)
+        .await
+        .expect("test database");
+    db.client()
+        .await
+        .unwrap()
+        .execute_typed(
+            "SELECT * FROM insert_relays(ARRAY[$1], ARRAY['clearnet'], 1)",
+            &[(&url, tokio_postgres::types::Type::TEXT)],
+        )
+        .await
+        .expect("the relay recorded");
+    let start = |args: &[&str]| {
+        bigbrotr(&db, "bigbrotr")
+            .args(args)
+            .env_remove("MONITOR_PRIVATE_KEY")
+            .env("BIGBROTR_MONITOR__TIMEOUTS__NIP11", "2s")
+            .env("BIGBROTR_SYNCHRONIZER__END_LAG", "0")
+            // Small batches and windows: many commits, so the signal lands
+            // between two of them.
+            .env("BIGBROTR_SYNCHRONIZER__BATCH_SIZE", "50")
+            .env("BIGBROTR_SYNCHRONIZER__LIMIT", "100")
+            .spawn()
+            .expect("bigbrotr starts")
+    };
+    let finish = |mut child: Child| async move {
+        tokio::task::spawn_blocking(move || {
+            let status = wait_with_limit(&mut child, Duration::from_secs(60));
+            (status, output(&mut child))
+        })
+        .await
+        .unwrap()
+    };
+
+    // The monitor finds the relay readable (and leaves its write check on it).
+    let (status, (_, stderr)) = finish(start(&["run", "monitor", "--once"])).await;
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{stderr}");
+    let total = i64::try_from(EVENTS).unwrap() + 1;
+
+    let child = start(&["run", "synchronizer"]);
+    let started = Instant::now();
+    while scalar(&db, "SELECT count(*) FROM events_relays").await == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "nothing archived"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    signal(&child, "TERM");
+    let (status, (_, stderr)) = finish(child).await;
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{stderr}");
+    let first = scalar(&db, "SELECT count(*) FROM events_relays").await;
+    assert!(
+        first > 0 && first <= total,
+        "{first} archived by the first run"
+    );
+    // Whole batches only: events and provenance rows go together.
+    assert_eq!(scalar(&db, "SELECT count(*) FROM events").await, first);
+
+    let (status, (_, stderr)) = finish(start(&["run", "synchronizer", "--once"])).await;
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{stderr}");
+    assert_eq!(scalar(&db, "SELECT count(*) FROM events").await, total);
+    assert_eq!(
+        scalar(&db, "SELECT count(*) FROM events_relays").await,
+        total
+    );
+    relay.shutdown();
+}
