@@ -180,6 +180,26 @@ fn sign_one(
     index: usize,
     rng: &mut fastrand::Rng,
 ) -> Result<Event, nostr::event::builder::Error> {
+    let created_at = EPOCH + rng.u64(..30 * 86_400);
+    sign_note(
+        keys,
+        index,
+        rng,
+        Kind::from(KINDS[index % KINDS.len()]),
+        created_at,
+    )
+}
+
+/// An event of `kind` created at `created_at` by author `index` (modulo the
+/// authors), with an `e`, a `p` and a `t` tag and [`CONTENT_LEN`]
+/// characters of content drawn from `rng`.
+pub(crate) fn sign_note(
+    keys: &[Keys],
+    index: usize,
+    rng: &mut fastrand::Rng,
+    kind: Kind,
+    created_at: u64,
+) -> Result<Event, nostr::event::builder::Error> {
     let author = &keys[index % keys.len()];
     let tagged = keys[rng.usize(..keys.len())].public_key();
     let mut referenced = [0_u8; 32];
@@ -198,9 +218,9 @@ fn sign_one(
         Tag::public_key(tagged),
         Tag::hashtag(HASHTAGS[rng.usize(..HASHTAGS.len())]),
     ];
-    EventBuilder::new(Kind::from(KINDS[index % KINDS.len()]), content)
+    EventBuilder::new(kind, content)
         .tags(tags)
-        .custom_created_at(Timestamp::from_secs(EPOCH + rng.u64(..30 * 86_400)))
+        .custom_created_at(Timestamp::from_secs(created_at))
         .sign_with_keys(author)
 }
 

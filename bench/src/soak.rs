@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use bigbrotr_config::Implementation;
 use bigbrotr_pool::ConnectionPool;
-use nostr::{Event, EventBuilder, EventId, JsonUtil, Keys, Kind, Tag, Timestamp};
+use nostr::{Event, JsonUtil, Keys, Kind};
 use nostr_relay_builder::prelude::{RateLimit, RelayBuilder};
 use nostr_relay_builder::LocalRelay;
 use serde_yaml::{Mapping, Value};
@@ -49,8 +49,6 @@ const DEFAULT_SECS: usize = 300;
 
 /// Authors the events are spread over.
 const AUTHORS: usize = 300;
-/// Characters of content per event.
-const CONTENT_LEN: usize = 130;
 /// Events signed between two writes of the event file.
 const ROUND: usize = 20_000;
 /// The events are created during the `SPREAD` before the `NEWEST_AGE`
@@ -58,18 +56,6 @@ const ROUND: usize = 20_000;
 const SPREAD: Duration = Duration::from_secs(30 * 86_400);
 /// See [`SPREAD`].
 const NEWEST_AGE: Duration = Duration::from_secs(3600);
-/// Hashtags drawn from.
-const HASHTAGS: [&str; 8] = [
-    "nostr",
-    "bitcoin",
-    "zaps",
-    "grownostr",
-    "art",
-    "music",
-    "dev",
-    "news",
-];
-
 /// The synchronizer's cycle interval in the soak run: a relay caught up is
 /// synced again a second later.
 const LOOP_INTERVAL: &str = "1s";
@@ -955,8 +941,10 @@ fn ensure_events(dir: &Path, count: usize, workers: usize) -> anyhow::Result<(Pa
         .duration_since(UNIX_EPOCH)
         .context("the clock is before 1970")?;
     let newest = now.saturating_sub(NEWEST_AGE).as_secs();
-    let sign =
-        |keys: &[Keys], index: usize, rng: &mut fastrand::Rng| sign_note(keys, index, rng, newest);
+    let sign = |keys: &[Keys], index: usize, rng: &mut fastrand::Rng| {
+        let created_at = newest.saturating_sub(rng.u64(..SPREAD.as_secs()));
+        corpus::sign_note(keys, index, rng, Kind::TextNote, created_at)
+    };
     let mut done = 0;
     while done < count {
         let round = ROUND.min(count - done);
@@ -975,40 +963,6 @@ fn ensure_events(dir: &Path, count: usize, workers: usize) -> anyhow::Result<(Pa
         .with_context(|| format!("writing {}", partial.display()))?;
     std::fs::rename(&partial, &path).with_context(|| format!("renaming to {}", path.display()))?;
     Ok((path, true))
-}
-
-/// A kind 1 note by one of `keys`, with an `e`, a `p` and a `t` tag and
-/// [`CONTENT_LEN`] characters of content, created during the [`SPREAD`]
-/// before `newest`.
-fn sign_note(
-    keys: &[Keys],
-    index: usize,
-    rng: &mut fastrand::Rng,
-    newest: u64,
-) -> Result<Event, nostr::event::builder::Error> {
-    let author = &keys[index % keys.len()];
-    let tagged = keys[rng.usize(..keys.len())].public_key();
-    let mut referenced = [0_u8; 32];
-    rng.fill(&mut referenced);
-    let content: String = (0..CONTENT_LEN)
-        .map(|_| {
-            if rng.u8(..8) == 0 {
-                ' '
-            } else {
-                rng.alphanumeric()
-            }
-        })
-        .collect();
-    let tags = [
-        Tag::event(EventId::from_byte_array(referenced)),
-        Tag::public_key(tagged),
-        Tag::hashtag(HASHTAGS[rng.usize(..HASHTAGS.len())]),
-    ];
-    let created_at = newest.saturating_sub(rng.u64(..SPREAD.as_secs()));
-    EventBuilder::new(Kind::TextNote, content)
-        .tags(tags)
-        .custom_created_at(Timestamp::from_secs(created_at))
-        .sign_with_keys(author)
 }
 
 /// Starts one relay per range of `layout`, holding those events of the

@@ -19,8 +19,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bigbrotr_brotr::Brotr;
-use bigbrotr_config::{BrotrFile, Env, Implementation, PoolFile};
-use bigbrotr_pool::ConnectionPool;
+use bigbrotr_config::{Env, Implementation};
 use nostr::Event;
 use nostr_relay_builder::prelude::{
     MemoryDatabase, MemoryDatabaseOptions, NostrDatabase as _, RateLimit, RelayBuilder,
@@ -68,44 +67,24 @@ pub fn with_var(env: &Env, name: &str, value: &str) -> Env {
     Env::from_pairs(env.iter().chain([(name, value)]))
 }
 
-/// The archive of `implementation`, as `bigbrotr db init` opens it: the
-/// pool of `config/core/pool.yaml` (connected, its connections named
-/// `application_name` in `pg_stat_activity`), the archive settings of
-/// `config/core/brotr.yaml`, and the schema of `sql/` applied (a database
-/// already up to date is left as it is).
+/// The archive of `implementation`, as `bigbrotr db init` opens it
+/// ([`bigbrotr::archive::open_as`]: the pool of `config/core/pool.yaml`,
+/// connected, its connections named `application_name` in
+/// `pg_stat_activity`, and the settings of `config/core/brotr.yaml`), with
+/// the schema of `sql/` applied (a database already up to date is left as
+/// it is).
 pub async fn open_archive(
     implementation: &Implementation,
     env: &Env,
     application_name: &str,
 ) -> anyhow::Result<Brotr> {
-    let pool_file: PoolFile = implementation
-        .load("core", "pool", env)
-        .context("loading config/core/pool.yaml")?;
-    let brotr_file: BrotrFile = implementation
-        .load("core", "brotr", env)
-        .context("loading config/core/brotr.yaml")?;
-    let database = &pool_file.database;
-    let pool = ConnectionPool::with_application_name(
-        database,
-        &pool_file.pool,
-        &pool_file.retry,
-        application_name,
-    )
-    .context("setting up the connection pool")?;
-    pool.connect().await.with_context(|| {
-        format!(
-            "connecting to database `{}` at {}:{}",
-            database.database, database.host, database.port
-        )
-    })?;
-    let schema = bigbrotr_brotr::apply_schema(&pool, &implementation.sql_dir()).await;
-    let brotr = schema
-        .context("applying the schema")
-        .and_then(|_| Brotr::new(pool.clone(), brotr_file.brotr).context("setting up the archive"));
-    if brotr.is_err() {
-        pool.disconnect(POOL_CLOSE_GRACE).await;
+    let brotr = bigbrotr::archive::open_as(implementation, env, application_name).await?;
+    if let Err(error) = bigbrotr_brotr::apply_schema(brotr.pool(), &implementation.sql_dir()).await
+    {
+        brotr.pool().disconnect(POOL_CLOSE_GRACE).await;
+        return Err(anyhow::Error::new(error).context("applying the schema"));
     }
-    brotr
+    Ok(brotr)
 }
 
 /// A Nostr relay running in this process on `127.0.0.1` (any free port),
@@ -169,15 +148,9 @@ pub mod testing {
     ///
     /// When the database cannot be made: this is for tests.
     pub async fn fresh_database() -> (TestDb, Implementation, Env) {
-        let db = TestDb::with_pool_size(crate::IMPLEMENTATION, 2)
+        let db = TestDb::empty(crate::IMPLEMENTATION, 2)
             .await
             .expect("a test database");
-        db.client()
-            .await
-            .expect("a connection to the test database")
-            .batch_execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-            .await
-            .expect("the test database emptied");
         let (implementation, env) =
             crate::implementation(Env::from_process()).expect("the implementation");
         let env = crate::with_var(&env, "DB_NAME", db.name());

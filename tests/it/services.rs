@@ -15,16 +15,9 @@ const IN_PROCESS: RunOptions = RunOptions {
 };
 
 async fn empty_database(implementation: &str) -> TestDb {
-    let db = TestDb::with_pool_size(implementation, 2)
+    TestDb::empty(implementation, 2)
         .await
-        .expect("test database");
-    db.client()
-        .await
-        .unwrap()
-        .batch_execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-        .await
-        .expect("empty the database");
-    db
+        .expect("test database")
 }
 
 /// The environment of a run of `implementation` on `db`: the shipped pool file reads

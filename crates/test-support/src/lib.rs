@@ -285,6 +285,16 @@ impl TestDb {
 
     /// Like [`TestDb::new`], with a pool of up to `max_size` connections.
     pub async fn with_pool_size(implementation: &str, max_size: usize) -> Result<Self> {
+        let db = Self::empty(implementation, max_size).await?;
+        db.apply_sql().await?;
+        Ok(db)
+    }
+
+    /// A fresh database with nothing in it (none of `implementation`'s SQL
+    /// applied: for tests of `db init` and the schema runner) and a pool of
+    /// up to `max_size` connections on it. `implementation` gives the server
+    /// and the credentials.
+    pub async fn empty(implementation: &str, max_size: usize) -> Result<Self> {
         init_logging();
         let config = database_config(implementation)?;
         let name = unique_name();
@@ -304,7 +314,6 @@ impl TestDb {
             config,
             pool,
         };
-        db.apply_sql().await?;
         Ok(db)
     }
 

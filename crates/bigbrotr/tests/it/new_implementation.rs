@@ -139,15 +139,7 @@ async fn a_copied_and_edited_implementation_is_checked_created_filled_and_monito
     assert!(dir.join("data/seed_relays.txt").is_file());
 
     // 2. A database of its own, empty: `db init` makes the schema.
-    let db = TestDb::with_pool_size("bigbrotr", 2)
-        .await
-        .expect("test database");
-    db.client()
-        .await
-        .unwrap()
-        .batch_execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-        .await
-        .expect("empty the database");
+    let db = TestDb::empty("bigbrotr", 2).await.expect("test database");
 
     // 3. The YAML. A bad value first: `config check` names the copy's file
     // and the key, so the copy is what is read.

@@ -30,16 +30,7 @@ fn bigbrotr(db: &TestDb, implementation: &str) -> Command {
 
 /// A database with nothing in it.
 async fn empty_database() -> TestDb {
-    let db = TestDb::with_pool_size("bigbrotr", 4)
-        .await
-        .expect("test database");
-    db.client()
-        .await
-        .unwrap()
-        .batch_execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-        .await
-        .expect("empty the database");
-    db
+    TestDb::empty("bigbrotr", 4).await.expect("test database")
 }
 
 async fn scalar(db: &TestDb, sql: &str) -> i64 {
@@ -252,20 +243,35 @@ fn an_unknown_service_is_refused_with_the_known_ones() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
 
-/// `bigbrotr run monitor --once` against a relay running in this process:
-/// the relay is checked (open, read, write) and the check stored.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn run_monitor_once_checks_a_local_relay_and_stores_the_check() {
-    use nostr_relay_builder::prelude::{RateLimit, RelayBuilder};
-    use nostr_relay_builder::LocalRelay;
+/// A relay running in this process on 127.0.0.1 holding `events`, with a
+/// rate limit that does not get in the way, and its URL.
+async fn local_relay(events: &[nostr::Event]) -> (nostr_relay_builder::LocalRelay, String) {
+    use nostr_relay_builder::prelude::{
+        MemoryDatabase, MemoryDatabaseOptions, NostrDatabase, RateLimit, RelayBuilder,
+    };
 
-    let relay = LocalRelay::new(RelayBuilder::default().rate_limit(RateLimit {
-        max_reqs: 500,
-        notes_per_minute: 10_000,
-    }));
+    let database = MemoryDatabase::with_opts(MemoryDatabaseOptions {
+        events: true,
+        max_events: None,
+    });
+    for event in events {
+        database.save_event(event).await.unwrap();
+    }
+    let relay = nostr_relay_builder::LocalRelay::new(
+        RelayBuilder::default()
+            .database(database)
+            .rate_limit(RateLimit {
+                max_reqs: 10_000,
+                notes_per_minute: 100_000,
+            }),
+    );
     relay.run().await.expect("the relay starts");
     let url = relay.url().await.as_str_without_trailing_slash().to_owned();
+    (relay, url)
+}
 
+/// A fresh database knowing one clearnet relay, `url`.
+async fn database_with_relay(url: &str) -> TestDb {
     let db = TestDb::with_pool_size("bigbrotr", 4)
         .await
         .expect("test database");
@@ -278,25 +284,53 @@ async fn run_monitor_once_checks_a_local_relay_and_stores_the_check() {
         )
         .await
         .expect("the relay recorded");
+    db
+}
 
-    let mut child = bigbrotr(&db, "bigbrotr")
-        .args(["run", "monitor", "--once"])
+/// `bigbrotr ARGS` as the archiving tests run it: no monitor key (an
+/// ephemeral one), short NIP-11 checks, no end lag, no settling delay.
+fn archiving(db: &TestDb, args: &[&str]) -> Command {
+    let mut command = bigbrotr(db, "bigbrotr");
+    command
+        .args(args)
         .env_remove("MONITOR_PRIVATE_KEY")
         .env("BIGBROTR_MONITOR__TIMEOUTS__NIP11", "2s")
-        .spawn()
-        .expect("bigbrotr starts");
-    let status = tokio::task::spawn_blocking(move || {
+        .env("BIGBROTR_SYNCHRONIZER__END_LAG", "0")
+        .env("BIGBROTR_FINDER__SETTLE_DELAY", "0");
+    command
+}
+
+/// Waits (at most 60 s, off the async threads) for `child` to end, asserts
+/// that it exited 0, and returns what it wrote on stderr.
+async fn exits_0(mut child: Child, what: &str) -> String {
+    let (status, (stdout, stderr)) = tokio::task::spawn_blocking(move || {
         let status = wait_with_limit(&mut child, Duration::from_secs(60));
         (status, output(&mut child))
     })
     .await
     .unwrap();
-    let (status, (stdout, stderr)) = status;
     assert_eq!(
         status.and_then(|s| s.code()),
         Some(0),
-        "stdout: {stdout}\nstderr: {stderr}"
+        "{what}\nstdout: {stdout}\nstderr: {stderr}"
     );
+    stderr
+}
+
+/// Runs `bigbrotr ARGS` (see [`archiving`]) to its end, asserting exit 0;
+/// returns its stderr.
+async fn run_to_end(db: &TestDb, args: &[&str]) -> String {
+    let child = archiving(db, args).spawn().expect("bigbrotr starts");
+    exits_0(child, &args.join(" ")).await
+}
+
+/// `bigbrotr run monitor --once` against a relay running in this process:
+/// the relay is checked (open, read, write) and the check stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_monitor_once_checks_a_local_relay_and_stores_the_check() {
+    let (relay, url) = local_relay(&[]).await;
+    let db = database_with_relay(&url).await;
+    let stderr = run_to_end(&db, &["run", "monitor", "--once"]).await;
 
     assert_eq!(scalar(&db, "SELECT count(*) FROM relay_metadata").await, 1);
     assert_eq!(
@@ -323,10 +357,6 @@ async fn run_monitor_once_checks_a_local_relay_and_stores_the_check() {
 #[tokio::test]
 async fn run_monitor_synchronizer_and_finder_once_archive_a_local_relay_and_find_a_new_one() {
     use nostr::{EventBuilder, Keys, Kind, Tag, Timestamp};
-    use nostr_relay_builder::prelude::{
-        MemoryDatabase, MemoryDatabaseOptions, NostrDatabase, RateLimit, RelayBuilder,
-    };
-    use nostr_relay_builder::LocalRelay;
 
     let keys = Keys::generate();
     let mut events = Vec::new();
@@ -345,63 +375,11 @@ async fn run_monitor_synchronizer_and_finder_once_archive_a_local_relay_and_find
             .sign_with_keys(&keys)
             .unwrap(),
     );
-    let database = MemoryDatabase::with_opts(MemoryDatabaseOptions {
-        events: true,
-        max_events: None,
-    });
-    for event in &events {
-        database.save_event(event).await.unwrap();
-    }
-    let relay = LocalRelay::new(
-        RelayBuilder::default()
-            .database(database)
-            .rate_limit(RateLimit {
-                max_reqs: 500,
-                notes_per_minute: 10_000,
-            }),
-    );
-    relay.run().await.expect("the relay starts");
-    let url = relay.url().await.as_str_without_trailing_slash().to_owned();
+    let (relay, url) = local_relay(&events).await;
+    let db = database_with_relay(&url).await;
 
-    let db = TestDb::with_pool_size("bigbrotr", 4)
-        .await
-        .expect("test database");
-    db.client()
-        .await
-        .unwrap()
-        .execute_typed(
-            "SELECT * FROM insert_relays(ARRAY[$1], ARRAY['clearnet'], 1)",
-            &[(&url, tokio_postgres::types::Type::TEXT)],
-        )
-        .await
-        .expect("the relay recorded");
-
-    let run = |args: &'static [&'static str]| {
-        let mut child = bigbrotr(&db, "bigbrotr")
-            .args(args)
-            .env_remove("MONITOR_PRIVATE_KEY")
-            .env("BIGBROTR_MONITOR__TIMEOUTS__NIP11", "2s")
-            .env("BIGBROTR_SYNCHRONIZER__END_LAG", "0")
-            .env("BIGBROTR_FINDER__SETTLE_DELAY", "0")
-            .spawn()
-            .expect("bigbrotr starts");
-        async move {
-            let (status, (stdout, stderr)) = tokio::task::spawn_blocking(move || {
-                let status = wait_with_limit(&mut child, Duration::from_secs(60));
-                (status, output(&mut child))
-            })
-            .await
-            .unwrap();
-            assert_eq!(
-                status.and_then(|s| s.code()),
-                Some(0),
-                "{args:?}\nstdout: {stdout}\nstderr: {stderr}"
-            );
-        }
-    };
-
-    run(&["run", "monitor", "--once"]).await;
-    run(&["run", "synchronizer", "--once"]).await;
+    run_to_end(&db, &["run", "monitor", "--once"]).await;
+    run_to_end(&db, &["run", "synchronizer", "--once"]).await;
     // The 41 events, and the one the monitor's write check left on the relay.
     assert_eq!(scalar(&db, "SELECT count(*) FROM events").await, 42);
     assert_eq!(scalar(&db, "SELECT count(*) FROM events_relays").await, 42);
@@ -420,7 +398,7 @@ async fn run_monitor_synchronizer_and_finder_once_archive_a_local_relay_and_find
 
     // The finder reads sightings of whole past seconds only.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    run(&["run", "finder", "--once"]).await;
+    run_to_end(&db, &["run", "finder", "--once"]).await;
     assert_eq!(
         scalar(
             &db,
@@ -432,7 +410,7 @@ async fn run_monitor_synchronizer_and_finder_once_archive_a_local_relay_and_find
     assert_eq!(scalar(&db, "SELECT count(*) FROM relays").await, 2);
 
     // Run again: nothing new is archived or found.
-    run(&["run", "synchronizer", "finder", "--once"]).await;
+    run_to_end(&db, &["run", "synchronizer", "finder", "--once"]).await;
     assert_eq!(scalar(&db, "SELECT count(*) FROM events_relays").await, 42);
     assert_eq!(scalar(&db, "SELECT count(*) FROM relays").await, 2);
     relay.shutdown();
@@ -445,72 +423,31 @@ async fn run_monitor_synchronizer_and_finder_once_archive_a_local_relay_and_find
 async fn a_synchronizer_stopped_by_sigterm_mid_run_then_started_again_archives_exactly_everything()
 {
     use nostr::{EventBuilder, Keys, Kind, Timestamp};
-    use nostr_relay_builder::prelude::{
-        MemoryDatabase, MemoryDatabaseOptions, NostrDatabase, RateLimit, RelayBuilder,
-    };
-    use nostr_relay_builder::LocalRelay;
 
     const EVENTS: u64 = 4_000;
     let keys = Keys::generate();
-    let database = MemoryDatabase::with_opts(MemoryDatabaseOptions {
-        events: true,
-        max_events: None,
-    });
-    for i in 0..EVENTS {
-        let event = EventBuilder::new(Kind::TextNote, format!("note {i}"))
-            .custom_created_at(Timestamp::from_secs(1_700_000_000 + i * 30))
-            .sign_with_keys(&keys)
-            .unwrap();
-        database.save_event(&event).await.unwrap();
-    }
-    let relay = LocalRelay::new(
-        RelayBuilder::default()
-            .database(database)
-            .rate_limit(RateLimit {
-                max_reqs: 10_000,
-                notes_per_minute: 100_000,
-            }),
-    );
-    relay.run().await.expect("the relay starts");
-    let url = relay.url().await.as_str_without_trailing_slash().to_owned();
-
-    let db = TestDb::with_pool_size("bigbrotr", 4)
-        .await
-        .expect("test database");
-    db.client()
-        .await
-        .unwrap()
-        .execute_typed(
-            "SELECT * FROM insert_relays(ARRAY[$1], ARRAY['clearnet'], 1)",
-            &[(&url, tokio_postgres::types::Type::TEXT)],
-        )
-        .await
-        .expect("the relay recorded");
+    let events: Vec<nostr::Event> = (0..EVENTS)
+        .map(|i| {
+            EventBuilder::new(Kind::TextNote, format!("note {i}"))
+                .custom_created_at(Timestamp::from_secs(1_700_000_000 + i * 30))
+                .sign_with_keys(&keys)
+                .unwrap()
+        })
+        .collect();
+    let (relay, url) = local_relay(&events).await;
+    let db = database_with_relay(&url).await;
+    // Small batches and windows: many commits, so the signal lands between
+    // two of them.
     let start = |args: &[&str]| {
-        bigbrotr(&db, "bigbrotr")
-            .args(args)
-            .env_remove("MONITOR_PRIVATE_KEY")
-            .env("BIGBROTR_MONITOR__TIMEOUTS__NIP11", "2s")
-            .env("BIGBROTR_SYNCHRONIZER__END_LAG", "0")
-            // Small batches and windows: many commits, so the signal lands
-            // between two of them.
+        archiving(&db, args)
             .env("BIGBROTR_SYNCHRONIZER__BATCH_SIZE", "50")
             .env("BIGBROTR_SYNCHRONIZER__LIMIT", "100")
             .spawn()
             .expect("bigbrotr starts")
     };
-    let finish = |mut child: Child| async move {
-        tokio::task::spawn_blocking(move || {
-            let status = wait_with_limit(&mut child, Duration::from_secs(60));
-            (status, output(&mut child))
-        })
-        .await
-        .unwrap()
-    };
 
     // The monitor finds the relay readable (and leaves its write check on it).
-    let (status, (_, stderr)) = finish(start(&["run", "monitor", "--once"])).await;
-    assert_eq!(status.and_then(|s| s.code()), Some(0), "{stderr}");
+    exits_0(start(&["run", "monitor", "--once"]), "monitor").await;
     let total = i64::try_from(EVENTS).unwrap() + 1;
 
     let child = start(&["run", "synchronizer"]);
@@ -523,8 +460,7 @@ async fn a_synchronizer_stopped_by_sigterm_mid_run_then_started_again_archives_e
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     signal(&child, "TERM");
-    let (status, (_, stderr)) = finish(child).await;
-    assert_eq!(status.and_then(|s| s.code()), Some(0), "{stderr}");
+    exits_0(child, "synchronizer stopped by SIGTERM").await;
     let first = scalar(&db, "SELECT count(*) FROM events_relays").await;
     assert!(
         first > 0 && first <= total,
@@ -533,8 +469,11 @@ async fn a_synchronizer_stopped_by_sigterm_mid_run_then_started_again_archives_e
     // Whole batches only: events and provenance rows go together.
     assert_eq!(scalar(&db, "SELECT count(*) FROM events").await, first);
 
-    let (status, (_, stderr)) = finish(start(&["run", "synchronizer", "--once"])).await;
-    assert_eq!(status.and_then(|s| s.code()), Some(0), "{stderr}");
+    exits_0(
+        start(&["run", "synchronizer", "--once"]),
+        "synchronizer again",
+    )
+    .await;
     assert_eq!(scalar(&db, "SELECT count(*) FROM events").await, total);
     assert_eq!(
         scalar(&db, "SELECT count(*) FROM events_relays").await,

@@ -13,13 +13,8 @@ use crate::support::{count, pool_on, IMPLEMENTATIONS};
 
 /// A database with nothing in it, and a pool on it.
 async fn empty_database() -> (TestDb, ConnectionPool) {
-    let db = TestDb::with_pool_size("bigbrotr", 1)
-        .await
-        .expect("test database");
+    let db = TestDb::empty("bigbrotr", 1).await.expect("test database");
     let pool = pool_on(&db, 4).await;
-    pool.batch_execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-        .await
-        .expect("empty the database");
     (db, pool)
 }
 

@@ -48,9 +48,7 @@ fn fixture(implementation: &str) -> (TempDir, Implementation) {
 
 /// A database with nothing in it, and a connected archive on it.
 async fn empty_database() -> (TestDb, Brotr) {
-    let db = TestDb::with_pool_size("bigbrotr", 2)
-        .await
-        .expect("test database");
+    let db = TestDb::empty("bigbrotr", 2).await.expect("test database");
     let pool = ConnectionPool::new(
         &db.database_config(),
         &PoolConfig::default(),
@@ -58,9 +56,6 @@ async fn empty_database() -> (TestDb, Brotr) {
     )
     .unwrap();
     pool.connect().await.unwrap();
-    pool.batch_execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-        .await
-        .expect("empty the database");
     (db, Brotr::new(pool, BrotrConfig::default()).unwrap())
 }
 
