@@ -25,9 +25,7 @@ pub struct ImportOptions {
     /// Batches being stored at once.
     pub in_flight: NonZeroUsize,
     /// When the events were seen on the relay (Unix seconds); `None`
-    /// stamps each batch with the time it is stored, so that the order of
-    /// `events_relays.seen_at` follows the order of the commits (which the
-    /// finder's scan relies on).
+    /// stamps each batch with the time it is stored.
     pub seen_at: Option<i64>,
 }
 

@@ -47,11 +47,6 @@ pub struct FinderConfig {
     /// Pages read in one cycle at most, so that a long backlog is worked
     /// off over several cycles; 0 (the default) reads until caught up.
     pub max_pages_per_cycle: u32,
-    /// Only sightings older than this are scanned: writers that commit out
-    /// of `seen_at` order have this long to commit before the cursor passes
-    /// them. Default 5 min.
-    #[serde(with = "bigbrotr_config::duration")]
-    pub settle_delay: Duration,
     /// Longest relay URL accepted, in bytes, as written and once
     /// normalised. Default 255.
     pub max_url_bytes: usize,
@@ -74,7 +69,6 @@ impl Default for FinderConfig {
             page_size: 1000,
             batch_size: 500,
             max_pages_per_cycle: 0,
-            settle_delay: Duration::from_secs(300),
             max_url_bytes: 255,
             allow_local_addresses: false,
             sources: EventSources::default(),
@@ -188,7 +182,6 @@ mod tests {
         assert_eq!(config.page_size, 1000);
         assert_eq!(config.batch_size, 500);
         assert_eq!(config.max_pages_per_cycle, 0);
-        assert_eq!(config.settle_delay, Duration::from_secs(300));
         assert_eq!(config.max_url_bytes, 255);
         assert!(!config.allow_local_addresses);
         assert!(config.sources.events);

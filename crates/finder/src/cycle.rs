@@ -66,18 +66,20 @@ pub enum ScanRow {
 }
 
 /// One page of the scan through the implementation's `finder_candidates`:
-/// the first `limit` sightings after `after` (from the start when `None`)
-/// seen before `before` (Unix seconds), of events of `kinds` (any kind when
-/// `None`), with the candidates they give, in scan order.
+/// the first `limit` sightings after `after` (from the start when `None`),
+/// of events of `kinds` (any kind when `None`), with the candidates they
+/// give, in scan order. Only sightings inserted by transactions older than
+/// every transaction still open are read, so none can commit behind the
+/// page later.
 pub async fn scan_page(
     brotr: &Brotr,
     after: Option<&ScanCursor>,
-    before: i64,
     kinds: Option<&[i32]>,
     limit: u32,
 ) -> Result<Vec<ScanRow>> {
     const WHAT: &str = "finder_candidates";
     let limit = i32::try_from(limit).unwrap_or(i32::MAX);
+    let after_insert_xid = after.map(|cursor| cursor.insert_xid);
     let after_seen_at = after.map(|cursor| cursor.seen_at);
     let after_event_id: Option<&[u8]> = after.map(|cursor| cursor.event_id.as_slice());
     let after_relay_id = after.map(|cursor| cursor.relay_id);
@@ -85,13 +87,13 @@ pub async fn scan_page(
     let rows = brotr
         .pool()
         .fetch_all(
-            "SELECT seen_at, event_id, relay_id, source, url \
+            "SELECT insert_xid, seen_at, event_id, relay_id, source, url \
              FROM finder_candidates($1, $2, $3, $4, $5, $6)",
             &[
+                (&after_insert_xid, Type::INT8),
                 (&after_seen_at, Type::INT8),
                 (&after_event_id, Type::BYTEA),
                 (&after_relay_id, Type::INT4),
-                (&before, Type::INT8),
                 (&kinds, Type::INT4_ARRAY),
                 (&limit, Type::INT4),
             ],
@@ -100,7 +102,7 @@ pub async fn scan_page(
         .map_err(|source| Error::Database { what: WHAT, source })?;
     rows.iter()
         .map(|row| {
-            let source: Option<String> = column(row, 3, WHAT, "source")?;
+            let source: Option<String> = column(row, 4, WHAT, "source")?;
             let Some(source) = source else {
                 return ScanCursor::from_row(row, WHAT).map(ScanRow::Sighting);
             };
@@ -108,7 +110,7 @@ pub async fn scan_page(
                 what: WHAT,
                 source_name: source,
             })?;
-            let text: Option<String> = column(row, 4, WHAT, "url")?;
+            let text: Option<String> = column(row, 5, WHAT, "url")?;
             Ok(ScanRow::Candidate {
                 source,
                 text: text.unwrap_or_default(),
@@ -190,13 +192,14 @@ impl Finder {
     ///
     /// 1. With `sources.events` on, scans the archive from the finder's
     ///    cursor, `page_size` sightings (`events_relays` rows, in
-    ///    `(seen_at, event_id, relay_id)` order) a page, up to the sightings
-    ///    younger than `settle_delay`, at most `max_pages_per_cycle` pages
-    ///    (0: until caught up). Each event is read at its first sighting,
-    ///    when its kind is in `sources.kinds`. After each page the relays
-    ///    found and not yet archived are recorded (`batch_size` a call), and
-    ///    only then does the cursor move past the page: a failed cycle loses
-    ///    nothing, and the next one reads the page again.
+    ///    `(insert_xid, seen_at, event_id, relay_id)` order) a page, up to
+    ///    the sightings of the oldest transaction still open (see
+    ///    [`scan_page`]), at most `max_pages_per_cycle` pages (0: until
+    ///    caught up). Each event is read once, at its first sighting in that
+    ///    order, when its kind is in `sources.kinds`. After each page the
+    ///    relays found and not yet archived are recorded (`batch_size` a
+    ///    call), and only then does the cursor move past the page: a failed
+    ///    cycle loses nothing, and the next one reads the page again.
     /// 2. Fetches every HTTP source (a failure is logged and counted, and
     ///    does not fail the cycle) and records its new relays.
     ///
@@ -256,8 +259,6 @@ impl Finder {
         found: &mut Found<'_>,
     ) -> anyhow::Result<()> {
         let config = self.config();
-        let settle = i64::try_from(config.settle_delay.as_secs()).unwrap_or(i64::MAX);
-        let before = bigbrotr_utils::now_timestamp().saturating_sub(settle);
         let kinds: Option<Vec<i32>> = (!config.sources.kinds.is_empty()).then(|| {
             config
                 .sources
@@ -280,15 +281,9 @@ impl Finder {
             if config.max_pages_per_cycle != 0 && pages >= config.max_pages_per_cycle {
                 break;
             }
-            let rows = scan_page(
-                brotr,
-                cursor.as_ref(),
-                before,
-                kinds.as_deref(),
-                config.page_size,
-            )
-            .await
-            .context("reading a page of the archive")?;
+            let rows = scan_page(brotr, cursor.as_ref(), kinds.as_deref(), config.page_size)
+                .await
+                .context("reading a page of the archive")?;
             pages += 1;
             let mut last = None;
             let mut sightings = 0_u32;

@@ -89,7 +89,7 @@ impl Finder {
         let row = brotr
             .pool()
             .fetch_optional(
-                "SELECT seen_at, event_id, relay_id FROM finder_get_cursor($1)",
+                "SELECT insert_xid, seen_at, event_id, relay_id FROM finder_get_cursor($1)",
                 &[(&self.name(), Type::TEXT)],
             )
             .await
@@ -106,9 +106,10 @@ impl Finder {
         let row = brotr
             .pool()
             .fetch_one(
-                "SELECT finder_set_cursor($1, $2, $3, $4, $5)",
+                "SELECT finder_set_cursor($1, $2, $3, $4, $5, $6)",
                 &[
                     (&self.name(), Type::TEXT),
+                    (&cursor.insert_xid, Type::INT8),
                     (&cursor.seen_at, Type::INT8),
                     (&event_id, Type::BYTEA),
                     (&cursor.relay_id, Type::INT4),
@@ -122,9 +123,12 @@ impl Finder {
 }
 
 /// A position in the finder's scan: the last sighting read, in
-/// `(seen_at, event_id, relay_id)` order of `events_relays`.
+/// `(insert_xid, seen_at, event_id, relay_id)` order of `events_relays`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ScanCursor {
+    /// The id of the transaction that inserted the sighting
+    /// (`events_relays.insert_xid`, an `xid8`), set by the database.
+    pub insert_xid: i64,
     /// When the event was received from the relay (Unix seconds).
     pub seen_at: i64,
     /// The event's id.
@@ -136,9 +140,10 @@ pub struct ScanCursor {
 impl ScanCursor {
     pub(crate) fn from_row(row: &Row, what: &'static str) -> Result<Self> {
         Ok(Self {
-            seen_at: column(row, 0, what, "seen_at")?,
-            event_id: column(row, 1, what, "event_id")?,
-            relay_id: column(row, 2, what, "relay_id")?,
+            insert_xid: column(row, 0, what, "insert_xid")?,
+            seen_at: column(row, 1, what, "seen_at")?,
+            event_id: column(row, 2, what, "event_id")?,
+            relay_id: column(row, 3, what, "relay_id")?,
         })
     }
 }

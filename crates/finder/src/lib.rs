@@ -5,9 +5,9 @@
 //! # Layout
 //!
 //! - [`config`]: the file `config/services/finder.yaml` ([`FinderFile`])
-//!   and its section [`FinderConfig`]: page and batch sizes, the settling
-//!   delay, URL limits, which events are read ([`EventSources`]) and the
-//!   HTTP sources ([`HttpSource`]).
+//!   and its section [`FinderConfig`]: page and batch sizes, URL limits,
+//!   which events are read ([`EventSources`]) and the HTTP sources
+//!   ([`HttpSource`]).
 //! - [`finder`](mod@finder): [`Finder`], its configuration checked, and its
 //!   scan cursor in the database ([`ScanCursor`]).
 //! - [`candidate`]: where a candidate URL comes from ([`Source`]), the checks

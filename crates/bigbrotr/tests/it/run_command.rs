@@ -288,15 +288,14 @@ async fn database_with_relay(url: &str) -> TestDb {
 }
 
 /// `bigbrotr ARGS` as the archiving tests run it: no monitor key (an
-/// ephemeral one), short NIP-11 checks, no end lag, no settling delay.
+/// ephemeral one), short NIP-11 checks, no end lag.
 fn archiving(db: &TestDb, args: &[&str]) -> Command {
     let mut command = bigbrotr(db, "bigbrotr");
     command
         .args(args)
         .env_remove("MONITOR_PRIVATE_KEY")
         .env("BIGBROTR_MONITOR__TIMEOUTS__NIP11", "2s")
-        .env("BIGBROTR_SYNCHRONIZER__END_LAG", "0")
-        .env("BIGBROTR_FINDER__SETTLE_DELAY", "0");
+        .env("BIGBROTR_SYNCHRONIZER__END_LAG", "0");
     command
 }
 
@@ -396,8 +395,23 @@ async fn run_monitor_synchronizer_and_finder_once_archive_a_local_relay_and_find
         1
     );
 
-    // The finder reads sightings of whole past seconds only.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The finder reads no sighting while an older transaction is open, in
+    // any database of the cluster: other tests' too.
+    let started = Instant::now();
+    while scalar(
+        &db,
+        "SELECT count(*) FROM events_relays \
+         WHERE insert_xid >= pg_snapshot_xmin(pg_current_snapshot())",
+    )
+    .await
+        > 0
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "transactions left open"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     run_to_end(&db, &["run", "finder", "--once"]).await;
     assert_eq!(
         scalar(

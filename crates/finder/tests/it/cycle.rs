@@ -219,36 +219,6 @@ async fn events_archived_later_are_found_by_the_next_cycle_even_with_an_old_crea
 }
 
 #[tokio::test]
-async fn sightings_younger_than_the_settling_delay_wait_for_a_later_cycle() {
-    let fixture = Fixture::new("bigbrotr").await;
-    let source = fixture.relay(SOURCE).await;
-    let list = event(10002, "", &[&["r", "wss://settling.example"]], 1_000);
-    fixture.archive(&[list], source, now() - 60).await;
-
-    let patient = finder_with(&FinderConfig {
-        settle_delay: std::time::Duration::from_secs(3600),
-        ..finder_config()
-    });
-    let report = patient
-        .run_cycle(&fixture.brotr, &CancellationToken::new())
-        .await
-        .expect("a cycle");
-    assert_eq!(report, CycleReport::default());
-    assert_eq!(patient.cursor(&fixture.brotr).await.expect("read"), None);
-
-    let eager = finder_with(&finder_config());
-    let report = eager
-        .run_cycle(&fixture.brotr, &CancellationToken::new())
-        .await
-        .expect("a cycle");
-    assert_eq!((report.sightings, report.new), (1, 1));
-    assert_eq!(
-        fixture.relays().await,
-        sorted(&[SOURCE, "wss://settling.example"])
-    );
-}
-
-#[tokio::test]
 async fn a_cycle_reads_at_most_max_pages_and_the_next_ones_go_on_from_there() {
     let fixture = Fixture::new("bigbrotr").await;
     archive_fixture(&fixture, now() - 1000).await;

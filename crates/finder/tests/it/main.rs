@@ -6,4 +6,5 @@
 mod config;
 mod cycle;
 mod http;
+mod sightings;
 mod support;

@@ -1,12 +1,12 @@
 //! Shared set-up: a fresh database with an archive on it, signed events
 //! stored with their provenance, and a finder with test settings.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bigbrotr_brotr::{Brotr, RelayId};
 use bigbrotr_config::{BrotrConfig, PoolConfig, RetryConfig};
 use bigbrotr_finder::{Finder, FinderConfig};
-use bigbrotr_pool::ConnectionPool;
+use bigbrotr_pool::{ConnectionPool, Type};
 use bigbrotr_test_support::TestDb;
 use nostr::{Event, EventBuilder, Keys, Kind, Tag, Timestamp};
 
@@ -47,8 +47,16 @@ impl Fixture {
         self.brotr.insert_relay(url, 1).await.expect("relay stored")
     }
 
-    /// Archives `events`, each seen on `relay` at `seen_at`.
+    /// Archives `events`, each seen on `relay` at `seen_at`, and waits
+    /// until the finder can read them ([`settle`](Self::settle)).
     pub(crate) async fn archive(&self, events: &[Event], relay: RelayId, seen_at: i64) {
+        self.store(events, relay, seen_at).await;
+        self.settle().await;
+    }
+
+    /// Archives `events`, each seen on `relay` at `seen_at`, and returns at
+    /// once.
+    pub(crate) async fn store(&self, events: &[Event], relay: RelayId, seen_at: i64) {
         let batch: Vec<(Event, RelayId)> = events.iter().map(|e| (e.clone(), relay)).collect();
         let report = self
             .brotr
@@ -56,6 +64,36 @@ impl Fixture {
             .await
             .expect("events stored");
         assert_eq!(report.rejected, [], "every fixture event is valid");
+    }
+
+    /// Waits until every transaction begun so far has ended. The finder
+    /// reads no sighting while a transaction older than it is open, in any
+    /// database of the cluster: other tests' included.
+    pub(crate) async fn settle(&self) {
+        let pool = self.brotr.pool();
+        let row = pool
+            .fetch_one("SELECT pg_snapshot_xmax(pg_current_snapshot())::text", &[])
+            .await
+            .expect("snapshot read");
+        let begun: String = row.get(0);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let row = pool
+                .fetch_one(
+                    "SELECT pg_snapshot_xmin(pg_current_snapshot()) >= $1::xid8",
+                    &[(&begun, Type::TEXT)],
+                )
+                .await
+                .expect("snapshot read");
+            if row.get::<_, bool>(0) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "transactions older than {begun} still open after 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Every relay URL of the archive, sorted.
@@ -70,12 +108,11 @@ impl Fixture {
     }
 }
 
-/// Test settings: small pages and batches, no settling delay.
+/// Test settings: small pages and batches.
 pub(crate) fn finder_config() -> FinderConfig {
     FinderConfig {
         page_size: 2,
         batch_size: 3,
-        settle_delay: Duration::ZERO,
         ..FinderConfig::default()
     }
 }
