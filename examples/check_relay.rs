@@ -21,7 +21,8 @@ use anyhow::Context as _;
 use bigbrotr_brotr::Brotr;
 use bigbrotr_config::{Env, Implementation};
 use bigbrotr_examples::{InProcessRelay, POOL_CLOSE_GRACE};
-use bigbrotr_monitor::{monitor_keys, Monitor, MonitorFile, RelayCheck};
+use bigbrotr_monitor::{Monitor, MonitorFile, RelayCheck};
+use bigbrotr_service_runtime::service_keys;
 
 /// The monitor of `implementation`, configured by its
 /// `config/services/monitor.yaml`.
@@ -29,7 +30,7 @@ fn monitor(implementation: &Implementation, env: &Env) -> anyhow::Result<Monitor
     let file: MonitorFile = implementation
         .load("services", "monitor", env)
         .context("loading config/services/monitor.yaml")?;
-    let keys = monitor_keys(env, &file.monitor.keys_env)?;
+    let keys = service_keys(env, &file.monitor.keys_env, "monitor")?;
     Ok(Monitor::new(&file.monitor, &file.nostr, keys)?)
 }
 

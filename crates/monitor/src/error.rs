@@ -14,16 +14,6 @@ pub enum Error {
         /// Every problem found, with its key path.
         problems: Vec<Problem>,
     },
-    /// The environment variable meant to hold the monitor's secret key holds
-    /// something else. The value is never shown.
-    #[error("the environment variable {variable} does not hold a valid secret key (hex or nsec)")]
-    InvalidKey {
-        /// The name of the variable.
-        variable: String,
-        /// Why the value was refused.
-        #[source]
-        source: nostr::key::Error,
-    },
     /// An HTTP client for NIP-11 documents could not be built.
     #[error("could not build the HTTP client for {what}")]
     HttpClient {

@@ -8,8 +8,6 @@
 //!   and its section [`MonitorConfig`]: how often relays are checked, how
 //!   many at once per network, the time limit of each check, which checks
 //!   run, the key variable and publishing.
-//! - [`keys`]: [`keys_from_env`] and [`monitor_keys`], the monitor's key
-//!   from an environment variable, or a new one.
 //! - [`monitor`](mod@monitor): [`Monitor`] and [`Monitor::check_relay`], the
 //!   checks of one relay, and [`RelayCheck`], their outcome, with the NIP-66
 //!   document stored for it ([`RelayCheck::nip66`]).
@@ -31,7 +29,6 @@
 pub mod config;
 pub mod cycle;
 pub mod error;
-pub mod keys;
 pub mod monitor;
 pub mod nip11;
 pub mod nip66;
@@ -44,7 +41,6 @@ pub use config::{
 };
 pub use cycle::{select_due_relays, CycleReport, DueRelay, NetworkReport};
 pub use error::{Error, Result};
-pub use keys::{keys_from_env, monitor_keys};
 pub use monitor::{Monitor, RelayCheck};
 pub use nip11::{Nip11Fetch, NIP11_MEDIA_TYPE};
 pub use nip66::{write_check_event, Probe, WRITE_CHECK_IDENTIFIER, WRITE_CHECK_KIND};

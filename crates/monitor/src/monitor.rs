@@ -47,7 +47,7 @@ impl fmt::Debug for Monitor {
 
 impl Monitor {
     /// A monitor checking as `config` says, reaching relays as `nostr` says,
-    /// and signing with `keys` (see [`monitor_keys`](crate::monitor_keys)).
+    /// and signing with `keys` (see [`service_keys`](bigbrotr_service_runtime::service_keys)).
     /// Checks `config` first; does no I/O.
     pub fn new(config: &MonitorConfig, nostr: &NostrConfig, keys: Keys) -> Result<Self> {
         let mut problems = Problems::new();

@@ -8,7 +8,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::MonitorFile;
 use crate::cycle::{CycleReport, NetworkReport};
-use crate::keys::monitor_keys;
 use crate::monitor::Monitor;
 
 const TARGET: &str = "bigbrotr::monitor";
@@ -104,8 +103,9 @@ impl LoopService for MonitorService {
 
     fn build(ctx: &ServiceContext<MonitorFile>) -> anyhow::Result<Self> {
         let config = ctx.config();
-        let keys = monitor_keys(ctx.env(), &config.monitor.keys_env)
-            .context("reading the monitor's key")?;
+        let keys =
+            bigbrotr_service_runtime::service_keys(ctx.env(), &config.monitor.keys_env, "monitor")
+                .context("reading the monitor's key")?;
         let monitor =
             Monitor::new(&config.monitor, &config.nostr, keys).context("setting the monitor up")?;
         Ok(Self {

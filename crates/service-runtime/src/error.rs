@@ -20,6 +20,17 @@ pub enum Error {
         source: bigbrotr_config::Error,
     },
 
+    /// The environment variable meant to hold a service's secret key holds
+    /// something else. The value is never shown.
+    #[error("the environment variable {variable} does not hold a valid secret key (hex or nsec)")]
+    InvalidKey {
+        /// The name of the variable.
+        variable: String,
+        /// Why the value was refused.
+        #[source]
+        source: nostr_sdk::nostr::key::Error,
+    },
+
     /// Logging could not be set up.
     #[error("could not set up logging")]
     Logging {

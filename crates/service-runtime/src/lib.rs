@@ -34,6 +34,7 @@
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod keys;
 pub mod metrics;
 pub mod nostr;
 pub mod registry;
@@ -47,6 +48,7 @@ pub use config::{
 };
 pub use error::{Error, Result};
 pub use http::HttpServer;
+pub use keys::{keys_from_env, service_keys};
 pub use metrics::{Counter, Exposition, Gauge, MetricKind, Metrics, ServiceMetrics};
 pub use nostr::{nostr_options, NostrOptions};
 pub use registry::{LoadedService, ServiceRegistry};

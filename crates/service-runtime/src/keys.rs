@@ -1,7 +1,8 @@
-//! The monitor's key, from an environment variable, never from a file.
+//! A service's secret key (the monitor signs with it, the synchronizer
+//! authenticates with it), from an environment variable, never from a file.
 
 use bigbrotr_config::Env;
-use nostr::Keys;
+use nostr_sdk::Keys;
 
 use crate::error::{Error, Result};
 
@@ -15,11 +16,11 @@ use crate::error::{Error, Result};
 /// use bigbrotr_config::Env;
 ///
 /// let env = Env::from_pairs([("MONITOR_PRIVATE_KEY", "not a key")]);
-/// let error = bigbrotr_monitor::keys_from_env(&env, "MONITOR_PRIVATE_KEY").unwrap_err();
+/// let error = bigbrotr_service_runtime::keys_from_env(&env, "MONITOR_PRIVATE_KEY").unwrap_err();
 /// assert!(error.to_string().contains("MONITOR_PRIVATE_KEY"));
 /// assert!(!error.to_string().contains("not a key"));
-/// assert!(bigbrotr_monitor::keys_from_env(&Env::empty(), "MONITOR_PRIVATE_KEY")?.is_none());
-/// # Ok::<(), bigbrotr_monitor::Error>(())
+/// assert!(bigbrotr_service_runtime::keys_from_env(&Env::empty(), "MONITOR_PRIVATE_KEY")?.is_none());
+/// # Ok::<(), bigbrotr_service_runtime::Error>(())
 /// ```
 pub fn keys_from_env(env: &Env, var: &str) -> Result<Option<Keys>> {
     let Some(value) = env.get(var).map(str::trim).filter(|v| !v.is_empty()) else {
@@ -33,17 +34,18 @@ pub fn keys_from_env(env: &Env, var: &str) -> Result<Option<Keys>> {
         })
 }
 
-/// The monitor's keys: those of the variable `var` of `env`
+/// The keys of the service `service`: those of the variable `var` of `env`
 /// ([`keys_from_env`]), or, when it is unset, new ones generated for this
-/// run, with a warning (the checks work the same, but the published results
-/// come from a new author at each start).
-pub fn monitor_keys(env: &Env, var: &str) -> Result<Keys> {
+/// run, with a warning (the service works the same, but what it signs comes
+/// from a new author at each start).
+pub fn service_keys(env: &Env, var: &str, service: &str) -> Result<Keys> {
     if let Some(keys) = keys_from_env(env, var)? {
         return Ok(keys);
     }
     let keys = Keys::generate();
     tracing::warn!(
-        target: "bigbrotr::monitor",
+        target: "bigbrotr::runtime",
+        service,
         variable = var,
         public_key = %keys.public_key(),
         "no secret key in the environment: using a new key for this run"
@@ -55,7 +57,7 @@ pub fn monitor_keys(env: &Env, var: &str) -> Result<Keys> {
 mod tests {
     use std::error::Error as _;
 
-    use nostr::ToBech32;
+    use nostr_sdk::ToBech32;
 
     use super::*;
 
@@ -103,14 +105,14 @@ mod tests {
 
     #[test]
     fn without_a_variable_a_new_key_is_generated() {
-        let a = monitor_keys(&Env::empty(), VAR).unwrap();
-        let b = monitor_keys(&Env::empty(), VAR).unwrap();
+        let a = service_keys(&Env::empty(), VAR, "monitor").unwrap();
+        let b = service_keys(&Env::empty(), VAR, "monitor").unwrap();
         assert_ne!(a.public_key(), b.public_key());
         let env = Env::from_pairs([(VAR, a.secret_key().to_secret_hex())]);
         assert_eq!(
-            monitor_keys(&env, VAR).unwrap().public_key(),
+            service_keys(&env, VAR, "monitor").unwrap().public_key(),
             a.public_key()
         );
-        assert!(monitor_keys(&Env::from_pairs([(VAR, "x")]), VAR).is_err());
+        assert!(service_keys(&Env::from_pairs([(VAR, "x")]), VAR, "monitor").is_err());
     }
 }
