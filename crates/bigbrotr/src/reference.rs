@@ -156,7 +156,7 @@ const KNOWN_FILES: &[KnownFile] = &[
     KnownFile {
         kind: "services",
         file: "synchronizer",
-        document: |source| document::<SynchronizerFile>(source, |_| Vec::new()),
+        document: |source| document::<SynchronizerFile>(source, synchronizer_variables),
     },
 ];
 
@@ -167,6 +167,15 @@ fn monitor_variables(file: &MonitorFile) -> Vec<Variable> {
         name: file.monitor.keys_env.clone(),
         default: "none: a new key at each start".to_owned(),
         read_for: "the monitor's secret key (hex or `nsec`), named by `monitor.keys_env` of `services/monitor.yaml`".to_owned(),
+    }]
+}
+
+/// The variable the synchronizer reads its secret key from (NIP-42).
+fn synchronizer_variables(file: &SynchronizerFile) -> Vec<Variable> {
+    vec![Variable {
+        name: file.synchronizer.auth.keys_env.clone(),
+        default: "none: a new key at each start".to_owned(),
+        read_for: "the synchronizer's secret key for NIP-42 authentication (hex or `nsec`), named by `synchronizer.auth.keys_env` of `services/synchronizer.yaml`".to_owned(),
     }]
 }
 

@@ -1,6 +1,7 @@
 //! What each service is doing and how it went: [`State`] and
 //! [`ServiceStatus`], kept up to date in a shared [`StatusCell`].
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -86,6 +87,10 @@ pub struct ServiceStatus {
     /// Whether the current iteration was abandoned at shutdown because it
     /// outlasted the grace period.
     pub abandoned: bool,
+    /// Figures the service reports of its own (the synchronizer's pending
+    /// ranges, say), by name; left out of the JSON when there are none.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub details: BTreeMap<String, i64>,
 }
 
 impl ServiceStatus {
@@ -104,6 +109,7 @@ impl ServiceStatus {
             last_iteration_seconds: None,
             iteration_seconds_total: 0.0,
             abandoned: false,
+            details: BTreeMap::new(),
         }
     }
 }
@@ -201,6 +207,11 @@ impl StatusCell {
         status.state = State::Failed;
         status.last_error = Some(format!("{error:#}"));
         status.last_error_at = Some(now);
+    }
+
+    /// Sets the figure `name` the service reports of its own.
+    pub fn set_detail(&self, name: &str, value: i64) {
+        self.lock().details.insert(name.to_owned(), value);
     }
 
     /// Marks the service as stopped without error.

@@ -54,21 +54,33 @@ pub struct SynchronizerConfig {
     /// Default 5 min.
     #[serde(with = "bigbrotr_config::duration")]
     pub end_lag: Duration,
-    /// Length of the first time window asked of a relay in a cycle; halved
-    /// while a window comes back full, doubled while windows come back less
+    /// Length of the first time window asked of a relay in a cycle; shortened
+    /// while windows take several pages, doubled while they come back less
     /// than half full. Whole seconds, at least 1 s. Default 1 h.
     #[serde(with = "bigbrotr_config::duration")]
     pub window: Duration,
     /// Events asked for per `REQ` (the filter's `limit`); lowered to the
     /// `limitation.max_limit` of the relay's NIP-11 document when that is
-    /// smaller. A window returning this many events is split in two. From 1
-    /// to 100 000. Default 500.
+    /// smaller. A window whose answer reaches this, or the most the relay
+    /// ever returned to one `REQ` (its effective cap, learned and stored),
+    /// is paged further with `until` at its oldest event until a `REQ`
+    /// brings nothing new. From 1 to 100 000. Default 500.
     pub limit: usize,
-    /// The `limit` of a second `REQ` for a single second that came back
-    /// full; when that one comes back full too, the second is recorded as
-    /// incomplete (in the log and the report) and passed. From `limit` to
-    /// 100 000. Default 5000.
+    /// The `limit` of the `REQ` that retries a pending second (one holding
+    /// more events than the relay returned at once) on a relay without
+    /// NIP-77. From `limit` to 100 000. Default 5000.
     pub second_limit: usize,
+    /// Re-sweeps of the period behind each relay's cursor, for events that
+    /// reach relays late (rebroadcast, wrong clocks, NIP-59 gift wraps
+    /// dated up to two days back).
+    pub resweep: ResweepConfig,
+    /// NIP-77 negentropy reconciliation.
+    pub nip77: Nip77Config,
+    /// NIP-42 authentication, for relays that answer `auth-required:`.
+    pub auth: AuthConfig,
+    /// Pending ranges (seconds the relay would not serve whole) retried per
+    /// relay and cycle. Default 20.
+    pub pending_per_cycle: u32,
     /// Time limits of each relay.
     pub timeouts: SyncTimeouts,
     /// Relays synced at once, per network.
@@ -98,6 +110,10 @@ impl Default for SynchronizerConfig {
             window: Duration::from_secs(3600),
             limit: 500,
             second_limit: 5000,
+            resweep: ResweepConfig::default(),
+            nip77: Nip77Config::default(),
+            auth: AuthConfig::default(),
+            pending_per_cycle: 20,
             timeouts: SyncTimeouts::default(),
             concurrency: Concurrency::default(),
             batch_size: 1000,
@@ -131,6 +147,9 @@ impl Validate for SynchronizerConfig {
                 format!("must be from `limit` ({}) to {MAX_LIMIT}", self.limit),
             );
         }
+        problems.section("resweep", &self.resweep);
+        problems.section("nip77", &self.nip77);
+        problems.section("auth", &self.auth);
         problems.section("timeouts", &self.timeouts);
         problems.section("concurrency", &self.concurrency);
         if !(1..=100_000).contains(&self.batch_size) {
@@ -189,6 +208,116 @@ impl Validate for FilterConfig {
             if values.is_empty() {
                 problems.push(format!("tags.{letter}"), "must list at least one value");
             }
+        }
+    }
+}
+
+/// Re-sweeps of the period behind each relay's cursor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResweepConfig {
+    /// The period behind the cursor walked again: events created in it
+    /// that reached the relay after the cursor passed them are archived.
+    /// 0 turns re-sweeps off. Default 48 h (NIP-59 gift wraps are dated up
+    /// to two days back).
+    #[serde(with = "bigbrotr_config::duration")]
+    pub lookback: Duration,
+    /// How often a relay is re-swept; 0 means every cycle. Cheap on relays
+    /// speaking NIP-77 (one reconciliation per window), a download of the
+    /// period on the others. Default 6 h.
+    #[serde(with = "bigbrotr_config::duration")]
+    pub interval: Duration,
+}
+
+impl Default for ResweepConfig {
+    fn default() -> Self {
+        Self {
+            lookback: Duration::from_secs(48 * 3600),
+            interval: Duration::from_secs(6 * 3600),
+        }
+    }
+}
+
+impl Validate for ResweepConfig {
+    fn validate(&self, _problems: &mut Problems) {}
+}
+
+/// NIP-77 negentropy reconciliation: where a relay speaks it, each window
+/// is reconciled against what the archive holds from that relay, and only
+/// the missing events are downloaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Nip77Config {
+    /// Whether relays are probed for NIP-77 (with `NEG-OPEN`, whatever their
+    /// NIP-11 says) and reconciled where it works. Default `true`.
+    pub enabled: bool,
+    /// How long the answer of a probe is trusted before the relay is probed
+    /// again. Default 24 h.
+    #[serde(with = "bigbrotr_config::duration")]
+    pub recheck: Duration,
+    /// Ids asked for per `REQ` when fetching the events a reconciliation
+    /// found missing; lowered to the relay's limits. From 1 to 100 000.
+    /// Default 500.
+    pub ids_per_request: usize,
+}
+
+impl Default for Nip77Config {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            recheck: Duration::from_secs(24 * 3600),
+            ids_per_request: 500,
+        }
+    }
+}
+
+impl Validate for Nip77Config {
+    fn validate(&self, problems: &mut Problems) {
+        if !(1..=MAX_LIMIT).contains(&self.ids_per_request) {
+            problems.push("ids_per_request", format!("must be from 1 to {MAX_LIMIT}"));
+        }
+    }
+}
+
+/// NIP-42 authentication.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Whether the synchronizer authenticates to relays that answer
+    /// `auth-required:`, then repeats the request. Default `true`.
+    pub enabled: bool,
+    /// Name of the environment variable holding the secret key it
+    /// authenticates with (hex or `nsec`); by default the monitor's. When
+    /// the variable is unset or empty, a new key is generated at each start.
+    pub keys_env: String,
+    /// A relay that refused the authentication is not asked again for this
+    /// long. Default 24 h.
+    #[serde(with = "bigbrotr_config::duration")]
+    pub retry_after: Duration,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            keys_env: "MONITOR_PRIVATE_KEY".to_owned(),
+            retry_after: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl Validate for AuthConfig {
+    fn validate(&self, problems: &mut Problems) {
+        if self.keys_env.is_empty()
+            || !self
+                .keys_env
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            problems.push(
+                "keys_env",
+                "must be a variable name: letters, digits and `_`",
+            );
         }
     }
 }

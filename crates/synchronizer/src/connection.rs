@@ -1,5 +1,6 @@
-//! `RelayConnection`: one WebSocket connection to a relay, and the `REQ`
-//! loop that fetches one window of events until its `EOSE`.
+//! `RelayConnection`: one WebSocket connection to a relay: the `REQ` loop
+//! that reads one request until its `EOSE`, NIP-77 reconciliation, and
+//! NIP-42 authentication when the relay asks for it.
 //!
 //! The connection speaks NIP-01 itself rather than through `nostr-sdk`'s
 //! relay pool, because an archive needs what the pool hides: the pool drops
@@ -12,17 +13,29 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_wsocket::futures_util::{SinkExt, StreamExt};
 use async_wsocket::{ConnectionMode, Message, Url, WebSocket};
-use nostr::{ClientMessage, Event, EventId, JsonUtil, RelayMessage, SubscriptionId};
+use negentropy::{Id, Negentropy, NegentropyStorageVector};
+use nostr::{
+    ClientMessage, Event, EventBuilder, EventId, Filter, JsonUtil, Keys, RelayMessage, RelayUrl,
+    SubscriptionId,
+};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::filter::{Mismatch, SyncFilter};
+use crate::filter::Mismatch;
 
-/// Why a window could not be fetched: the relay is left for this cycle.
+/// The prefix of a relay's reason when it wants the client authenticated.
+const AUTH_REQUIRED: &str = "auth-required:";
+
+/// The largest NIP-77 message the archiver sends, in bytes before hex: the
+/// frame size the common relays use themselves.
+const NEGENTROPY_FRAME_LIMIT: u64 = 60_000;
+
+/// Why a request could not be completed: the relay is left for this cycle.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum FetchError {
@@ -41,12 +54,32 @@ pub enum FetchError {
     /// The relay ended the subscription with `CLOSED`.
     #[error("subscription closed by the relay: {0}")]
     Closed(String),
+    /// The relay wants the client authenticated (NIP-42), and the archiver
+    /// does not authenticate to it (turned off, no challenge, or refused
+    /// recently).
+    #[error("authentication required: {0}")]
+    AuthRequired(String),
+    /// The relay refused the archiver's NIP-42 authentication, or refused
+    /// the request after it.
+    #[error("authentication refused: {0}")]
+    AuthRefused(String),
     /// The connection broke or was closed.
     #[error("disconnected: {0}")]
     Disconnected(String),
     /// The cycle was cancelled.
     #[error("cancelled")]
     Cancelled,
+}
+
+/// Why a NIP-77 reconciliation did not end.
+#[derive(Debug)]
+pub(crate) enum ReconcileError {
+    /// The relay does not reconcile this request: `NEG-ERR`, a `NOTICE`,
+    /// `CLOSED`, a message that does not decode, or silence. The window is
+    /// walked with `REQ`s instead.
+    Unsupported(String),
+    /// The request failed as a `REQ` would.
+    Fetch(FetchError),
 }
 
 /// What one `REQ` brought back.
@@ -56,12 +89,9 @@ pub(crate) struct Fetched {
     pub(crate) events: Vec<Event>,
     /// `EVENT` messages of the subscription, rejected ones included.
     pub(crate) received: u64,
-    /// Whether the relay sent `EOSE` before `limit` events: the window is
-    /// complete.
-    pub(crate) complete: bool,
     /// Events outside the window asked for.
     pub(crate) outside_window: u64,
-    /// Events not matching the filter.
+    /// Events not matching the filter (or not among the ids asked for).
     pub(crate) filter_mismatch: u64,
     /// Events sent twice in the subscription.
     pub(crate) repeated: u64,
@@ -76,7 +106,7 @@ impl Fetched {
     }
 }
 
-/// When a `REQ` must end.
+/// When a request must end.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
     /// Until `EOSE`.
@@ -87,24 +117,51 @@ pub(crate) struct Limits {
     pub(crate) deadline: Instant,
 }
 
+/// How the connection authenticates when a relay asks (NIP-42).
+#[derive(Debug, Clone)]
+pub(crate) struct Auth {
+    /// The archiver's keys.
+    pub(crate) keys: Arc<Keys>,
+    /// Whether to authenticate at all (not when the relay refused recently).
+    pub(crate) allowed: bool,
+}
+
 /// One WebSocket connection to a relay.
 pub(crate) struct RelayConnection {
     socket: WebSocket,
+    url: RelayUrl,
     /// A subscription to close, sent together with the next `REQ`: two
     /// small writes in a row would wait for the relay's delayed
     /// acknowledgement of the first (Nagle's algorithm), tens of
     /// milliseconds per window.
     to_close: Option<SubscriptionId>,
+    /// The latest NIP-42 challenge of the relay.
+    challenge: Option<String>,
+    auth: Option<Auth>,
+    authenticated: bool,
+    /// Whether the relay refused the authentication on this connection.
+    pub(crate) auth_refused: bool,
+    /// `REQ`s sent (repeats after authenticating included).
+    pub(crate) requests: u64,
+}
+
+/// The next message read, or why there is none.
+enum Next {
+    Text(String),
+    Timeout(FetchError),
 }
 
 impl RelayConnection {
     /// Opens a connection to `url` within `timeout`, through the SOCKS5
-    /// `proxy` when given.
+    /// `proxy` when given, authenticating with `auth` when the relay asks.
     pub(crate) async fn open(
         url: &str,
         proxy: Option<SocketAddr>,
         timeout: Duration,
+        auth: Option<Auth>,
     ) -> Result<Self, FetchError> {
+        let relay_url =
+            RelayUrl::parse(url).map_err(|error| FetchError::Connect(error.to_string()))?;
         let url = Url::parse(url).map_err(|error| FetchError::Connect(error.to_string()))?;
         let mode = match proxy {
             Some(proxy) => ConnectionMode::proxy(proxy),
@@ -115,7 +172,13 @@ impl RelayConnection {
         match tokio::time::timeout(timeout, WebSocket::connect(&url, &mode, timeout)).await {
             Ok(Ok(socket)) => Ok(Self {
                 socket,
+                url: relay_url,
                 to_close: None,
+                challenge: None,
+                auth,
+                authenticated: false,
+                auth_refused: false,
+                requests: 0,
             }),
             Ok(Err(error)) => Err(FetchError::Connect(error.to_string())),
             Err(_elapsed) => Err(FetchError::Connect(format!(
@@ -125,63 +188,299 @@ impl RelayConnection {
         }
     }
 
-    /// Sends one `REQ` for the window `since..=until` of `filter` with
-    /// `limit`, and reads its answer until `EOSE`, `limit` events, or a
-    /// failure. Events are checked against the request; the ones that do
-    /// not answer it are counted and dropped. At most `limit` events are
-    /// held.
-    pub(crate) async fn fetch(
+    /// Sends one `REQ` with `filter` and reads its answer until `EOSE`,
+    /// `limit` events, or a failure. Each event is checked with `check`;
+    /// the ones that do not answer the request are counted and dropped. At
+    /// most `limit` events are held. When the relay closes the request with
+    /// `auth-required:`, the connection authenticates (once) and repeats it.
+    pub(crate) async fn request(
         &mut self,
-        filter: &SyncFilter,
-        since: i64,
-        until: i64,
+        filter: &Filter,
+        check: &(dyn Fn(&Event) -> Result<(), Mismatch> + Sync),
         limit: usize,
         limits: Limits,
         cancel: &CancellationToken,
     ) -> Result<Fetched, FetchError> {
-        let id = SubscriptionId::generate();
-        let req = ClientMessage::req(id.clone(), vec![filter.window(since, until, limit)]);
-        if let Some(previous) = self.to_close.take() {
-            self.socket
-                .feed(Message::Text(ClientMessage::close(previous).as_json()))
-                .await
-                .map_err(|error| FetchError::Disconnected(error.to_string()))?;
-        }
-        self.send(req.as_json()).await?;
         let started = Instant::now();
         let request_deadline = (started + limits.request).min(limits.deadline);
-        let mut fetched = Fetched::default();
-        let mut seen: HashSet<EventId> = HashSet::new();
         let limit_u64 = u64::try_from(limit).unwrap_or(u64::MAX);
+        'request: loop {
+            let id = SubscriptionId::generate();
+            let req = ClientMessage::req(id.clone(), vec![filter.clone()]);
+            self.send_after_close(req.as_json()).await?;
+            self.requests += 1;
+            let mut fetched = Fetched::default();
+            let mut seen: HashSet<EventId> = HashSet::new();
+            loop {
+                let text = match self.next(request_deadline, limits, cancel).await? {
+                    Next::Text(text) => text,
+                    Next::Timeout(error) => return Err(error),
+                };
+                match parse(&text, &id) {
+                    Parsed::Event(event) => {
+                        fetched.received += 1;
+                        if !seen.insert(event.id) {
+                            fetched.repeated += 1;
+                        } else {
+                            match check(&event) {
+                                Ok(()) => fetched.events.push(*event),
+                                Err(Mismatch::OutsideWindow) => fetched.outside_window += 1,
+                                Err(Mismatch::Filter) => fetched.filter_mismatch += 1,
+                            }
+                        }
+                    }
+                    Parsed::Malformed => {
+                        fetched.received += 1;
+                        fetched.malformed += 1;
+                    }
+                    Parsed::Eose => {
+                        self.to_close = Some(id);
+                        return Ok(fetched);
+                    }
+                    Parsed::Closed(reason) if reason.starts_with(AUTH_REQUIRED) => {
+                        if self.authenticate(request_deadline, limits, cancel).await? {
+                            continue 'request;
+                        }
+                        return Err(if self.auth_refused {
+                            FetchError::AuthRefused(reason)
+                        } else {
+                            FetchError::AuthRequired(reason)
+                        });
+                    }
+                    Parsed::Closed(reason) => return Err(FetchError::Closed(reason)),
+                    Parsed::Challenge(challenge) => self.challenge = Some(challenge),
+                    Parsed::Other => continue,
+                }
+                if fetched.received >= limit_u64 {
+                    // The answer is full: what follows is not needed, and a
+                    // relay streaming without end is stopped here (its late
+                    // events carry this subscription's id and are ignored).
+                    self.to_close = Some(id);
+                    return Ok(fetched);
+                }
+            }
+        }
+    }
+
+    /// Reconciles `filter` (NIP-77) against `local`, the `(created_at, id)`
+    /// of the events the archive holds from this relay for it, and returns
+    /// the ids the relay holds and the archive does not.
+    pub(crate) async fn reconcile(
+        &mut self,
+        filter: &Filter,
+        local: &[(i64, EventId)],
+        limits: Limits,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<EventId>, ReconcileError> {
+        let unsupported = |what: &str| ReconcileError::Unsupported(what.to_owned());
+        let mut storage = NegentropyStorageVector::with_capacity(local.len());
+        for (created_at, id) in local {
+            storage
+                .insert(
+                    u64::try_from(*created_at).unwrap_or(0),
+                    Id::from_byte_array(id.to_bytes()),
+                )
+                .map_err(|error| unsupported(&error.to_string()))?;
+        }
+        storage
+            .seal()
+            .map_err(|error| unsupported(&error.to_string()))?;
+        let mut negentropy = Negentropy::owned(storage, NEGENTROPY_FRAME_LIMIT)
+            .map_err(|error| unsupported(&error.to_string()))?;
+        let initial = negentropy
+            .initiate()
+            .map_err(|error| unsupported(&error.to_string()))?;
+        let id = SubscriptionId::generate();
+        let open = ClientMessage::neg_open(id.clone(), filter.clone(), hex::encode(initial));
+        self.send_after_close(open.as_json())
+            .await
+            .map_err(ReconcileError::Fetch)?;
+        let mut need: Vec<Id> = Vec::new();
+        let mut have: Vec<Id> = Vec::new();
+        loop {
+            // Every round is bounded by the request timeout of its own.
+            let deadline = (Instant::now() + limits.request).min(limits.deadline);
+            let text = match self.next(deadline, limits, cancel).await {
+                Ok(Next::Text(text)) => text,
+                Ok(Next::Timeout(FetchError::TotalTimeout)) => {
+                    return Err(ReconcileError::Fetch(FetchError::TotalTimeout))
+                }
+                Ok(Next::Timeout(_)) => return Err(unsupported("no answer to NEG-OPEN")),
+                Err(error) => return Err(ReconcileError::Fetch(error)),
+            };
+            let message = match RelayMessage::from_json(&text) {
+                Ok(message) => message,
+                Err(_) => continue,
+            };
+            match message {
+                RelayMessage::NegMsg {
+                    subscription_id,
+                    message,
+                } if *subscription_id == id => {
+                    let bytes =
+                        hex::decode(message.as_ref()).map_err(|_| unsupported("bad NEG-MSG"))?;
+                    have.clear();
+                    let next = negentropy
+                        .reconcile_with_ids(&bytes, &mut have, &mut need)
+                        .map_err(|error| unsupported(&format!("bad NEG-MSG: {error}")))?;
+                    match next {
+                        Some(next) => {
+                            let reply = ClientMessage::NegMsg {
+                                subscription_id: std::borrow::Cow::Borrowed(&id),
+                                message: std::borrow::Cow::Owned(hex::encode(next)),
+                            };
+                            self.send(reply.as_json())
+                                .await
+                                .map_err(ReconcileError::Fetch)?;
+                        }
+                        None => {
+                            let close = ClientMessage::NegClose {
+                                subscription_id: std::borrow::Cow::Borrowed(&id),
+                            };
+                            self.send(close.as_json())
+                                .await
+                                .map_err(ReconcileError::Fetch)?;
+                            return Ok(need
+                                .into_iter()
+                                .map(|id| EventId::from_byte_array(id.to_bytes()))
+                                .collect());
+                        }
+                    }
+                }
+                RelayMessage::NegErr {
+                    subscription_id,
+                    message,
+                } if *subscription_id == id => {
+                    // Authenticating succeeds once per connection, so this
+                    // repeats the reconciliation at most once.
+                    if message.starts_with(AUTH_REQUIRED)
+                        && self
+                            .authenticate(deadline, limits, cancel)
+                            .await
+                            .map_err(ReconcileError::Fetch)?
+                    {
+                        return Box::pin(self.reconcile(filter, local, limits, cancel)).await;
+                    }
+                    return Err(ReconcileError::Unsupported(format!("NEG-ERR: {message}")));
+                }
+                RelayMessage::Closed {
+                    subscription_id,
+                    message,
+                } if *subscription_id == id => {
+                    return Err(ReconcileError::Unsupported(format!("CLOSED: {message}")));
+                }
+                RelayMessage::Notice(notice) => {
+                    return Err(ReconcileError::Unsupported(format!("NOTICE: {notice}")));
+                }
+                RelayMessage::Auth { challenge } => {
+                    self.challenge = Some(challenge.into_owned());
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Authenticates with the archiver's keys to the latest challenge, and
+    /// waits for the relay's `OK`. Returns whether it succeeded; `false`
+    /// without trying when authenticating is off, already done, or there is
+    /// no challenge.
+    async fn authenticate(
+        &mut self,
+        deadline: Instant,
+        limits: Limits,
+        cancel: &CancellationToken,
+    ) -> Result<bool, FetchError> {
+        let Some(auth) = self.auth.clone().filter(|auth| auth.allowed) else {
+            return Ok(false);
+        };
+        if self.authenticated || self.auth_refused {
+            return Ok(false);
+        }
+        // A relay sends its challenge on connecting or right before its
+        // `CLOSED`; wait a moment for one still on its way.
+        while self.challenge.is_none() {
+            let wait = (Instant::now() + limits.idle.min(Duration::from_secs(2))).min(deadline);
+            match self.next(wait, limits, cancel).await? {
+                Next::Text(text) => {
+                    if let Ok(RelayMessage::Auth { challenge }) = RelayMessage::from_json(&text) {
+                        self.challenge = Some(challenge.into_owned());
+                    }
+                }
+                Next::Timeout(_) => return Ok(false),
+            }
+        }
+        let challenge = self.challenge.clone().unwrap_or_default();
+        let event = EventBuilder::auth(challenge, self.url.clone())
+            .sign_with_keys(&auth.keys)
+            .map_err(|error| FetchError::AuthRefused(format!("cannot sign: {error}")))?;
+        let event_id = event.id;
+        self.send(ClientMessage::auth(event).as_json()).await?;
+        loop {
+            let text = match self.next(deadline, limits, cancel).await? {
+                Next::Text(text) => text,
+                Next::Timeout(error) => return Err(error),
+            };
+            match RelayMessage::from_json(&text) {
+                Ok(RelayMessage::Ok {
+                    event_id: id,
+                    status,
+                    message,
+                }) if id == event_id => {
+                    if status {
+                        self.authenticated = true;
+                        return Ok(true);
+                    }
+                    tracing::debug!(
+                        target: crate::synchronizer::TARGET,
+                        url = %self.url,
+                        reason = %message,
+                        "the relay refused the authentication"
+                    );
+                    self.auth_refused = true;
+                    return Ok(false);
+                }
+                Ok(RelayMessage::Auth { challenge }) => {
+                    self.challenge = Some(challenge.into_owned());
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The next text message, within `deadline` and the idle timeout.
+    async fn next(
+        &mut self,
+        deadline: Instant,
+        limits: Limits,
+        cancel: &CancellationToken,
+    ) -> Result<Next, FetchError> {
         loop {
             let now = Instant::now();
-            if now >= request_deadline {
-                return Err(if request_deadline == limits.deadline {
+            if now >= deadline {
+                return Ok(Next::Timeout(if deadline >= limits.deadline {
                     FetchError::TotalTimeout
                 } else {
                     FetchError::RequestTimeout
-                });
+                }));
             }
             let idle_deadline = now + limits.idle;
-            let wait_until = idle_deadline.min(request_deadline);
+            let wait_until = idle_deadline.min(deadline);
             let next = tokio::select! {
                 biased;
                 () = cancel.cancelled() => return Err(FetchError::Cancelled),
                 next = tokio::time::timeout_at(wait_until, self.socket.next()) => next,
             };
             let message = match next {
-                Err(_elapsed)
-                    if wait_until == idle_deadline && idle_deadline < request_deadline =>
-                {
-                    return Err(FetchError::IdleTimeout)
+                Err(_elapsed) if wait_until == idle_deadline && idle_deadline < deadline => {
+                    return Ok(Next::Timeout(FetchError::IdleTimeout))
                 }
                 Err(_elapsed) => continue,
                 Ok(None) => return Err(FetchError::Disconnected("the connection closed".into())),
                 Ok(Some(Err(error))) => return Err(FetchError::Disconnected(error.to_string())),
                 Ok(Some(Ok(message))) => message,
             };
-            let text = match &message {
-                Message::Text(text) => text.as_str(),
+            match message {
+                Message::Text(text) => return Ok(Next::Text(text.to_string())),
                 Message::Close(frame) => {
                     return Err(FetchError::Disconnected(match frame {
                         Some(frame) => format!("closed by the relay: {}", frame.reason),
@@ -191,38 +490,6 @@ impl RelayConnection {
                 // Pings are answered by the WebSocket layer; binary frames
                 // are not NIP-01.
                 _ => continue,
-            };
-            match parse(text, &id) {
-                Parsed::Event(event) => {
-                    fetched.received += 1;
-                    if !seen.insert(event.id) {
-                        fetched.repeated += 1;
-                    } else {
-                        match filter.check(&event, since, until) {
-                            Ok(()) => fetched.events.push(*event),
-                            Err(Mismatch::OutsideWindow) => fetched.outside_window += 1,
-                            Err(Mismatch::Filter) => fetched.filter_mismatch += 1,
-                        }
-                    }
-                }
-                Parsed::Malformed => {
-                    fetched.received += 1;
-                    fetched.malformed += 1;
-                }
-                Parsed::Eose => {
-                    fetched.complete = fetched.received < limit_u64;
-                    self.to_close = Some(id);
-                    return Ok(fetched);
-                }
-                Parsed::Closed(reason) => return Err(FetchError::Closed(reason)),
-                Parsed::Other => continue,
-            }
-            if fetched.received >= limit_u64 {
-                // The window is full: what follows is not needed, and a relay
-                // streaming without end is stopped here (its late events
-                // carry this subscription's id and are ignored).
-                self.to_close = Some(id);
-                return Ok(fetched);
             }
         }
     }
@@ -230,6 +497,17 @@ impl RelayConnection {
     /// Closes the connection, without waiting long for a relay that hangs.
     pub(crate) async fn close(mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(2), self.socket.close()).await;
+    }
+
+    /// Sends `text`, with the `CLOSE` of the previous subscription first.
+    async fn send_after_close(&mut self, text: String) -> Result<(), FetchError> {
+        if let Some(previous) = self.to_close.take() {
+            self.socket
+                .feed(Message::Text(ClientMessage::close(previous).as_json()))
+                .await
+                .map_err(|error| FetchError::Disconnected(error.to_string()))?;
+        }
+        self.send(text).await
     }
 
     async fn send(&mut self, text: String) -> Result<(), FetchError> {
@@ -246,6 +524,7 @@ enum Parsed {
     Malformed,
     Eose,
     Closed(String),
+    Challenge(String),
     Other,
 }
 
@@ -263,6 +542,7 @@ fn parse(text: &str, id: &SubscriptionId) -> Parsed {
             subscription_id,
             message,
         }) if *subscription_id == *id => Parsed::Closed(message.into_owned()),
+        Ok(RelayMessage::Auth { challenge }) => Parsed::Challenge(challenge.into_owned()),
         Ok(_) => Parsed::Other,
         Err(_) => {
             // Not a message the library reads: an `EVENT` of this
@@ -291,6 +571,10 @@ mod tests {
         assert!(matches!(
             parse(r#"["CLOSED","w1","error: no"]"#, &id),
             Parsed::Closed(reason) if reason == "error: no"
+        ));
+        assert!(matches!(
+            parse(r#"["AUTH","abc"]"#, &id),
+            Parsed::Challenge(challenge) if challenge == "abc"
         ));
         assert!(matches!(parse(r#"["NOTICE","hello"]"#, &id), Parsed::Other));
         assert!(matches!(

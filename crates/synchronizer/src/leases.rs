@@ -200,7 +200,7 @@ pub async fn advance_cursor(
     get(&row, 0, WHAT, WHAT)
 }
 
-fn get<'r, T: bigbrotr_pool::tokio_postgres::types::FromSql<'r>>(
+pub(crate) fn get<'r, T: bigbrotr_pool::tokio_postgres::types::FromSql<'r>>(
     row: &'r Row,
     index: usize,
     what: &'static str,

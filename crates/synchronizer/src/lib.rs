@@ -12,12 +12,19 @@
 //!   configuration, filter, worker id and proxy; [`default_worker_id`].
 //! - [`cycle`]: [`Synchronizer::run_cycle`], one pass: relays claimed per
 //!   network, synced concurrently, leases renewed and released.
-//! - `sync` (private): the sync of one relay: windows walked from its
-//!   cursor and split while full, events stored in batches, the cursor
-//!   advanced after each commit.
-//! - [`connection`]: the WebSocket connection to a relay and the `REQ` loop
-//!   of one window, with its timeouts and the check of every event
-//!   ([`FetchError`] when it fails).
+//! - `sync` (private): the sync of one relay: the forward walk from its
+//!   cursor, its pending ranges, the re-sweep behind its cursor; events
+//!   stored in batches, the cursor advanced after each commit.
+//! - `walk` (private): the windows: walked with `REQ`s and paged while an
+//!   answer may have been cut short by the relay's cap, or reconciled with
+//!   NIP-77 and fetched by id; seconds the relay will not serve whole
+//!   recorded as pending.
+//! - [`state`]: what is learned of each relay ([`RelayState`]: effective
+//!   cap, NIP-77, authentication, re-sweeps) and its pending ranges
+//!   ([`PendingRange`]), in the database.
+//! - [`connection`]: the WebSocket connection to a relay: the `REQ` loop
+//!   with its timeouts and the check of every event, NIP-77 reconciliation
+//!   and NIP-42 authentication ([`FetchError`] when it fails).
 //! - [`filter`]: [`SyncFilter`], the configured filter, its window filters
 //!   and hash, and [`Cursor`], a relay's position.
 //! - [`leases`]: the calls of the `sync_*` functions: [`claim_relays`],
@@ -36,8 +43,10 @@ pub mod filter;
 pub mod leases;
 pub mod report;
 pub mod service;
+pub mod state;
 mod sync;
 pub mod synchronizer;
+mod walk;
 
 pub use config::{
     Concurrency, FilterConfig, LeaseConfig, SyncTimeouts, SynchronizerConfig, SynchronizerFile,
@@ -49,4 +58,8 @@ pub use filter::{Cursor, Mismatch, SyncFilter};
 pub use leases::{advance_cursor, claim_relays, release_relays, renew_leases, Claim, ClaimedRelay};
 pub use report::{CycleReport, Rejections, RelayOutcome, RelayReport, SyncCounts};
 pub use service::SynchronizerService;
+pub use state::{
+    due_pending, nip77_relay_count, pending_count, relay_state, PendingRange, PendingReason,
+    RelayState,
+};
 pub use synchronizer::{default_worker_id, Synchronizer};

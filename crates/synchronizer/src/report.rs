@@ -53,36 +53,71 @@ impl Rejections {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SyncCounts {
     /// `EVENT` messages received in answer to a `REQ`, rejected ones and
-    /// ones fetched again after a split included.
+    /// ones received again (a page overlapping the previous one, a
+    /// re-sweep) included.
     pub received: u64,
-    /// Events newly archived.
+    /// Events newly archived, however they were found.
     pub stored: u64,
+    /// Of `stored`, those found by re-sweeps of the period behind the
+    /// cursor.
+    pub stored_by_resweep: u64,
+    /// Of `stored`, those found by NIP-77 reconciliation (outside
+    /// re-sweeps).
+    pub stored_by_reconcile: u64,
     /// Events accepted that were archived already (from another relay,
     /// say); their provenance is recorded all the same.
     pub duplicates: u64,
-    /// New (event, relay) provenance rows.
+    /// New (event, relay) provenance rows from downloaded events.
     pub relations: u64,
+    /// Events a reconciliation found on the relay that the archive held
+    /// already from other relays: their provenance is recorded without
+    /// downloading them.
+    pub sightings: u64,
     /// Events refused, by reason.
     pub rejected: Rejections,
-    /// `REQ`s answered.
+    /// `REQ`s sent.
+    pub requests: u64,
+    /// Time windows completed (walked or reconciled).
     pub windows: u64,
-    /// Windows split in two because they came back full.
-    pub bisections: u64,
-    /// Single seconds holding more events than the relay returns at once:
-    /// only part of them could be fetched.
-    pub incomplete_seconds: u64,
+    /// `REQ`s that paged further inside a window whose previous answer may
+    /// have been cut short by the relay's cap.
+    pub pages: u64,
+    /// NIP-77 reconciliations completed.
+    pub reconciliations: u64,
+    /// Ranges recorded as pending (a second holding more events than the
+    /// relay returns at once, or events a reconciliation listed that the
+    /// relay did not serve).
+    pub pending_added: u64,
+    /// Pending ranges retried and found complete.
+    pub pending_resolved: u64,
+    /// Re-sweeps completed.
+    pub resweeps: u64,
 }
 
 impl SyncCounts {
     pub(crate) fn add(&mut self, other: &Self) {
         self.received += other.received;
         self.stored += other.stored;
+        self.stored_by_resweep += other.stored_by_resweep;
+        self.stored_by_reconcile += other.stored_by_reconcile;
         self.duplicates += other.duplicates;
         self.relations += other.relations;
+        self.sightings += other.sightings;
         self.rejected.add(&other.rejected);
+        self.requests += other.requests;
         self.windows += other.windows;
-        self.bisections += other.bisections;
-        self.incomplete_seconds += other.incomplete_seconds;
+        self.pages += other.pages;
+        self.reconciliations += other.reconciliations;
+        self.pending_added += other.pending_added;
+        self.pending_resolved += other.pending_resolved;
+        self.resweeps += other.resweeps;
+    }
+
+    /// Events archived from the relay: newly stored or already archived,
+    /// downloaded or recorded as sightings.
+    #[must_use]
+    pub fn archived(&self) -> u64 {
+        self.stored + self.duplicates + self.sightings
     }
 }
 

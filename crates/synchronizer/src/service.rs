@@ -1,12 +1,16 @@
 //! [`SynchronizerService`]: the synchronizer as a service of the runtime,
 //! run with `bigbrotr run synchronizer`.
 
+use anyhow::Context as _;
 use bigbrotr_config::{LoopConfig, NostrConfig, ServiceConfig};
-use bigbrotr_service_runtime::{Counter, Gauge, LoopService, ServiceContext, ServiceFile};
+use bigbrotr_service_runtime::{
+    service_keys, Counter, Gauge, LoopService, ServiceContext, ServiceFile,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::SynchronizerFile;
-use crate::report::{CycleReport, RelayOutcome};
+use crate::report::{CycleReport, RelayOutcome, SyncCounts};
+use crate::state::{nip77_relay_count, pending_count};
 use crate::synchronizer::Synchronizer;
 
 const TARGET: &str = "bigbrotr::synchronizer";
@@ -26,27 +30,33 @@ impl ServiceFile for SynchronizerFile {
     }
 }
 
+/// A counter and the figure of a cycle's totals it adds up.
+type CountedBy = (Counter, fn(&SyncCounts) -> u64);
+
 /// The synchronizer service: each iteration is one
 /// [`Synchronizer::run_cycle`] over the relays it can claim.
 ///
 /// Its metrics, labelled with the service: `bigbrotr_synchronizer_events_received_total`,
-/// `_events_stored_total`, `_events_duplicate_total`, `_relations_stored_total`,
-/// `_events_rejected_total` (with `reason`), `_windows_total`,
-/// `_bisections_total`, `_incomplete_seconds_total`, `_relays_total` (with
-/// `outcome`), and the gauges `_relay_lag_seconds` (with `relay`: how far
-/// behind its cursor was when the relay was last synced; one series per
-/// relay ever synced, so bounded by the number of relays) and
-/// `_max_lag_seconds` (the most lagging relay of the last cycle).
+/// `_events_stored_total`, `_events_stored_by_total` (with `way`: `window`,
+/// `reconcile` or `resweep`), `_events_duplicate_total`,
+/// `_relations_stored_total`, `_sightings_total` (provenance recorded by
+/// reconciliation without a download), `_events_rejected_total` (with
+/// `reason`), `_requests_total` (`REQ`s sent), `_windows_total`,
+/// `_pages_total`, `_reconciliations_total`, `_resweeps_total`,
+/// `_pending_added_total`, `_pending_resolved_total`, `_relays_total` (with
+/// `outcome`), and the gauges `_pending_ranges` (ranges waiting for a
+/// retry, all relays), `_nip77_relays` (relays known to reconcile),
+/// `_relay_lag_seconds` (with `relay`: how far behind its cursor was when
+/// the relay was last synced; one series per relay ever synced, so bounded
+/// by the number of relays) and `_max_lag_seconds` (the most lagging relay
+/// of the last cycle). `/status` shows `pending_ranges` and `nip77_relays`
+/// too.
 #[derive(Debug)]
 pub struct SynchronizerService {
     synchronizer: Synchronizer,
-    received: Counter,
-    stored: Counter,
-    duplicates: Counter,
-    relations: Counter,
-    windows: Counter,
-    bisections: Counter,
-    incomplete: Counter,
+    counters: Vec<CountedBy>,
+    pending: Gauge,
+    nip77: Gauge,
     max_lag: Gauge,
 }
 
@@ -59,13 +69,9 @@ impl SynchronizerService {
 
     fn record(&self, ctx: &ServiceContext<SynchronizerFile>, report: &CycleReport) {
         let totals = &report.totals;
-        self.received.add(totals.received);
-        self.stored.add(totals.stored);
-        self.duplicates.add(totals.duplicates);
-        self.relations.add(totals.relations);
-        self.windows.add(totals.windows);
-        self.bisections.add(totals.bisections);
-        self.incomplete.add(totals.incomplete_seconds);
+        for (counter, value) in &self.counters {
+            counter.add(value(totals));
+        }
         let rejected = &totals.rejected;
         for (reason, count) in [
             ("invalid_id", rejected.invalid_id),
@@ -116,6 +122,19 @@ impl SynchronizerService {
             self.max_lag.set(lag as f64);
         }
     }
+
+    /// Reads the pending ranges and the NIP-77 relays from the archive, for
+    /// `/metrics` and `/status`.
+    async fn record_state(&self, ctx: &ServiceContext<SynchronizerFile>) -> anyhow::Result<()> {
+        let pending = pending_count(ctx.brotr()).await?;
+        let nip77 = nip77_relay_count(ctx.brotr()).await?;
+        self.pending.set(pending as f64);
+        self.nip77.set(nip77 as f64);
+        let status = ctx.status_cell();
+        status.set_detail("pending_ranges", i64::try_from(pending).unwrap_or(i64::MAX));
+        status.set_detail("nip77_relays", i64::try_from(nip77).unwrap_or(i64::MAX));
+        Ok(())
+    }
 }
 
 impl LoopService for SynchronizerService {
@@ -124,32 +143,109 @@ impl LoopService for SynchronizerService {
 
     fn build(ctx: &ServiceContext<SynchronizerFile>) -> anyhow::Result<Self> {
         let config = ctx.config();
-        let synchronizer = Synchronizer::new(&config.synchronizer, &config.nostr)?;
+        let mut synchronizer = Synchronizer::new(&config.synchronizer, &config.nostr)?;
+        if config.synchronizer.auth.enabled {
+            let keys = service_keys(ctx.env(), &config.synchronizer.auth.keys_env, ctx.name())
+                .context("reading the synchronizer's key")?;
+            synchronizer = synchronizer.with_keys(keys);
+        }
         let metrics = ctx.metrics();
         let counter = |name: &str, help: &str| metrics.counter(name, help, &[]);
+        let by = |way: &str| {
+            metrics.counter(
+                "synchronizer_events_stored_by_total",
+                "Events newly archived, by the way they were found.",
+                &[("way", way)],
+            )
+        };
+        let counters: Vec<CountedBy> = vec![
+            (
+                counter("synchronizer_events_received_total", "Events received from relays."),
+                |c| c.received,
+            ),
+            (
+                counter("synchronizer_events_stored_total", "Events newly archived."),
+                |c| c.stored,
+            ),
+            (by("window"), |c| {
+                c.stored - c.stored_by_resweep - c.stored_by_reconcile
+            }),
+            (by("reconcile"), |c| c.stored_by_reconcile),
+            (by("resweep"), |c| c.stored_by_resweep),
+            (
+                counter(
+                    "synchronizer_events_duplicate_total",
+                    "Events received that were already archived.",
+                ),
+                |c| c.duplicates,
+            ),
+            (
+                counter(
+                    "synchronizer_relations_stored_total",
+                    "New (event, relay) provenance rows.",
+                ),
+                |c| c.relations,
+            ),
+            (
+                counter(
+                    "synchronizer_sightings_total",
+                    "Provenance recorded by reconciliation for events archived already, without downloading them.",
+                ),
+                |c| c.sightings,
+            ),
+            (counter("synchronizer_requests_total", "REQs sent."), |c| c.requests),
+            (
+                counter("synchronizer_windows_total", "Time windows completed."),
+                |c| c.windows,
+            ),
+            (
+                counter(
+                    "synchronizer_pages_total",
+                    "REQs paging further inside a window whose answer may have been cut short.",
+                ),
+                |c| c.pages,
+            ),
+            (
+                counter(
+                    "synchronizer_reconciliations_total",
+                    "NIP-77 reconciliations completed.",
+                ),
+                |c| c.reconciliations,
+            ),
+            (
+                counter(
+                    "synchronizer_resweeps_total",
+                    "Re-sweeps of the period behind a relay's cursor completed.",
+                ),
+                |c| c.resweeps,
+            ),
+            (
+                counter(
+                    "synchronizer_pending_added_total",
+                    "Ranges recorded as pending.",
+                ),
+                |c| c.pending_added,
+            ),
+            (
+                counter(
+                    "synchronizer_pending_resolved_total",
+                    "Pending ranges retried and found complete.",
+                ),
+                |c| c.pending_resolved,
+            ),
+        ];
         Ok(Self {
             synchronizer,
-            received: counter(
-                "synchronizer_events_received_total",
-                "Events received from relays.",
+            counters,
+            pending: metrics.gauge(
+                "synchronizer_pending_ranges",
+                "Ranges of relays waiting for a retry because their events could not all be fetched.",
+                &[],
             ),
-            stored: counter("synchronizer_events_stored_total", "Events newly archived."),
-            duplicates: counter(
-                "synchronizer_events_duplicate_total",
-                "Events received that were already archived.",
-            ),
-            relations: counter(
-                "synchronizer_relations_stored_total",
-                "New (event, relay) provenance rows.",
-            ),
-            windows: counter("synchronizer_windows_total", "Time windows requested."),
-            bisections: counter(
-                "synchronizer_bisections_total",
-                "Windows split because they came back full.",
-            ),
-            incomplete: counter(
-                "synchronizer_incomplete_seconds_total",
-                "Single seconds holding more events than could be fetched.",
+            nip77: metrics.gauge(
+                "synchronizer_nip77_relays",
+                "Relays known to reconcile with NIP-77.",
+                &[],
             ),
             max_lag: metrics.gauge(
                 "synchronizer_max_lag_seconds",
@@ -166,6 +262,7 @@ impl LoopService for SynchronizerService {
     ) -> anyhow::Result<()> {
         let report = self.synchronizer.run_cycle(ctx.brotr(), cancel).await?;
         self.record(ctx, &report);
+        self.record_state(ctx).await?;
         let totals = &report.totals;
         tracing::info!(
             target: TARGET,
@@ -175,6 +272,9 @@ impl LoopService for SynchronizerService {
             stored = totals.stored,
             duplicates = totals.duplicates,
             relations = totals.relations,
+            sightings = totals.sightings,
+            requests = totals.requests,
+            pending_added = totals.pending_added,
             cut_off = report.cut_off(),
             failed = report.failed(),
             max_lag = report.max_lag(),

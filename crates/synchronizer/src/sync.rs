@@ -1,6 +1,8 @@
-//! The sync of one relay: its windows walked from its cursor, split while
-//! they come back full, their events stored in batches, and the cursor
-//! advanced after each batch is committed.
+//! The sync of one relay: its windows walked from its cursor (paged while
+//! an answer may have been cut short, or reconciled with NIP-77), its
+//! pending ranges retried, the period behind its cursor re-swept now and
+//! then, its events stored in batches, and the cursor advanced after each
+//! commit. The window logic itself is in `walk`.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,10 +13,11 @@ use nostr::Event;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::connection::{FetchError, Fetched, Limits, RelayConnection};
+use crate::connection::{Auth, FetchError, Limits, RelayConnection};
 use crate::filter::{created_at, sort_events, Cursor};
 use crate::leases::{advance_cursor, ClaimedRelay};
 use crate::report::{Rejections, RelayOutcome, RelayReport, SyncCounts};
+use crate::state::{relay_state, save_relay_state, RelayState};
 use crate::synchronizer::{Inner, TARGET};
 
 /// When the leases of a cycle are known to be valid until: the start of
@@ -47,10 +50,22 @@ impl LeaseClock {
     }
 }
 
+/// How events were found, for the counts of what each way archives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// Windows walked with `REQ`s, pending ranges retried.
+    Window,
+    /// Ids a reconciliation found missing.
+    Reconcile,
+    /// The period behind the cursor, walked again.
+    Resweep,
+}
+
 /// Events waiting to be stored, and the position they take the cursor to.
-struct Batch {
-    items: Vec<(Event, bigbrotr_brotr::RelayId, i64)>,
-    position: Option<Cursor>,
+pub(crate) struct Batch {
+    pub(crate) items: Vec<(Event, bigbrotr_brotr::RelayId, i64)>,
+    pub(crate) source: Source,
+    pub(crate) position: Option<Cursor>,
 }
 
 /// The sync of one claimed relay.
@@ -62,6 +77,27 @@ pub(crate) struct RelaySync {
     pub(crate) lease: Arc<LeaseClock>,
 }
 
+/// The state of one relay's sync while its connection is open.
+pub(crate) struct Session<'a> {
+    pub(crate) sync: &'a RelaySync,
+    pub(crate) connection: RelayConnection,
+    pub(crate) batch: Batch,
+    pub(crate) report: RelayReport,
+    pub(crate) state: RelayState,
+    /// The `limit` of a `REQ`.
+    pub(crate) limit: usize,
+    pub(crate) limits: Limits,
+    pub(crate) lease_margin: Duration,
+    /// Events of the first second covered by an old cursor's event id.
+    pub(crate) skip: Option<Cursor>,
+    /// Whether windows are reconciled (NIP-77) rather than walked.
+    pub(crate) reconciling: bool,
+    /// Whether a reconciliation has worked on this connection.
+    pub(crate) reconciled: bool,
+    /// When the sync began (Unix seconds).
+    pub(crate) now: i64,
+}
+
 impl RelaySync {
     /// Syncs the relay until it is caught up, its time runs out, it fails or
     /// misbehaves, its lease is lost or the cycle is cancelled; what was
@@ -69,9 +105,8 @@ impl RelaySync {
     pub(crate) async fn run(self) -> anyhow::Result<RelayReport> {
         let config = &self.inner.config;
         let started = Instant::now();
-        let deadline = started + config.timeouts.total;
-        let end = bigbrotr_utils::now_timestamp()
-            .saturating_sub(i64::try_from(config.end_lag.as_secs()).unwrap_or(i64::MAX));
+        let now = bigbrotr_utils::now_timestamp();
+        let end = now.saturating_sub(i64::try_from(config.end_lag.as_secs()).unwrap_or(i64::MAX));
         let filter_hash = *self.inner.filter.hash();
         let cursor = if self.relay.filter_hash == Some(filter_hash) {
             self.relay.cursor
@@ -85,7 +120,7 @@ impl RelaySync {
             }
             None
         };
-        let mut report = RelayReport {
+        let report = RelayReport {
             relay_id: self.relay.relay_id,
             url: self.relay.url.clone(),
             network: self.relay.network,
@@ -94,6 +129,9 @@ impl RelaySync {
             lag: None,
             outcome: RelayOutcome::CaughtUp,
         };
+        let mut state = relay_state(&self.brotr, self.relay.relay_id)
+            .await
+            .with_context(|| format!("reading the sync state of {}", self.relay.url))?;
         let mut since = config.start_time;
         let mut skip = None;
         if let Some(cursor) = cursor {
@@ -102,9 +140,34 @@ impl RelaySync {
                 skip = cursor.event_id.map(|_| cursor);
             }
         }
-        if since <= end {
-            report.outcome = self.walk(since, skip, end, deadline, &mut report).await?;
+        if cursor.is_none() {
+            // A first walk covers the lookback period itself.
+            state.resweep_at = Some(now);
         }
+        let deadline = started + config.timeouts.total;
+        let (mut report, outcome) = match self.open(report, state, skip, now, deadline).await {
+            Ok(mut session) => {
+                let outcome = session.sync(since, end).await?;
+                let (report, learned, outcome) = session.finish(outcome).await?;
+                state = learned;
+                (report, outcome)
+            }
+            Err((report, outcome)) => (report, outcome),
+        };
+        if let RelayOutcome::Failed(FetchError::AuthRefused(_)) = &outcome {
+            state.auth_refused_at = Some(now);
+        }
+        if outcome != RelayOutcome::LeaseLost {
+            save_relay_state(
+                &self.brotr,
+                &self.inner.worker_id,
+                self.relay.relay_id,
+                &state,
+            )
+            .await
+            .with_context(|| format!("recording the sync state of {}", self.relay.url))?;
+        }
+        report.outcome = outcome;
         report.lag = report
             .cursor
             .map(|cursor| end.saturating_sub(cursor.created_at).max(0));
@@ -116,10 +179,17 @@ impl RelaySync {
             received = counts.received,
             stored = counts.stored,
             duplicates = counts.duplicates,
+            sightings = counts.sightings,
             rejected = counts.rejected.total(),
+            requests = counts.requests,
             windows = counts.windows,
-            bisections = counts.bisections,
-            incomplete_seconds = counts.incomplete_seconds,
+            pages = counts.pages,
+            reconciliations = counts.reconciliations,
+            pending_added = counts.pending_added,
+            pending_resolved = counts.pending_resolved,
+            resweeps = counts.resweeps,
+            cap = ?state.effective_cap,
+            nip77 = ?state.nip77,
             lag = ?report.lag,
             elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             "relay synced"
@@ -127,276 +197,294 @@ impl RelaySync {
         Ok(report)
     }
 
-    /// Walks the windows from `since` to `end`, skipping what `skip` covers
-    /// in the first second.
-    async fn walk(
+    /// Opens the connection: a session, or the outcome of a relay that
+    /// could not be reached.
+    async fn open(
         &self,
-        mut since: i64,
-        mut skip: Option<Cursor>,
-        end: i64,
+        report: RelayReport,
+        state: RelayState,
+        skip: Option<Cursor>,
+        now: i64,
         deadline: Instant,
-        report: &mut RelayReport,
-    ) -> anyhow::Result<RelayOutcome> {
+    ) -> Result<Session<'_>, (RelayReport, RelayOutcome)> {
         let config = &self.inner.config;
         let proxy = match self.relay.network {
             Network::Clearnet => None,
             Network::Tor => match self.inner.proxy().await {
                 Ok(proxy) => Some(proxy),
-                Err(reason) => return Ok(RelayOutcome::Failed(FetchError::Connect(reason))),
+                Err(reason) => {
+                    return Err((report, RelayOutcome::Failed(FetchError::Connect(reason))))
+                }
             },
         };
-        let mut connection =
-            match RelayConnection::open(&self.relay.url, proxy, self.inner.connect_timeout).await {
+        let refused_recently = state.auth_refused_at.is_some_and(|at| {
+            now.saturating_sub(at) < i64::try_from(config.auth.retry_after.as_secs()).unwrap_or(0)
+        });
+        let auth = config.auth.enabled.then(|| Auth {
+            keys: Arc::clone(&self.inner.keys),
+            allowed: !refused_recently,
+        });
+        let connection =
+            match RelayConnection::open(&self.relay.url, proxy, self.inner.connect_timeout, auth)
+                .await
+            {
                 Ok(connection) => connection,
-                Err(error) => return Ok(RelayOutcome::Failed(error)),
+                Err(error) => return Err((report, RelayOutcome::Failed(error))),
             };
         let limit = match self.relay.max_limit {
             Some(max) if max > 0 => config.limit.min(usize::try_from(max).unwrap_or(usize::MAX)),
             _ => config.limit,
         };
-        let second_limit = config.second_limit.max(limit);
-        let limits = Limits {
-            request: config.timeouts.request,
-            idle: config.timeouts.idle,
-            deadline,
+        let recheck = i64::try_from(config.nip77.recheck.as_secs()).unwrap_or(i64::MAX);
+        let probe_due = state
+            .nip77_checked_at
+            .is_none_or(|at| now.saturating_sub(at) >= recheck);
+        let reconciling = config.nip77.enabled && (state.nip77 == Some(true) || probe_due);
+        Ok(Session {
+            sync: self,
+            connection,
+            batch: Batch {
+                items: Vec::with_capacity(config.batch_size.min(10_000)),
+                source: Source::Window,
+                position: None,
+            },
+            report,
+            state,
+            limit,
+            limits: Limits {
+                request: config.timeouts.request,
+                idle: config.timeouts.idle,
+                deadline,
+            },
+            lease_margin: config.timeouts.request.min(config.lease.duration / 3),
+            skip,
+            reconciling,
+            reconciled: false,
+            now,
+        })
+    }
+}
+
+impl Session<'_> {
+    /// The forward walk from `since` to `end`, then the pending ranges,
+    /// then the re-sweep when one is due.
+    async fn sync(&mut self, since: i64, end: i64) -> anyhow::Result<RelayOutcome> {
+        let config = &self.sync.inner.config;
+        let walked_from = since;
+        let mut outcome = if since <= end {
+            self.walk(since, end, false).await?
+        } else {
+            RelayOutcome::CaughtUp
         };
-        let lease_margin = config.timeouts.request.min(config.lease.duration / 3);
-        let mut batch = Batch {
-            items: Vec::with_capacity(config.batch_size.min(10_000)),
-            position: None,
-        };
-        let mut length = i64::try_from(config.window.as_secs())
-            .unwrap_or(i64::MAX)
-            .max(1);
-        let outcome = 'walk: loop {
-            if since > end {
-                break RelayOutcome::CaughtUp;
-            }
-            if self.cancel.is_cancelled() {
-                break RelayOutcome::Cancelled;
-            }
-            if !self.lease.valid(lease_margin) {
-                break RelayOutcome::LeaseLost;
-            }
-            let until = since.saturating_add(length - 1).min(end);
-            let mut fetched = match self
-                .fetch(&mut connection, since, until, limit, limits, report)
-                .await
-            {
-                Ok(fetched) => fetched,
-                Err(outcome) => break outcome,
-            };
-            if !fetched.complete {
-                if until > since {
-                    // Split: the first half now, the rest afterwards.
-                    length = ((until - since + 1) / 2).max(1);
-                    report.counts.bisections += 1;
-                    continue;
-                }
-                if second_limit > limit {
-                    let first = fetched.received;
-                    fetched = match self
-                        .fetch(&mut connection, since, until, second_limit, limits, report)
-                        .await
-                    {
-                        Ok(fetched) => fetched,
-                        Err(outcome) => break outcome,
-                    };
-                    // No more than the first time: the relay caps what it
-                    // returns at that, whatever is asked.
-                    if fetched.received <= first {
-                        fetched.complete = false;
-                    }
-                }
-                if !fetched.complete {
-                    report.counts.incomplete_seconds += 1;
-                    tracing::warn!(
-                        target: TARGET,
-                        url = %self.relay.url,
-                        second = since,
-                        fetched = fetched.events.len(),
-                        limit = second_limit,
-                        "one second holds more events than the relay returns at once: only part of them is archived"
-                    );
-                }
-            }
-            let seen_at = bigbrotr_utils::now_timestamp();
-            let received = fetched.received;
-            let mut events = fetched.events;
-            if let Some(skip) = skip.take() {
-                events.retain(|event| !skip.covers(created_at(event), &event.id));
-            }
-            if !self.brotr.config().enable_event_validation {
-                events = self.validate(events, &mut report.counts.rejected).await?;
-            }
-            sort_events(&mut events);
-            for event in events {
-                let position = Cursor::at(&event);
-                batch.items.push((event, self.relay.relay_id, seen_at));
-                if batch.items.len() >= config.batch_size {
-                    batch.position = Some(position);
-                    if !self.flush(&mut batch, report).await? {
-                        break 'walk RelayOutcome::LeaseLost;
-                    }
-                }
-            }
-            batch.position = Some(Cursor::end_of(until));
-            since = until.saturating_add(1);
-            if received.saturating_mul(2) < u64::try_from(limit).unwrap_or(u64::MAX) {
-                length = length.saturating_mul(2);
-            }
-            if report.counts.rejected.total() > config.max_rejected {
-                break RelayOutcome::CutOff;
-            }
-        };
-        connection.close().await;
-        if outcome != RelayOutcome::LeaseLost && !self.flush(&mut batch, report).await? {
-            return Ok(RelayOutcome::LeaseLost);
+        if outcome == RelayOutcome::CaughtUp {
+            outcome = self.retry_pending().await?;
         }
-        if outcome == RelayOutcome::CutOff {
-            tracing::warn!(
-                target: TARGET,
-                url = %self.relay.url,
-                rejected = report.counts.rejected.total(),
-                max_rejected = config.max_rejected,
-                "relay cut off for this cycle: too many rejected events"
-            );
+        let lookback = i64::try_from(config.resweep.lookback.as_secs()).unwrap_or(i64::MAX);
+        let interval = i64::try_from(config.resweep.interval.as_secs()).unwrap_or(i64::MAX);
+        let due = lookback > 0
+            && self
+                .state
+                .resweep_at
+                .is_none_or(|at| self.now.saturating_sub(at) >= interval);
+        if outcome == RelayOutcome::CaughtUp && due {
+            if let Some(cursor) = self.report.cursor {
+                // The last second archived whole, and the part of the
+                // lookback this cycle's forward walk did not just cover.
+                let to = cursor.next_second().saturating_sub(1).min(walked_from - 1);
+                let from = cursor
+                    .next_second()
+                    .saturating_sub(lookback)
+                    .max(config.start_time);
+                if from <= to {
+                    if !self.flush_to(Source::Resweep).await? {
+                        return Ok(RelayOutcome::LeaseLost);
+                    }
+                    outcome = self.walk(from, to, true).await?;
+                    if outcome == RelayOutcome::CaughtUp {
+                        self.report.counts.resweeps += 1;
+                    }
+                }
+                if outcome == RelayOutcome::CaughtUp {
+                    self.state.resweep_at = Some(self.now);
+                }
+            }
         }
         Ok(outcome)
     }
 
-    /// One `REQ`, counted; a failure ends the walk with its outcome.
-    async fn fetch(
-        &self,
-        connection: &mut RelayConnection,
-        since: i64,
-        until: i64,
-        limit: usize,
-        limits: Limits,
-        report: &mut RelayReport,
-    ) -> Result<Fetched, RelayOutcome> {
-        match connection
-            .fetch(
-                &self.inner.filter,
-                since,
-                until,
-                limit,
-                limits,
-                &self.cancel,
-            )
-            .await
-        {
-            Ok(fetched) => {
-                let counts = &mut report.counts;
-                counts.windows += 1;
-                counts.received += fetched.received;
-                counts.rejected.outside_window += fetched.outside_window;
-                counts.rejected.filter_mismatch += fetched.filter_mismatch;
-                counts.rejected.repeated += fetched.repeated;
-                counts.rejected.malformed += fetched.malformed;
-                if fetched.refused() > 0 {
-                    tracing::debug!(
-                        target: TARGET,
-                        url = %self.relay.url,
-                        since,
-                        until,
-                        refused = fetched.refused(),
-                        "the relay served events that do not answer the request"
-                    );
-                }
-                Ok(fetched)
-            }
-            Err(FetchError::Cancelled) => Err(RelayOutcome::Cancelled),
-            Err(FetchError::TotalTimeout) => Err(RelayOutcome::TimeUp),
-            Err(error) => {
-                tracing::info!(
-                    target: TARGET,
-                    url = %self.relay.url,
-                    since,
-                    until,
-                    error = %error,
-                    "relay left for this cycle"
-                );
-                Err(RelayOutcome::Failed(error))
-            }
+    /// Stores what is left of the batch and closes the connection; hands
+    /// back the report, what was learned of the relay, and the outcome.
+    async fn finish(
+        mut self,
+        mut outcome: RelayOutcome,
+    ) -> anyhow::Result<(RelayReport, RelayState, RelayOutcome)> {
+        if outcome != RelayOutcome::LeaseLost && !self.flush().await? {
+            outcome = RelayOutcome::LeaseLost;
         }
+        if self.connection.auth_refused {
+            self.state.auth_refused_at = Some(self.now);
+        }
+        self.report.counts.requests = self.connection.requests;
+        if outcome == RelayOutcome::CutOff {
+            tracing::warn!(
+                target: TARGET,
+                url = %self.sync.relay.url,
+                rejected = self.report.counts.rejected.total(),
+                max_rejected = self.sync.inner.config.max_rejected,
+                "relay cut off for this cycle: too many rejected events"
+            );
+        }
+        let Session {
+            connection,
+            report,
+            state,
+            ..
+        } = self;
+        connection.close().await;
+        Ok((report, state, outcome))
     }
 
-    /// Checks ids and signatures here when the archive does not (event
-    /// validation off), on the blocking threads.
-    async fn validate(
-        &self,
-        events: Vec<Event>,
-        rejected: &mut Rejections,
-    ) -> anyhow::Result<Vec<Event>> {
-        let checked = tokio::task::spawn_blocking(move || {
-            events
-                .into_iter()
-                .map(|event| {
-                    let check = validate_event(&event);
-                    (event, check)
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-        .context("validating events")?;
-        let mut valid = Vec::with_capacity(checked.len());
-        for (event, check) in checked {
-            match check {
-                Ok(()) => valid.push(event),
-                Err(reason) => count_rejection(rejected, reason),
+    /// Whether the sync must stop before its next step, and why.
+    pub(crate) fn interrupted(&self) -> Option<RelayOutcome> {
+        if self.sync.cancel.is_cancelled() {
+            return Some(RelayOutcome::Cancelled);
+        }
+        if !self.sync.lease.valid(self.lease_margin) {
+            return Some(RelayOutcome::LeaseLost);
+        }
+        if self.report.counts.rejected.total() > self.sync.inner.config.max_rejected {
+            return Some(RelayOutcome::CutOff);
+        }
+        None
+    }
+
+    /// Stores `events` found by `source`: checked here when the archive does
+    /// not check them, those an old cursor covers left out, in cursor order.
+    /// Returns `false` when the lease was lost.
+    pub(crate) async fn store(
+        &mut self,
+        mut events: Vec<Event>,
+        source: Source,
+    ) -> anyhow::Result<bool> {
+        if events.is_empty() {
+            return Ok(true);
+        }
+        if let Some(skip) = self.skip {
+            events.retain(|event| !skip.covers(created_at(event), &event.id));
+        }
+        if !self.sync.brotr.config().enable_event_validation {
+            events = validate(events, &mut self.report.counts.rejected).await?;
+        }
+        if !self.flush_to(source).await? {
+            return Ok(false);
+        }
+        sort_events(&mut events);
+        let seen_at = bigbrotr_utils::now_timestamp();
+        let batch_size = self.sync.inner.config.batch_size;
+        for event in events {
+            self.batch
+                .items
+                .push((event, self.sync.relay.relay_id, seen_at));
+            if self.batch.items.len() >= batch_size && !self.flush().await? {
+                return Ok(false);
             }
         }
-        Ok(valid)
+        Ok(true)
+    }
+
+    /// Flushes the batch when its events were found another way than
+    /// `source`, so that each way is counted apart.
+    async fn flush_to(&mut self, source: Source) -> anyhow::Result<bool> {
+        if self.batch.source != source {
+            if !self.flush().await? {
+                return Ok(false);
+            }
+            self.batch.source = source;
+        }
+        Ok(true)
     }
 
     /// Stores the batch, then moves the cursor to its position. Returns
     /// `false` when the lease was lost (the events are stored, the cursor
     /// is not moved).
-    async fn flush(&self, batch: &mut Batch, report: &mut RelayReport) -> anyhow::Result<bool> {
-        if !batch.items.is_empty() {
-            let stored = self
+    pub(crate) async fn flush(&mut self) -> anyhow::Result<bool> {
+        let sync = self.sync;
+        if !self.batch.items.is_empty() {
+            let stored = sync
                 .brotr
-                .insert_event_batch_seen(&batch.items)
+                .insert_event_batch_seen(&self.batch.items)
                 .await
                 .with_context(|| {
-                    format!("storing {} events of {}", batch.items.len(), self.relay.url)
+                    format!(
+                        "storing {} events of {}",
+                        self.batch.items.len(),
+                        sync.relay.url
+                    )
                 })?;
-            let counts = &mut report.counts;
+            let counts = &mut self.report.counts;
             counts.stored += stored.stored;
+            match self.batch.source {
+                Source::Window => {}
+                Source::Reconcile => counts.stored_by_reconcile += stored.stored,
+                Source::Resweep => counts.stored_by_resweep += stored.stored,
+            }
             counts.duplicates += stored.duplicates;
             counts.relations += stored.relations_stored;
             for rejected in &stored.rejected {
                 count_rejection(&mut counts.rejected, rejected.reason);
             }
-            batch.items.clear();
+            self.batch.items.clear();
         }
-        let Some(position) = batch.position.take() else {
+        let Some(position) = self.batch.position.take() else {
             return Ok(true);
         };
-        if report.cursor == Some(position) {
+        if self.report.cursor == Some(position) {
             return Ok(true);
         }
         let held = advance_cursor(
-            &self.brotr,
-            &self.inner.worker_id,
-            self.relay.relay_id,
+            &sync.brotr,
+            &sync.inner.worker_id,
+            sync.relay.relay_id,
             &position,
-            self.inner.filter.hash(),
+            sync.inner.filter.hash(),
         )
         .await
-        .with_context(|| format!("advancing the cursor of {}", self.relay.url))?;
+        .with_context(|| format!("advancing the cursor of {}", sync.relay.url))?;
         if held {
-            report.cursor = Some(position);
+            self.report.cursor = Some(position);
         } else {
             tracing::warn!(
                 target: TARGET,
-                url = %self.relay.url,
+                url = %sync.relay.url,
                 "the relay's lease was taken by another worker: leaving it"
             );
         }
         Ok(held)
     }
+}
+
+/// Checks ids and signatures here when the archive does not (event
+/// validation off), on the blocking threads.
+async fn validate(events: Vec<Event>, rejected: &mut Rejections) -> anyhow::Result<Vec<Event>> {
+    let checked = tokio::task::spawn_blocking(move || {
+        events
+            .into_iter()
+            .map(|event| {
+                let check = validate_event(&event);
+                (event, check)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .context("validating events")?;
+    let mut valid = Vec::with_capacity(checked.len());
+    for (event, check) in checked {
+        match check {
+            Ok(()) => valid.push(event),
+            Err(reason) => count_rejection(rejected, reason),
+        }
+    }
+    Ok(valid)
 }
 
 fn count_rejection(rejected: &mut Rejections, reason: RejectReason) {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use bigbrotr_brotr::Network;
 use bigbrotr_config::{NostrConfig, Problems};
+use nostr::Keys;
 
 use crate::config::SynchronizerConfig;
 use crate::error::{Error, Result};
@@ -25,12 +26,15 @@ pub struct Synchronizer {
     pub(crate) inner: Arc<Inner>,
 }
 
+#[derive(Clone)]
 pub(crate) struct Inner {
     pub(crate) config: SynchronizerConfig,
     pub(crate) filter: SyncFilter,
     pub(crate) worker_id: String,
     pub(crate) socks5: Option<(String, u16)>,
     pub(crate) connect_timeout: Duration,
+    /// The keys it authenticates with (NIP-42).
+    pub(crate) keys: Arc<Keys>,
 }
 
 impl fmt::Debug for Synchronizer {
@@ -71,8 +75,28 @@ impl Synchronizer {
                     .socks5_host_port()
                     .map(|(host, port)| (host.to_owned(), port)),
                 connect_timeout: nostr.timeout,
+                keys: Arc::new(Keys::generate()),
             }),
         })
+    }
+
+    /// The same synchronizer, authenticating to relays (NIP-42) with `keys`
+    /// rather than with keys generated for this run.
+    #[must_use]
+    pub fn with_keys(self, keys: Keys) -> Self {
+        let inner = Arc::unwrap_or_clone(self.inner);
+        Self {
+            inner: Arc::new(Inner {
+                keys: Arc::new(keys),
+                ..inner
+            }),
+        }
+    }
+
+    /// The public key it authenticates with.
+    #[must_use]
+    pub fn public_key(&self) -> nostr::PublicKey {
+        self.inner.keys.public_key()
     }
 
     /// Its configuration.

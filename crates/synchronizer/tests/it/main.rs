@@ -4,6 +4,7 @@
 //! database per test through the development PgBouncer.
 
 mod archive;
+mod complete;
 mod config;
 mod leases;
 mod rejects;

@@ -75,13 +75,14 @@ async fn a_cancelled_cycle_commits_what_it_completed_and_the_next_archives_exact
         "{stored_first}"
     );
 
-    // The cursor covers exactly what was committed.
+    // The cursor covers only what was committed; events of the window in
+    // progress are committed too, ahead of it.
     let (cursor, lease) = fixture.cursor(relay_id).await;
     assert_eq!(lease, None, "released on cancellation");
     assert_eq!(cursor, relay_report.cursor);
     let archived = fixture.relay_event_ids(relay_id).await;
     assert_eq!(archived.len() as u64, stored_first);
-    assert_eq!(covered(&events, cursor), archived);
+    assert!(covered(&events, cursor).is_subset(&archived));
 
     let second = sync
         .run_cycle(&fixture.brotr, &CancellationToken::new())
@@ -89,13 +90,14 @@ async fn a_cancelled_cycle_commits_what_it_completed_and_the_next_archives_exact
         .expect("a cycle");
     assert!(!second.cancelled);
     assert_eq!(second.totals.stored, EVENTS as u64 - stored_first);
+    // Reconciliation leaves out what is archived from the relay already.
     assert_eq!(second.totals.duplicates, 0, "no work done twice");
     assert_eq!(fixture.relay_event_ids(relay_id).await, ids(&events));
     assert_eq!(fixture.event_count().await, EVENTS as i64);
 }
 
 #[tokio::test]
-async fn a_worker_stopped_dead_loses_nothing_and_repeats_at_most_one_batch() {
+async fn a_worker_stopped_dead_loses_nothing_and_fetches_nothing_twice() {
     let keys = Keys::generate();
     let events = notes(&keys, EVENTS, 0, 11);
     let relay = TestRelay::start(&events, None).await;
@@ -123,7 +125,6 @@ async fn a_worker_stopped_dead_loses_nothing_and_repeats_at_most_one_batch() {
         committed.is_subset(&archived),
         "the cursor passed uncommitted events"
     );
-    assert!(archived.len() - committed.len() <= config.batch_size);
 
     // The same worker, restarted, takes its relay back at once.
     let second = sync
@@ -131,7 +132,10 @@ async fn a_worker_stopped_dead_loses_nothing_and_repeats_at_most_one_batch() {
         .await
         .expect("a cycle");
     assert_eq!(second.relays.len(), 1);
-    assert!(second.totals.duplicates <= config.batch_size as u64);
+    assert_eq!(
+        second.totals.duplicates, 0,
+        "reconciled: nothing fetched twice"
+    );
     assert_eq!(
         second.totals.stored,
         (EVENTS - archived.len()) as u64,

@@ -13,11 +13,14 @@ use async_wsocket::native::Message;
 use bigbrotr_brotr::{Brotr, RelayId};
 use bigbrotr_config::{BrotrConfig, NostrConfig, PoolConfig, RetryConfig};
 use bigbrotr_pool::{ConnectionPool, Type};
-use bigbrotr_synchronizer::{Cursor, Synchronizer, SynchronizerConfig};
+use bigbrotr_synchronizer::{
+    due_pending, relay_state, Cursor, PendingRange, RelayState, Synchronizer, SynchronizerConfig,
+};
 use bigbrotr_test_support::TestDb;
 use nostr::{Event, EventBuilder, EventId, JsonUtil, Keys, Kind, Timestamp};
 use nostr_relay_builder::prelude::{
     MemoryDatabase, MemoryDatabaseOptions, NostrDatabase, RateLimit, RelayBuilder,
+    RelayBuilderNip42, RelayBuilderNip42Mode,
 };
 use nostr_relay_builder::LocalRelay;
 use serde_json::{json, Value};
@@ -55,10 +58,17 @@ pub(crate) fn note(keys: &Keys, kind: u16, created_at: i64, content: &str) -> Ev
 pub(crate) struct TestRelay {
     pub(crate) url: String,
     relay: LocalRelay,
+    database: MemoryDatabase,
 }
 
 impl TestRelay {
     pub(crate) async fn start(events: &[Event], max_limit: Option<usize>) -> Self {
+        Self::with(events, max_limit, false).await
+    }
+
+    /// A relay that, with `auth`, serves nobody who has not authenticated
+    /// (NIP-42).
+    pub(crate) async fn with(events: &[Event], max_limit: Option<usize>, auth: bool) -> Self {
         let database = MemoryDatabase::with_opts(MemoryDatabaseOptions {
             events: true,
             max_events: None,
@@ -67,7 +77,7 @@ impl TestRelay {
             database.save_event(event).await.expect("saved");
         }
         let mut builder = RelayBuilder::default()
-            .database(database)
+            .database(database.clone())
             .rate_limit(RateLimit {
                 max_reqs: 1000,
                 notes_per_minute: 100_000,
@@ -75,10 +85,27 @@ impl TestRelay {
         if let Some(max) = max_limit {
             builder = builder.max_filter_limit(max);
         }
+        if auth {
+            builder = builder.nip42(RelayBuilderNip42 {
+                mode: RelayBuilderNip42Mode::Both,
+            });
+        }
         let relay = LocalRelay::new(builder);
         relay.run().await.expect("the relay starts");
         let url = relay.url().await.as_str_without_trailing_slash().to_owned();
-        Self { url, relay }
+        Self {
+            url,
+            relay,
+            database,
+        }
+    }
+
+    /// Adds `events` to what the relay holds, as if they had just reached
+    /// it.
+    pub(crate) async fn add(&self, events: &[Event]) {
+        for event in events {
+            self.database.save_event(event).await.expect("saved");
+        }
     }
 }
 
@@ -103,6 +130,22 @@ pub(crate) struct Script {
     pub(crate) drip: bool,
     /// Wait this long before answering each `REQ`.
     pub(crate) delay: Duration,
+    /// How a `NEG-OPEN` is answered.
+    pub(crate) nip77: Nip77Answer,
+    /// Close every `REQ` with `auth-required:` and refuse every `AUTH`.
+    pub(crate) refuse_auth: bool,
+}
+
+/// How the fake relay answers `NEG-OPEN`: it never reconciles.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Nip77Answer {
+    /// A `NOTICE`, as relays that do not know the message do.
+    #[default]
+    Notice,
+    /// `NEG-ERR`.
+    NegErr,
+    /// Nothing at all.
+    Silent,
 }
 
 /// A relay speaking just enough NIP-01 to serve what its [`Script`] says,
@@ -149,14 +192,45 @@ async fn serve(stream: TcpStream, script: &Script) -> Result<(), Box<dyn std::er
         let Ok(Value::Array(parts)) = serde_json::from_str::<Value>(text.as_str()) else {
             continue;
         };
-        if parts.first().and_then(Value::as_str) != Some("REQ") {
-            continue;
-        }
         let id = parts
             .get(1)
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
+        match parts.first().and_then(Value::as_str) {
+            Some("REQ") => {}
+            Some("NEG-OPEN") => {
+                let answer = match script.nip77 {
+                    Nip77Answer::Notice => json!(["NOTICE", "unknown message type"]),
+                    Nip77Answer::NegErr => json!(["NEG-ERR", id, "error: not supported"]),
+                    Nip77Answer::Silent => continue,
+                };
+                socket
+                    .send(Message::Text(answer.to_string().into()))
+                    .await?;
+                continue;
+            }
+            Some("AUTH") => {
+                let event_id = parts[1]["id"].as_str().unwrap_or_default().to_owned();
+                let answer = json!(["OK", event_id, false, "restricted: not on the list"]);
+                socket
+                    .send(Message::Text(answer.to_string().into()))
+                    .await?;
+                continue;
+            }
+            _ => continue,
+        }
+        if script.refuse_auth {
+            for answer in [
+                json!(["AUTH", "challenge-1"]),
+                json!(["CLOSED", id, "auth-required: members only"]),
+            ] {
+                socket
+                    .send(Message::Text(answer.to_string().into()))
+                    .await?;
+            }
+            continue;
+        }
         let filter = parts.get(2).cloned().unwrap_or(Value::Null);
         if script.silent {
             continue;
@@ -360,6 +434,19 @@ impl Fixture {
         rows.iter()
             .map(|row| EventId::from_slice(row.get::<_, &[u8]>(0)).expect("an id"))
             .collect()
+    }
+
+    /// The pending ranges of `relay`.
+    pub(crate) async fn pending(&self, relay: RelayId) -> Vec<PendingRange> {
+        let hash = *synchronizer(&sync_config("any")).filter().hash();
+        due_pending(&self.brotr, relay, &hash, 1000)
+            .await
+            .expect("read")
+    }
+
+    /// What the synchronizer learned of `relay`.
+    pub(crate) async fn state(&self, relay: RelayId) -> RelayState {
+        relay_state(&self.brotr, relay).await.expect("read")
     }
 
     /// The stored cursor of `relay` and the worker holding its lease.
