@@ -143,6 +143,8 @@ pub(crate) struct RelayConnection {
     pub(crate) auth_refused: bool,
     /// `REQ`s sent (repeats after authenticating included).
     pub(crate) requests: u64,
+    /// Bytes of the text messages received.
+    pub(crate) bytes_received: u64,
 }
 
 /// The next message read, or why there is none.
@@ -179,6 +181,7 @@ impl RelayConnection {
                 authenticated: false,
                 auth_refused: false,
                 requests: 0,
+                bytes_received: 0,
             }),
             Ok(Err(error)) => Err(FetchError::Connect(error.to_string())),
             Err(_elapsed) => Err(FetchError::Connect(format!(
@@ -480,7 +483,10 @@ impl RelayConnection {
                 Ok(Some(Ok(message))) => message,
             };
             match message {
-                Message::Text(text) => return Ok(Next::Text(text.to_string())),
+                Message::Text(text) => {
+                    self.bytes_received += text.len() as u64;
+                    return Ok(Next::Text(text.to_string()));
+                }
                 Message::Close(frame) => {
                     return Err(FetchError::Disconnected(match frame {
                         Some(frame) => format!("closed by the relay: {}", frame.reason),

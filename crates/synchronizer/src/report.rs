@@ -77,6 +77,8 @@ pub struct SyncCounts {
     pub rejected: Rejections,
     /// `REQ`s sent.
     pub requests: u64,
+    /// Bytes of the messages received from relays.
+    pub bytes_received: u64,
     /// Time windows completed (walked or reconciled).
     pub windows: u64,
     /// `REQ`s that paged further inside a window whose previous answer may
@@ -105,6 +107,7 @@ impl SyncCounts {
         self.sightings += other.sightings;
         self.rejected.add(&other.rejected);
         self.requests += other.requests;
+        self.bytes_received += other.bytes_received;
         self.windows += other.windows;
         self.pages += other.pages;
         self.reconciliations += other.reconciliations;

@@ -41,7 +41,8 @@ type CountedBy = (Counter, fn(&SyncCounts) -> u64);
 /// `reconcile` or `resweep`), `_events_duplicate_total`,
 /// `_relations_stored_total`, `_sightings_total` (provenance recorded by
 /// reconciliation without a download), `_events_rejected_total` (with
-/// `reason`), `_requests_total` (`REQ`s sent), `_windows_total`,
+/// `reason`), `_requests_total` (`REQ`s sent), `_received_bytes_total`,
+/// `_windows_total`,
 /// `_pages_total`, `_reconciliations_total`, `_resweeps_total`,
 /// `_pending_added_total`, `_pending_resolved_total`, `_relays_total` (with
 /// `outcome`), and the gauges `_pending_ranges` (ranges waiting for a
@@ -194,6 +195,13 @@ impl LoopService for SynchronizerService {
                 |c| c.sightings,
             ),
             (counter("synchronizer_requests_total", "REQs sent."), |c| c.requests),
+            (
+                counter(
+                    "synchronizer_received_bytes_total",
+                    "Bytes of the messages received from relays.",
+                ),
+                |c| c.bytes_received,
+            ),
             (
                 counter("synchronizer_windows_total", "Time windows completed."),
                 |c| c.windows,

@@ -325,6 +325,7 @@ impl Session<'_> {
             self.state.auth_refused_at = Some(self.now);
         }
         self.report.counts.requests = self.connection.requests;
+        self.report.counts.bytes_received = self.connection.bytes_received;
         if outcome == RelayOutcome::CutOff {
             tracing::warn!(
                 target: TARGET,
