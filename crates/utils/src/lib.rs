@@ -13,6 +13,8 @@
 //!   SHA-256, plus hex helpers for showing hashes.
 //! - [`http`]: the NIP-11 HTTP URL of a relay and a probe telling whether
 //!   the relay's web server answers at all.
+//! - [`text`]: [`bounded_text`] cuts text a remote party controls to a
+//!   bound, on a character boundary, before it is logged or stored.
 //! - [`error`]: [`Error`], the error of every fallible helper, and
 //!   [`RetryError`], which wraps the caller's own error when retrying ends.
 //!
@@ -26,6 +28,7 @@ pub mod hash;
 pub mod http;
 pub mod iter;
 pub mod retry;
+pub mod text;
 pub mod timestamp;
 
 pub use error::{Error, InvalidUrlReason, Result, RetryError};
@@ -33,4 +36,5 @@ pub use hash::{canonical_json, compute_hash, hash_hex, short_hash};
 pub use http::{http_reachable, http_reachable_with, nip11_http_url};
 pub use iter::{chunk, dedup, dedup_by_key, Chunks};
 pub use retry::{retry, RetryPolicy};
+pub use text::{bounded_text, REMOTE_TEXT_MAX_BYTES};
 pub use timestamp::{now_timestamp, rfc3339_to_unix, unix_to_rfc3339};
