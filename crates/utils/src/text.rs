@@ -71,7 +71,10 @@ mod tests {
     fn ten_megabytes_become_a_few_hundred_bytes() {
         let huge = "x".repeat(10 * 1024 * 1024);
         let bounded = bounded_text(&huge, REMOTE_TEXT_MAX_BYTES);
-        assert_eq!(bounded.len(), REMOTE_TEXT_MAX_BYTES + "… (10485760 bytes)".len());
+        assert_eq!(
+            bounded.len(),
+            REMOTE_TEXT_MAX_BYTES + "… (10485760 bytes)".len()
+        );
         assert!(bounded.ends_with("… (10485760 bytes)"));
     }
 
