@@ -71,6 +71,117 @@ pub enum Error {
         #[source]
         source: reqwest::Error,
     },
+
+    /// The egress policy refuses an address `host` resolved to (or is): no
+    /// connection was attempted.
+    #[error("refused to connect to `{host}`")]
+    EgressDenied {
+        /// The host as given: a name or an IP address.
+        host: String,
+        /// Which address was refused, and why.
+        #[source]
+        denied: crate::egress::Denied,
+    },
+
+    /// A host name could not be resolved.
+    #[error("could not resolve `{host}`")]
+    Resolve {
+        /// The name.
+        host: String,
+        /// What the resolver said.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A host name resolved to no address at all.
+    #[error("`{host}` has no address")]
+    NoAddress {
+        /// The name.
+        host: String,
+    },
+
+    /// A TCP connection to a checked address failed.
+    #[error("could not connect to {addr}")]
+    Connect {
+        /// The address tried last.
+        addr: std::net::SocketAddr,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Resolving and connecting took longer than allowed.
+    #[error("no connection to `{host}` within {} ms", after.as_millis())]
+    ConnectTimeout {
+        /// The host as given.
+        host: String,
+        /// The time allowed.
+        after: std::time::Duration,
+    },
+
+    /// An HTTP request through the egress policy did not complete within
+    /// its time limit, redirects included.
+    #[error("no answer from {url} within {} ms", after.as_millis())]
+    HttpTimeout {
+        /// The URL first requested.
+        url: String,
+        /// The time allowed.
+        after: std::time::Duration,
+    },
+
+    /// An HTTP request failed.
+    #[error("request to {url} failed")]
+    Http {
+        /// The URL of the failing hop.
+        url: String,
+        /// What reqwest said.
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// A redirect was not followed.
+    #[error("redirect from {url} not followed: {reason}")]
+    Redirect {
+        /// The URL that redirected.
+        url: String,
+        /// Why it was not followed.
+        reason: RedirectRefusal,
+    },
+
+    /// An answer was larger than allowed.
+    #[error("the answer of {url} is larger than {limit} bytes")]
+    TooLarge {
+        /// The URL that answered.
+        url: String,
+        /// The limit in bytes.
+        limit: usize,
+    },
+}
+
+impl Error {
+    /// The refusal of the egress policy, when this is one.
+    #[must_use]
+    pub fn egress_denied(&self) -> Option<&crate::egress::Denied> {
+        match self {
+            Self::EgressDenied { denied, .. } => Some(denied),
+            _ => None,
+        }
+    }
+}
+
+/// Why a redirect was not followed; see [`Error::Redirect`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RedirectRefusal {
+    /// More redirects than allowed.
+    #[error("more than {0} redirects")]
+    TooMany(usize),
+    /// From `https` to `http`: the answer would no longer be protected.
+    #[error("it goes from https to http")]
+    Downgrade,
+    /// The `Location` is missing, not a URL, or not `http`/`https`.
+    #[error("its Location `{0}` is not an http or https URL")]
+    BadLocation(String),
 }
 
 /// Why a relay URL was refused; the source of [`Error::InvalidUrl`].

@@ -1,22 +1,25 @@
-//! Whether a relay's web server answers at all.
+//! HTTP through the egress policy: [`get`], a `GET` whose every hop is
+//! checked, and whether a relay's web server answers at all.
 //!
 //! A relay serves its NIP-11 information document over plain HTTP(S) at the
 //! same host, port and path as its WebSocket endpoint. Getting any HTTP
 //! response there, whatever the status, shows the host is up and speaks
-//! HTTP; this probe checks exactly that and nothing more.
+//! HTTP; [`http_reachable`] checks exactly that and nothing more.
 
 use std::time::Duration;
 
-use reqwest::header::ACCEPT;
+use reqwest::header::{ACCEPT, LOCATION};
 use reqwest::{redirect, Client, Url};
+use url::Host;
 
-use crate::error::{Error, InvalidUrlReason, Result};
+use crate::egress::Egress;
+use crate::error::{Error, InvalidUrlReason, RedirectRefusal, Result};
 
 /// The media type NIP-11 asks clients to send in `Accept`.
 pub const NIP11_MEDIA_TYPE: &str = "application/nostr+json";
 
-/// How many redirects the probe follows; a longer chain still counts as
-/// an answer, since a response did arrive.
+/// How many redirects [`get`] follows unless told otherwise; for the probe,
+/// a longer chain still counts as an answer, since a response did arrive.
 pub const MAX_REDIRECTS: usize = 3;
 
 /// The HTTP URL of a relay's NIP-11 document: `ws` becomes `http`, `wss`
@@ -60,66 +63,210 @@ pub fn nip11_http_url(url: &str) -> Result<Url> {
     Ok(parsed)
 }
 
+/// A `GET` through the egress policy: the headers sent and the limits
+/// kept. See [`get`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GetRequest {
+    /// The `Accept` header.
+    pub accept: String,
+    /// The `User-Agent` header.
+    pub user_agent: String,
+    /// Time limit of the whole request: every hop, and the body.
+    pub timeout: Duration,
+    /// Redirects followed at most.
+    pub max_redirects: usize,
+    /// Largest body read, in bytes.
+    pub max_bytes: usize,
+}
+
+impl GetRequest {
+    /// A request sending `accept`, within `timeout`, following at most
+    /// [`MAX_REDIRECTS`] redirects and reading at most 4 MiB.
+    #[must_use]
+    pub fn new(accept: &str, timeout: Duration) -> Self {
+        Self {
+            accept: accept.to_owned(),
+            user_agent: concat!("bigbrotr/", env!("CARGO_PKG_VERSION")).to_owned(),
+            timeout,
+            max_redirects: MAX_REDIRECTS,
+            max_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// The answer of [`get`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GetAnswer {
+    /// The URL that answered, after redirects.
+    pub url: Url,
+    /// The HTTP status.
+    pub status: u16,
+    /// The body, read only when the status is 2xx (empty otherwise).
+    pub body: Vec<u8>,
+}
+
+/// `GET url` through `egress`, every hop checked.
+///
+/// Each hop's host is resolved once and every address checked by the
+/// egress policy ([`Egress::resolve`]); the request then goes to those
+/// checked addresses only. Redirects are followed by hand, at most
+/// `request.max_redirects`, each hop checked again; a redirect from
+/// `https` to `http` is refused. The whole exchange must end within
+/// `request.timeout` ([`Error::HttpTimeout`]), and a 2xx body must not
+/// exceed `request.max_bytes` ([`Error::TooLarge`]). System proxy settings
+/// are ignored.
+///
+/// Fails with [`Error::EgressDenied`] when a hop's address is refused (no
+/// connection is made to it), [`Error::Redirect`] for a redirect not
+/// followed, [`Error::Http`] when a request fails, and the resolution
+/// errors of [`Egress::resolve`].
+#[tracing::instrument(target = "bigbrotr_utils::http", skip_all, fields(url = %url))]
+pub async fn get(egress: &Egress, url: &Url, request: &GetRequest) -> Result<GetAnswer> {
+    tokio::time::timeout(request.timeout, get_hops(egress, url.clone(), request))
+        .await
+        .map_err(|_| Error::HttpTimeout {
+            url: url.to_string(),
+            after: request.timeout,
+        })?
+}
+
+async fn get_hops(egress: &Egress, mut url: Url, request: &GetRequest) -> Result<GetAnswer> {
+    let mut redirects = 0;
+    loop {
+        let mut response = get_one(egress, &url, request).await?;
+        let status = response.status();
+        if status.is_redirection() {
+            if let Some(location) = response.headers().get(LOCATION) {
+                let location = String::from_utf8_lossy(location.as_bytes());
+                url = next_hop(&url, &location, redirects, request.max_redirects).map_err(
+                    |reason| Error::Redirect {
+                        url: url.to_string(),
+                        reason,
+                    },
+                )?;
+                redirects += 1;
+                continue;
+            }
+        }
+        let mut body = Vec::new();
+        if status.is_success() {
+            let too_large = || Error::TooLarge {
+                url: url.to_string(),
+                limit: request.max_bytes,
+            };
+            if response
+                .content_length()
+                .is_some_and(|length| length > request.max_bytes as u64)
+            {
+                return Err(too_large());
+            }
+            let http = |source| Error::Http {
+                url: url.to_string(),
+                source,
+            };
+            while let Some(chunk) = response.chunk().await.map_err(http)? {
+                if body.len() + chunk.len() > request.max_bytes {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+        }
+        return Ok(GetAnswer {
+            status: status.as_u16(),
+            url,
+            body,
+        });
+    }
+}
+
+/// Where a redirect from `url` to `location` leads, when it may be
+/// followed: an `http`/`https` URL, not from `https` to `http`, and within
+/// `max` redirects (`done` followed already).
+fn next_hop(
+    url: &Url,
+    location: &str,
+    done: usize,
+    max: usize,
+) -> std::result::Result<Url, RedirectRefusal> {
+    let next = match url.join(location) {
+        Ok(next) if matches!(next.scheme(), "http" | "https") => next,
+        _ => return Err(RedirectRefusal::BadLocation(location.to_owned())),
+    };
+    if url.scheme() == "https" && next.scheme() == "http" {
+        return Err(RedirectRefusal::Downgrade);
+    }
+    if done >= max {
+        return Err(RedirectRefusal::TooMany(max));
+    }
+    Ok(next)
+}
+
+/// One hop: the host resolved and checked, then a client pinned to the
+/// checked addresses (so nothing resolves the name again), no redirects.
+async fn get_one(egress: &Egress, url: &Url, request: &GetRequest) -> Result<reqwest::Response> {
+    let invalid = |reason| Error::InvalidUrl {
+        url: url.to_string(),
+        reason,
+    };
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid(InvalidUrlReason::UnsupportedScheme(
+            url.scheme().to_owned(),
+        )));
+    }
+    let (Some(host), Some(port)) = (url.host(), url.port_or_known_default()) else {
+        return Err(invalid(InvalidUrlReason::MissingHost));
+    };
+    let mut builder = Client::builder()
+        .redirect(redirect::Policy::none())
+        .no_proxy()
+        .user_agent(request.user_agent.as_str());
+    match host {
+        Host::Domain(name) => {
+            let addrs = egress.resolve(name, port).await?;
+            builder = builder.resolve_to_addrs(name, &addrs);
+        }
+        Host::Ipv4(ip) => {
+            egress.resolve(&ip.to_string(), port).await?;
+        }
+        Host::Ipv6(ip) => {
+            egress.resolve(&ip.to_string(), port).await?;
+        }
+    }
+    let client = builder
+        .build()
+        .map_err(|source| Error::HttpClient { source })?;
+    client
+        .get(url.clone())
+        .header(ACCEPT, request.accept.as_str())
+        .send()
+        .await
+        .map_err(|source| Error::Http {
+            url: url.to_string(),
+            source,
+        })
+}
+
 /// Whether the relay at `url` sends any HTTP response to a NIP-11 request
-/// within `timeout`.
+/// within `timeout`, through `egress`.
 ///
 /// Sends `GET` with `Accept: application/nostr+json` to
-/// [`nip11_http_url`]`(url)`, directly (system proxy settings are ignored),
-/// following at most [`MAX_REDIRECTS`] redirects. Any response, whatever its
-/// status, gives `Ok(true)`; a refused connection, a TLS failure, a DNS
-/// failure or the timeout give `Ok(false)`. Fails with
-/// [`Error::InvalidUrl`] for a URL [`nip11_http_url`] refuses and with
-/// [`Error::HttpClient`] when no HTTP client can be built.
-///
-/// Builds a client per call; to probe many relays, or through a proxy, build
-/// one [`Client`] and use [`http_reachable_with`].
-pub async fn http_reachable(url: &str, timeout: Duration) -> Result<bool> {
+/// [`nip11_http_url`]`(url)` with [`get`] (every hop checked by the egress
+/// policy, at most [`MAX_REDIRECTS`] redirects). Any response, whatever its
+/// status, gives `Ok(true)`, and so does a redirect not followed (an answer
+/// did arrive); a refused connection, a TLS failure, a DNS failure or the
+/// timeout give `Ok(false)`. Fails with [`Error::InvalidUrl`] for a URL
+/// [`nip11_http_url`] refuses and with [`Error::EgressDenied`] when the
+/// egress policy refuses the relay's address.
+pub async fn http_reachable(egress: &Egress, url: &str, timeout: Duration) -> Result<bool> {
     let http_url = nip11_http_url(url)?;
-    let client = probe_client(timeout)?;
-    Ok(probe(&client, http_url, timeout).await)
-}
-
-/// [`http_reachable`] with a caller-supplied client, whose redirect and
-/// proxy settings are used as they are; `timeout` still bounds the whole
-/// request.
-pub async fn http_reachable_with(client: &Client, url: &str, timeout: Duration) -> Result<bool> {
-    let http_url = nip11_http_url(url)?;
-    Ok(probe(client, http_url, timeout).await)
-}
-
-fn probe_client(timeout: Duration) -> Result<Client> {
-    Client::builder()
-        .redirect(redirect::Policy::limited(MAX_REDIRECTS))
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .no_proxy()
-        .build()
-        .map_err(|source| Error::HttpClient { source })
-}
-
-#[tracing::instrument(target = "bigbrotr_utils::http", skip_all, fields(url = %url))]
-async fn probe(client: &Client, url: Url, timeout: Duration) -> bool {
-    let request = client
-        .get(url)
-        .header(ACCEPT, NIP11_MEDIA_TYPE)
-        .timeout(timeout);
-    // reqwest's own timeout should fire first; this outer one also bounds
-    // anything it might not cover, such as name resolution.
-    match tokio::time::timeout(timeout, request.send()).await {
-        Ok(Ok(_response)) => true,
-        // Too many redirects still means the server answered.
-        Ok(Err(error)) if error.is_redirect() => true,
-        Ok(Err(error)) => {
+    let mut request = GetRequest::new(NIP11_MEDIA_TYPE, timeout);
+    request.max_bytes = 0;
+    match get(egress, &http_url, &request).await {
+        Ok(_) | Err(Error::Redirect { .. } | Error::TooLarge { .. }) => Ok(true),
+        Err(error @ (Error::EgressDenied { .. } | Error::InvalidUrl { .. })) => Err(error),
+        Err(error) => {
             tracing::debug!(target: "bigbrotr_utils::http", error = %error, "no HTTP response");
-            false
-        }
-        Err(_elapsed) => {
-            tracing::debug!(
-                target: "bigbrotr_utils::http",
-                timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
-                "no HTTP response before the timeout"
-            );
-            false
+            Ok(false)
         }
     }
 }
@@ -128,6 +275,8 @@ async fn probe(client: &Client, url: Url, timeout: Duration) -> bool {
 mod tests {
     use std::convert::Infallible;
     use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
 
     use http_body_util::Full;
     use hyper::body::{Bytes, Incoming};
@@ -141,6 +290,12 @@ mod tests {
     use tokio::time::Instant;
 
     use super::*;
+    use crate::egress::{AllowEntry, EgressPolicy, StaticResolver};
+
+    /// An egress letting loopback through, as local test servers need.
+    fn local() -> Egress {
+        Egress::new(EgressPolicy::new(true, Vec::new()))
+    }
 
     const NIP11_DOC: &str = r#"{"name":"test relay","supported_nips":[1,11]}"#;
     const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
@@ -277,7 +432,8 @@ mod tests {
     #[tokio::test]
     async fn a_relay_serving_nip11_is_reachable_and_gets_the_nip11_accept_header() {
         let (addr, mut requests) = serve(nip11_document).await;
-        let reachable = http_reachable(&format!("ws://{addr}"), Duration::from_secs(5)).await;
+        let reachable =
+            http_reachable(&local(), &format!("ws://{addr}"), Duration::from_secs(5)).await;
         assert!(reachable.unwrap());
         assert_eq!(
             requests.recv().await,
@@ -288,14 +444,20 @@ mod tests {
     #[tokio::test]
     async fn any_status_counts_as_reachable() {
         let (addr, _requests) = serve(not_found).await;
-        let reachable = http_reachable(&format!("http://{addr}/x"), Duration::from_secs(5)).await;
+        let reachable = http_reachable(
+            &local(),
+            &format!("http://{addr}/x"),
+            Duration::from_secs(5),
+        )
+        .await;
         assert!(reachable.unwrap());
     }
 
     #[tokio::test]
     async fn a_redirect_loop_still_counts_as_reachable_after_the_limit() {
         let (addr, mut requests) = serve(redirect_to_self).await;
-        let reachable = http_reachable(&format!("ws://{addr}"), Duration::from_secs(5)).await;
+        let reachable =
+            http_reachable(&local(), &format!("ws://{addr}"), Duration::from_secs(5)).await;
         assert!(reachable.unwrap());
         let mut seen = 0;
         while requests.try_recv().is_ok() {
@@ -305,24 +467,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_caller_supplied_client_is_used() {
-        let (addr, mut requests) = serve(nip11_document).await;
-        let client = Client::builder().no_proxy().build().unwrap();
-        let reachable =
-            http_reachable_with(&client, &format!("ws://{addr}"), Duration::from_secs(5)).await;
-        assert!(reachable.unwrap());
-        assert_eq!(
-            requests.recv().await,
-            Some(Some(NIP11_MEDIA_TYPE.to_owned()))
-        );
-    }
-
-    #[tokio::test]
     async fn a_closed_port_is_unreachable() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         drop(listener);
-        let reachable = http_reachable(&format!("ws://{addr}"), Duration::from_secs(5)).await;
+        let reachable =
+            http_reachable(&local(), &format!("ws://{addr}"), Duration::from_secs(5)).await;
         assert!(!reachable.unwrap());
     }
 
@@ -337,7 +487,7 @@ mod tests {
             }
         });
         let start = Instant::now();
-        let reachable = http_reachable(&format!("ws://{addr}"), PROBE_TIMEOUT).await;
+        let reachable = http_reachable(&local(), &format!("ws://{addr}"), PROBE_TIMEOUT).await;
         let elapsed = start.elapsed();
         holder.abort();
         assert!(!reachable.unwrap());
@@ -352,13 +502,16 @@ mod tests {
     async fn a_tls_failure_is_unreachable() {
         // A plain-HTTP server cannot complete a TLS handshake.
         let (addr, _requests) = serve(nip11_document).await;
-        let reachable = http_reachable(&format!("wss://{addr}"), Duration::from_secs(5)).await;
+        let reachable =
+            http_reachable(&local(), &format!("wss://{addr}"), Duration::from_secs(5)).await;
         assert!(!reachable.unwrap());
     }
 
     #[tokio::test]
     async fn bad_urls_are_errors_not_unreachable() {
-        let err = http_reachable("ftp://x", PROBE_TIMEOUT).await.unwrap_err();
+        let err = http_reachable(&local(), "ftp://x", PROBE_TIMEOUT)
+            .await
+            .unwrap_err();
         assert!(matches!(
             err,
             Error::InvalidUrl {
@@ -366,7 +519,7 @@ mod tests {
                 ..
             }
         ));
-        let err = http_reachable("not a url", PROBE_TIMEOUT)
+        let err = http_reachable(&local(), "not a url", PROBE_TIMEOUT)
             .await
             .unwrap_err();
         assert!(matches!(
@@ -376,11 +529,161 @@ mod tests {
                 ..
             }
         ));
-        let client = Client::new();
-        let err = http_reachable_with(&client, "not a url", PROBE_TIMEOUT)
+    }
+
+    type Respond = Arc<dyn Fn(&Request<Incoming>) -> Response<Full<Bytes>> + Send + Sync>;
+
+    /// A server answering with `respond`, and the number of TCP
+    /// connections it accepted.
+    async fn serve_counting(respond: Respond) -> (SocketAddr, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let respond = Arc::clone(&respond);
+                let service = service_fn(move |request: Request<Incoming>| {
+                    let response = respond(&request);
+                    async move { Ok::<_, Infallible>(response) }
+                });
+                tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
+            }
+        });
+        (addr, accepted)
+    }
+
+    fn redirect_to(location: String) -> Respond {
+        Arc::new(move |_| {
+            Response::builder()
+                .status(StatusCode::FOUND)
+                .header("location", location.as_str())
+                .body(Full::default())
+                .unwrap()
+        })
+    }
+
+    fn document() -> Respond {
+        Arc::new(|_| nip11_document())
+    }
+
+    fn only(addr: SocketAddr) -> Egress {
+        Egress::new(EgressPolicy::strict().allowing(AllowEntry::Socket(addr)))
+    }
+
+    fn request() -> GetRequest {
+        GetRequest::new(NIP11_MEDIA_TYPE, Duration::from_secs(5))
+    }
+
+    #[tokio::test]
+    async fn a_get_follows_allowed_redirects_and_reads_the_body() {
+        let (target, _) = serve_counting(document()).await;
+        let (first, _) = serve_counting(redirect_to(format!("http://{target}/doc"))).await;
+        let egress = Egress::new(EgressPolicy::strict()).with_resolver(Arc::new(
+            StaticResolver::new().with("relay.example", [first.ip()]),
+        ));
+        let egress = Egress::new(
+            egress
+                .policy()
+                .clone()
+                .allowing(AllowEntry::Socket(first))
+                .allowing(AllowEntry::Socket(target)),
+        )
+        .with_resolver(Arc::clone(egress.resolver()));
+        let url = Url::parse(&format!("http://relay.example:{}/", first.port())).unwrap();
+        let answer = get(&egress, &url, &request()).await.unwrap();
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.url.as_str(), format!("http://{target}/doc"));
+        assert_eq!(answer.body, NIP11_DOC.as_bytes());
+    }
+
+    #[tokio::test]
+    async fn a_redirect_to_a_denied_address_is_refused_without_connecting_there() {
+        let (internal, internal_connections) = serve_counting(document()).await;
+        let (first, _) = serve_counting(redirect_to(format!("http://{internal}/secret"))).await;
+        let url = Url::parse(&format!("http://{first}/")).unwrap();
+        match get(&only(first), &url, &request()).await {
+            Err(Error::EgressDenied { denied, .. }) => assert_eq!(denied.addr, internal),
+            other => panic!("expected EgressDenied, got {other:?}"),
+        }
+        // A name resolving there is refused the same way.
+        let egress = only(first).with_resolver(Arc::new(
+            StaticResolver::new().with("internal.example", [internal.ip()]),
+        ));
+        let (named, _) = serve_counting(redirect_to(format!(
+            "http://internal.example:{}/",
+            internal.port()
+        )))
+        .await;
+        let egress = Egress::new(egress.policy().clone().allowing(AllowEntry::Socket(named)))
+            .with_resolver(Arc::clone(egress.resolver()));
+        let url = Url::parse(&format!("http://{named}/")).unwrap();
+        let error = get(&egress, &url, &request()).await.unwrap_err();
+        assert!(error.egress_denied().is_some(), "{error:?}");
+        assert_eq!(internal_connections.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn redirects_downgrading_too_many_or_unusable_are_refused() {
+        let secure = Url::parse("https://relay.example/a").unwrap();
+        assert_eq!(
+            next_hop(&secure, "http://relay.example/b", 0, 3),
+            Err(RedirectRefusal::Downgrade)
+        );
+        assert_eq!(
+            next_hop(&secure, "/b", 0, 3).unwrap().as_str(),
+            "https://relay.example/b"
+        );
+        assert_eq!(
+            next_hop(&secure, "https://other.example/", 3, 3),
+            Err(RedirectRefusal::TooMany(3))
+        );
+
+        let (looping, _) = serve_counting(redirect_to("/again".to_owned())).await;
+        let url = Url::parse(&format!("http://{looping}/")).unwrap();
+        assert!(matches!(
+            get(&local(), &url, &request()).await,
+            Err(Error::Redirect {
+                reason: RedirectRefusal::TooMany(MAX_REDIRECTS),
+                ..
+            })
+        ));
+        let (bad, _) = serve_counting(redirect_to("ftp://files.example/x".to_owned())).await;
+        let url = Url::parse(&format!("http://{bad}/")).unwrap();
+        assert!(matches!(
+            get(&local(), &url, &request()).await,
+            Err(Error::Redirect {
+                reason: RedirectRefusal::BadLocation(_),
+                ..
+            })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_refused_and_other_statuses_have_no_body() {
+        let (addr, _) = serve_counting(document()).await;
+        let url = Url::parse(&format!("http://{addr}/")).unwrap();
+        let mut small = request();
+        small.max_bytes = 4;
+        assert!(matches!(
+            get(&local(), &url, &small).await,
+            Err(Error::TooLarge { limit: 4, .. })
+        ));
+        let (missing, _) = serve_counting(Arc::new(|_| not_found())).await;
+        let url = Url::parse(&format!("http://{missing}/")).unwrap();
+        let answer = get(&local(), &url, &request()).await.unwrap();
+        assert_eq!((answer.status, answer.body.len()), (404, 0));
+    }
+
+    #[tokio::test]
+    async fn the_probe_reports_a_denied_relay_as_an_error() {
+        let (addr, accepted) = serve_counting(document()).await;
+        let error = http_reachable(&Egress::default(), &format!("ws://{addr}"), PROBE_TIMEOUT)
             .await
             .unwrap_err();
-        assert!(matches!(err, Error::InvalidUrl { .. }));
+        assert!(error.egress_denied().is_some(), "{error:?}");
+        assert_eq!(accepted.load(Ordering::SeqCst), 0);
     }
 
     proptest! {
