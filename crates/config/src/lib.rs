@@ -21,6 +21,9 @@
 //!   sections [`DatabaseConfig`], [`PoolConfig`] and [`RetryConfig`].
 //! - [`brotr`]: the file `config/core/brotr.yaml` ([`BrotrFile`]) and its
 //!   section [`BrotrConfig`].
+//! - [`egress`]: the file `config/core/egress.yaml` ([`EgressFile`]) and its
+//!   section [`EgressConfig`], the egress policy every connection goes
+//!   through.
 //! - [`service`]: the sections shared by service files: [`ServiceConfig`],
 //!   [`LoopConfig`] and [`NostrConfig`].
 //! - [`error`]: the [`Error`] of this crate.
@@ -28,6 +31,7 @@
 pub mod brotr;
 pub mod database;
 pub mod duration;
+pub mod egress;
 pub mod env;
 pub mod error;
 pub mod expand;
@@ -38,6 +42,7 @@ pub mod tree;
 pub mod validate;
 
 pub use brotr::{BrotrConfig, BrotrFile};
+pub use egress::{EgressConfig, EgressFile};
 pub use database::{DatabaseConfig, PoolConfig, PoolFile, RetryConfig};
 pub use env::Env;
 pub use error::{Error, Result};

@@ -2,7 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use bigbrotr_config::{load_yaml, BrotrFile, Env, Implementation, PoolFile, Problems, Validate};
+use bigbrotr_config::{
+    load_yaml, BrotrFile, EgressFile, Env, Implementation, PoolFile, Problems, Validate,
+};
 use secrecy::ExposeSecret;
 
 /// Top-level sections a shared configuration file may have.
@@ -48,12 +50,30 @@ fn every_shipped_file_of_every_implementation_loads_without_any_variable() {
                         .load(&kind, &file, &env)
                         .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
                 }
+                "egress" => {
+                    let file: EgressFile = imp
+                        .load(&kind, &file, &env)
+                        .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+                    // What ships is the strict policy: tests loosen it
+                    // in their own configuration only.
+                    assert_eq!(
+                        file,
+                        EgressFile::default(),
+                        "{}: the shipped egress policy must stay strict",
+                        path.display()
+                    );
+                }
                 _ => check_sections(&kind, &path, &env),
             }
             loaded.push(format!("{}/{kind}/{file}", imp.name()));
         }
     }
-    for expected in ["bigbrotr/core/pool", "bigbrotr/core/brotr"] {
+    for expected in [
+        "bigbrotr/core/pool",
+        "bigbrotr/core/brotr",
+        "bigbrotr/core/egress",
+        "lilbrotr/core/egress",
+    ] {
         assert!(
             loaded.iter().any(|file| file == expected),
             "{expected} is not shipped; found {loaded:?}"
