@@ -81,6 +81,8 @@ pub struct SynchronizerConfig {
     /// Pending ranges (seconds the relay would not serve whole) retried per
     /// relay and cycle. Default 20.
     pub pending_per_cycle: u32,
+    /// Limits on what a relay may send and what is held in memory.
+    pub sizes: SizeLimits,
     /// Time limits of each relay.
     pub timeouts: SyncTimeouts,
     /// Relays synced at once, per network.
@@ -88,9 +90,11 @@ pub struct SynchronizerConfig {
     /// Events stored per database call, and the most a relay holds in memory
     /// besides the window being fetched. From 1 to 100 000. Default 1000.
     pub batch_size: usize,
-    /// A relay is cut off for the rest of the cycle once it has served more
-    /// than this many rejected events in it (invalid, malformed, repeated,
-    /// or not matching the request). Default 100.
+    /// A relay is left for the rest of the cycle, once its current window is
+    /// complete, when it has served more than this many rejected events in
+    /// it (invalid, malformed, repeated, oversized, or not matching the
+    /// request): garbage slows a relay down, it never costs its valid
+    /// events. Default 100.
     pub max_rejected: u64,
     /// The leases that share the relays between synchronizers.
     pub lease: LeaseConfig,
@@ -114,6 +118,7 @@ impl Default for SynchronizerConfig {
             nip77: Nip77Config::default(),
             auth: AuthConfig::default(),
             pending_per_cycle: 20,
+            sizes: SizeLimits::default(),
             timeouts: SyncTimeouts::default(),
             concurrency: Concurrency::default(),
             batch_size: 1000,
@@ -150,6 +155,7 @@ impl Validate for SynchronizerConfig {
         problems.section("resweep", &self.resweep);
         problems.section("nip77", &self.nip77);
         problems.section("auth", &self.auth);
+        problems.section("sizes", &self.sizes);
         problems.section("timeouts", &self.timeouts);
         problems.section("concurrency", &self.concurrency);
         if !(1..=100_000).contains(&self.batch_size) {
@@ -208,6 +214,67 @@ impl Validate for FilterConfig {
             if values.is_empty() {
                 problems.push(format!("tags.{letter}"), "must list at least one value");
             }
+        }
+    }
+}
+
+/// Limits on what a relay may send and on what is held in memory, in bytes.
+/// The defaults hold every real event seen so far (the largest of a corpus
+/// of real events is 1.8 MB) with room to spare.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SizeLimits {
+    /// Largest WebSocket message read; a larger one breaks the connection,
+    /// and the second holding it is found and skipped (recorded in
+    /// `quarantine`). Default 5 MiB.
+    pub max_message: usize,
+    /// Largest WebSocket frame read. Default 5 MiB.
+    pub max_frame: usize,
+    /// Largest event stored, as JSON; a larger one is recorded in
+    /// `quarantine` and not stored. Default 4 MiB.
+    pub max_event: usize,
+    /// A relay's batch is stored once its events take this many bytes (or
+    /// hold `batch_size` events), and one answer is read up to about this
+    /// much before it is paged further. Default 8 MiB.
+    pub batch_bytes: usize,
+    /// The bytes of events held in batches by all relays together; a relay
+    /// that would pass it stores its batch and waits. Default 128 MiB.
+    pub held_bytes: usize,
+}
+
+impl Default for SizeLimits {
+    fn default() -> Self {
+        Self {
+            max_message: 5 << 20,
+            max_frame: 5 << 20,
+            max_event: 4 << 20,
+            batch_bytes: 8 << 20,
+            held_bytes: 128 << 20,
+        }
+    }
+}
+
+impl Validate for SizeLimits {
+    fn validate(&self, problems: &mut Problems) {
+        const MIN: usize = 64 << 10;
+        for (key, value) in [
+            ("max_message", self.max_message),
+            ("max_frame", self.max_frame),
+            ("max_event", self.max_event),
+            ("batch_bytes", self.batch_bytes),
+        ] {
+            if value < MIN {
+                problems.push(key, format!("must be ≥ {MIN} bytes"));
+            }
+        }
+        if self.max_event > self.max_message {
+            problems.push("max_event", "must not exceed `max_message`");
+        }
+        if self.held_bytes < self.batch_bytes.saturating_mul(2).max(self.max_message) {
+            problems.push(
+                "held_bytes",
+                "must be at least twice `batch_bytes` and at least `max_message`",
+            );
         }
     }
 }

@@ -17,13 +17,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_wsocket::futures_util::{SinkExt, StreamExt};
-use async_wsocket::{ConnectionMode, Message, Url, WebSocket};
+use async_wsocket::{Message, Url, WebSocket};
+use bigbrotr_utils::Egress;
 use negentropy::{Id, Negentropy, NegentropyStorageVector};
+use nostr::secp256k1::schnorr::Signature;
 use nostr::{
     ClientMessage, Event, EventBuilder, EventId, Filter, JsonUtil, Keys, RelayMessage, RelayUrl,
     SubscriptionId,
 };
 use tokio::time::Instant;
+use tokio_socks::tcp::Socks5Stream;
+use tokio_tungstenite::client_async_tls_with_config;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_util::sync::CancellationToken;
 
 use crate::filter::Mismatch;
@@ -42,6 +48,10 @@ pub enum FetchError {
     /// The connection could not be opened.
     #[error("could not connect: {0}")]
     Connect(String),
+    /// The egress policy refuses the relay's address: no connection was
+    /// attempted.
+    #[error("refused by the egress policy: {0}")]
+    Denied(String),
     /// No `EOSE` within the request timeout.
     #[error("no EOSE within the request timeout")]
     RequestTimeout,
@@ -63,6 +73,10 @@ pub enum FetchError {
     /// the request after it.
     #[error("authentication refused: {0}")]
     AuthRefused(String),
+    /// The relay sent a message or frame larger than the WebSocket limit;
+    /// the connection is unusable.
+    #[error("message too large: {0}")]
+    MessageTooLarge(String),
     /// The connection broke or was closed.
     #[error("disconnected: {0}")]
     Disconnected(String),
@@ -97,13 +111,38 @@ pub(crate) struct Fetched {
     pub(crate) repeated: u64,
     /// `EVENT` messages of the subscription that are not events.
     pub(crate) malformed: u64,
+    /// Events whose id is not their hash.
+    pub(crate) invalid_id: u64,
+    /// Events larger than the event limit: `(id, created_at, size)`.
+    pub(crate) oversized: Vec<(EventId, i64, usize)>,
+    /// Whether reading stopped at the byte budget before `EOSE`: the answer
+    /// is cut short.
+    pub(crate) truncated: bool,
 }
 
 impl Fetched {
     /// Events refused before validation.
     pub(crate) fn refused(&self) -> u64 {
-        self.outside_window + self.filter_mismatch + self.repeated + self.malformed
+        self.outside_window
+            + self.filter_mismatch
+            + self.repeated
+            + self.malformed
+            + self.invalid_id
+            + self.oversized.len() as u64
     }
+}
+
+/// Sizes a relay's messages may have.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WireLimits {
+    /// Largest WebSocket message.
+    pub(crate) max_message: usize,
+    /// Largest WebSocket frame.
+    pub(crate) max_frame: usize,
+    /// Largest event, as JSON.
+    pub(crate) max_event: usize,
+    /// Bytes of one answer read before it is cut short.
+    pub(crate) answer_bytes: usize,
 }
 
 /// When a request must end.
@@ -145,6 +184,7 @@ pub(crate) struct RelayConnection {
     pub(crate) requests: u64,
     /// Bytes of the text messages received.
     pub(crate) bytes_received: u64,
+    wire: WireLimits,
 }
 
 /// The next message read, or why there is none.
@@ -155,23 +195,57 @@ enum Next {
 
 impl RelayConnection {
     /// Opens a connection to `url` within `timeout`, through the SOCKS5
-    /// `proxy` when given, authenticating with `auth` when the relay asks.
+    /// `proxy` when given (`.onion` relays), otherwise to an address
+    /// `egress` allows; reads messages within `wire` and authenticates with
+    /// `auth` when the relay asks.
     pub(crate) async fn open(
         url: &str,
         proxy: Option<SocketAddr>,
+        egress: &Egress,
         timeout: Duration,
+        wire: WireLimits,
         auth: Option<Auth>,
     ) -> Result<Self, FetchError> {
-        let relay_url =
-            RelayUrl::parse(url).map_err(|error| FetchError::Connect(error.to_string()))?;
-        let url = Url::parse(url).map_err(|error| FetchError::Connect(error.to_string()))?;
-        let mode = match proxy {
-            Some(proxy) => ConnectionMode::proxy(proxy),
-            None => ConnectionMode::direct(),
+        let connect_error = |error: &dyn std::fmt::Display| FetchError::Connect(error.to_string());
+        let relay_url = RelayUrl::parse(url).map_err(|error| connect_error(&error))?;
+        let parsed = Url::parse(url).map_err(|error| connect_error(&error))?;
+        let host = parsed
+            .host_str()
+            .ok_or_else(|| FetchError::Connect("the URL has no host".to_owned()))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = parsed
+            .port_or_known_default()
+            .ok_or_else(|| FetchError::Connect("the URL has no port".to_owned()))?;
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(wire.max_message))
+            .max_frame_size(Some(wire.max_frame));
+        let connect = async {
+            let stream = match proxy {
+                Some(proxy) => Socks5Stream::connect(proxy, (host.as_str(), port))
+                    .await
+                    .map_err(|error| connect_error(&error))?
+                    .into_inner(),
+                // Resolved once and checked: the connection goes to an
+                // address the policy allows, never to a second resolution.
+                None => egress
+                    .connect(&host, port, timeout)
+                    .await
+                    .map_err(|error| match error.egress_denied() {
+                        Some(denied) => FetchError::Denied(denied.to_string()),
+                        None => connect_error(&error),
+                    })?,
+            };
+            let _ = stream.set_nodelay(true);
+            let (socket, _) =
+                client_async_tls_with_config(parsed.as_str(), stream, Some(config), None)
+                    .await
+                    .map_err(|error| connect_error(&error))?;
+            Ok::<_, FetchError>(WebSocket::Tokio(socket))
         };
-        // The library bounds the WebSocket handshake only; the SOCKS5
-        // handshake is bounded here.
-        match tokio::time::timeout(timeout, WebSocket::connect(&url, &mode, timeout)).await {
+        // One bound for the TCP, SOCKS5, TLS and WebSocket handshakes.
+        match tokio::time::timeout(timeout, Box::pin(connect)).await {
             Ok(Ok(socket)) => Ok(Self {
                 socket,
                 url: relay_url,
@@ -182,13 +256,19 @@ impl RelayConnection {
                 auth_refused: false,
                 requests: 0,
                 bytes_received: 0,
+                wire,
             }),
-            Ok(Err(error)) => Err(FetchError::Connect(error.to_string())),
+            Ok(Err(error)) => Err(error),
             Err(_elapsed) => Err(FetchError::Connect(format!(
                 "not connected within {} ms",
                 timeout.as_millis()
             ))),
         }
+    }
+
+    /// How the connection authenticates, for a new one to the same relay.
+    pub(crate) fn auth(&self) -> Option<Auth> {
+        self.auth.clone()
     }
 
     /// Sends one `REQ` with `filter` and reads its answer until `EOSE`,
@@ -213,16 +293,28 @@ impl RelayConnection {
             self.send_after_close(req.as_json()).await?;
             self.requests += 1;
             let mut fetched = Fetched::default();
-            let mut seen: HashSet<EventId> = HashSet::new();
+            // Keyed by id and signature: a forged copy (same id, another
+            // signature) must not make the real event a repeat.
+            let mut seen: HashSet<(EventId, Signature)> = HashSet::new();
+            let mut bytes = 0usize;
             loop {
                 let text = match self.next(request_deadline, limits, cancel).await? {
                     Next::Text(text) => text,
                     Next::Timeout(error) => return Err(error),
                 };
+                bytes += text.len();
                 match parse(&text, &id) {
                     Parsed::Event(event) => {
                         fetched.received += 1;
-                        if !seen.insert(event.id) {
+                        if text.len() > self.wire.max_event {
+                            fetched.oversized.push((
+                                event.id,
+                                crate::filter::created_at(&event),
+                                text.len(),
+                            ));
+                        } else if !event.verify_id() {
+                            fetched.invalid_id += 1;
+                        } else if !seen.insert((event.id, event.sig)) {
                             fetched.repeated += 1;
                         } else {
                             match check(&event) {
@@ -254,10 +346,12 @@ impl RelayConnection {
                     Parsed::Challenge(challenge) => self.challenge = Some(challenge),
                     Parsed::Other => continue,
                 }
-                if fetched.received >= limit_u64 {
-                    // The answer is full: what follows is not needed, and a
+                if fetched.received >= limit_u64 || bytes >= self.wire.answer_bytes {
+                    // The answer is full, or holds as many bytes as one
+                    // answer may: what follows is not needed now, and a
                     // relay streaming without end is stopped here (its late
                     // events carry this subscription's id and are ignored).
+                    fetched.truncated = fetched.received < limit_u64;
                     self.to_close = Some(id);
                     return Ok(fetched);
                 }
@@ -364,16 +458,25 @@ impl RelayConnection {
                     {
                         return Box::pin(self.reconcile(filter, local, limits, cancel)).await;
                     }
-                    return Err(ReconcileError::Unsupported(format!("NEG-ERR: {message}")));
+                    return Err(ReconcileError::Unsupported(format!(
+                        "NEG-ERR: {}",
+                        bounded(&message)
+                    )));
                 }
                 RelayMessage::Closed {
                     subscription_id,
                     message,
                 } if *subscription_id == id => {
-                    return Err(ReconcileError::Unsupported(format!("CLOSED: {message}")));
+                    return Err(ReconcileError::Unsupported(format!(
+                        "CLOSED: {}",
+                        bounded(&message)
+                    )));
                 }
                 RelayMessage::Notice(notice) => {
-                    return Err(ReconcileError::Unsupported(format!("NOTICE: {notice}")));
+                    return Err(ReconcileError::Unsupported(format!(
+                        "NOTICE: {}",
+                        bounded(&notice)
+                    )));
                 }
                 RelayMessage::Auth { challenge } => {
                     self.challenge = Some(challenge.into_owned());
@@ -436,7 +539,7 @@ impl RelayConnection {
                     tracing::debug!(
                         target: crate::synchronizer::TARGET,
                         url = %self.url,
-                        reason = %message,
+                        reason = %bounded(&message),
                         "the relay refused the authentication"
                     );
                     self.auth_refused = true;
@@ -479,6 +582,9 @@ impl RelayConnection {
                 }
                 Err(_elapsed) => continue,
                 Ok(None) => return Err(FetchError::Disconnected("the connection closed".into())),
+                Ok(Some(Err(async_wsocket::Error::Ws(WsError::Capacity(error))))) => {
+                    return Err(FetchError::MessageTooLarge(error.to_string()))
+                }
                 Ok(Some(Err(error))) => return Err(FetchError::Disconnected(error.to_string())),
                 Ok(Some(Ok(message))) => message,
             };
@@ -489,7 +595,7 @@ impl RelayConnection {
                 }
                 Message::Close(frame) => {
                     return Err(FetchError::Disconnected(match frame {
-                        Some(frame) => format!("closed by the relay: {}", frame.reason),
+                        Some(frame) => format!("closed by the relay: {}", bounded(&frame.reason)),
                         None => "closed by the relay".to_owned(),
                     }))
                 }
@@ -524,6 +630,11 @@ impl RelayConnection {
     }
 }
 
+/// Text the relay controls, cut to a bound before it is logged or stored.
+fn bounded(text: &str) -> String {
+    bigbrotr_utils::bounded_text(text, bigbrotr_utils::REMOTE_TEXT_MAX_BYTES).into_owned()
+}
+
 /// A relay message, as far as the current subscription cares.
 enum Parsed {
     Event(Box<Event>),
@@ -547,7 +658,7 @@ fn parse(text: &str, id: &SubscriptionId) -> Parsed {
         Ok(RelayMessage::Closed {
             subscription_id,
             message,
-        }) if *subscription_id == *id => Parsed::Closed(message.into_owned()),
+        }) if *subscription_id == *id => Parsed::Closed(bounded(&message)),
         Ok(RelayMessage::Auth { challenge }) => Parsed::Challenge(challenge.into_owned()),
         Ok(_) => Parsed::Other,
         Err(_) => {

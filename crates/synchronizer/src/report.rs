@@ -23,6 +23,9 @@ pub struct Rejections {
     pub repeated: u64,
     /// An `EVENT` message whose event could not be read.
     pub malformed: u64,
+    /// Larger than `sizes.max_event`, or sent in a message larger than
+    /// `sizes.max_message`; recorded in `quarantine`.
+    pub oversized: u64,
 }
 
 impl Rejections {
@@ -36,6 +39,7 @@ impl Rejections {
             + self.filter_mismatch
             + self.repeated
             + self.malformed
+            + self.oversized
     }
 
     fn add(&mut self, other: &Self) {
@@ -46,6 +50,7 @@ impl Rejections {
         self.filter_mismatch += other.filter_mismatch;
         self.repeated += other.repeated;
         self.malformed += other.malformed;
+        self.oversized += other.oversized;
     }
 }
 
@@ -94,6 +99,9 @@ pub struct SyncCounts {
     pub pending_resolved: u64,
     /// Re-sweeps completed.
     pub resweeps: u64,
+    /// Events the archive refused when their batch was stored: isolated
+    /// from the rest of the batch, recorded in `quarantine`, not stored.
+    pub quarantined: u64,
 }
 
 impl SyncCounts {
@@ -114,6 +122,7 @@ impl SyncCounts {
         self.pending_added += other.pending_added;
         self.pending_resolved += other.pending_resolved;
         self.resweeps += other.resweeps;
+        self.quarantined += other.quarantined;
     }
 
     /// Events archived from the relay: newly stored or already archived,

@@ -45,12 +45,12 @@ type CountedBy = (Counter, fn(&SyncCounts) -> u64);
 /// `_windows_total`,
 /// `_pages_total`, `_reconciliations_total`, `_resweeps_total`,
 /// `_pending_added_total`, `_pending_resolved_total`, `_relays_total` (with
-/// `outcome`), and the gauges `_pending_ranges` (ranges waiting for a
-/// retry, all relays), `_nip77_relays` (relays known to reconcile),
-/// `_relay_lag_seconds` (with `relay`: how far behind its cursor was when
-/// the relay was last synced; one series per relay ever synced, so bounded
-/// by the number of relays) and `_max_lag_seconds` (the most lagging relay
-/// of the last cycle). `/status` shows `pending_ranges` and `nip77_relays`
+/// `outcome`), `_events_quarantined_total`, and the gauges
+/// `_pending_ranges` (ranges waiting for a retry, all relays),
+/// `_nip77_relays` (relays known to reconcile), `_max_lag_seconds` (the
+/// most lagging relay of the last cycle) and `_lagging_relays` (relays of
+/// the last cycle more than an hour behind). No series is labelled with a
+/// relay: a stranger's URLs cannot grow the label sets. `/status` shows `pending_ranges` and `nip77_relays`
 /// too.
 #[derive(Debug)]
 pub struct SynchronizerService {
@@ -59,6 +59,7 @@ pub struct SynchronizerService {
     pending: Gauge,
     nip77: Gauge,
     max_lag: Gauge,
+    lagging: Gauge,
 }
 
 impl SynchronizerService {
@@ -82,6 +83,7 @@ impl SynchronizerService {
             ("filter_mismatch", rejected.filter_mismatch),
             ("repeated", rejected.repeated),
             ("malformed", rejected.malformed),
+            ("oversized", rejected.oversized),
         ] {
             if count > 0 {
                 ctx.metrics()
@@ -109,19 +111,16 @@ impl SynchronizerService {
                     &[("outcome", outcome)],
                 )
                 .inc();
-            if let Some(lag) = relay.lag {
-                ctx.metrics()
-                    .gauge(
-                        "synchronizer_relay_lag_seconds",
-                        "How far behind now - end_lag a relay's cursor was when it was last synced.",
-                        &[("relay", relay.url.as_str())],
-                    )
-                    .set(lag as f64);
-            }
         }
         if let Some(lag) = report.max_lag() {
             self.max_lag.set(lag as f64);
         }
+        let lagging = report
+            .relays
+            .iter()
+            .filter(|relay| relay.lag.is_some_and(|lag| lag > 3_600))
+            .count();
+        self.lagging.set(lagging as f64);
     }
 
     /// Reads the pending ranges and the NIP-77 relays from the archive, for
@@ -229,6 +228,13 @@ impl LoopService for SynchronizerService {
             ),
             (
                 counter(
+                    "synchronizer_events_quarantined_total",
+                    "Events the archive refused, isolated from their batch and recorded in quarantine.",
+                ),
+                |c| c.quarantined,
+            ),
+            (
+                counter(
                     "synchronizer_pending_added_total",
                     "Ranges recorded as pending.",
                 ),
@@ -258,6 +264,11 @@ impl LoopService for SynchronizerService {
             max_lag: metrics.gauge(
                 "synchronizer_max_lag_seconds",
                 "How far behind now the most lagging relay of the last cycle is.",
+                &[],
+            ),
+            lagging: metrics.gauge(
+                "synchronizer_lagging_relays",
+                "Relays of the last cycle left more than an hour behind now - end_lag.",
                 &[],
             ),
         })

@@ -352,3 +352,36 @@ pub(crate) async fn insert_sightings(
         })
         .collect()
 }
+
+/// Records in `quarantine` that `relay` served an event that is not stored
+/// (`insert_quarantine`): its second, id and size when known, and why.
+pub(crate) async fn quarantine(
+    brotr: &Brotr,
+    relay: RelayId,
+    created_at: Option<i64>,
+    event_id: Option<&EventId>,
+    size: Option<usize>,
+    reason: &str,
+) -> Result<()> {
+    const WHAT: &str = "insert_quarantine";
+    let relay_id = relay.get();
+    let id: Option<&[u8]> = event_id.map(|id| id.as_bytes().as_slice());
+    let size = size.map(|size| i64::try_from(size).unwrap_or(i64::MAX));
+    let now = bigbrotr_utils::now_timestamp();
+    brotr
+        .pool()
+        .fetch_all(
+            "SELECT insert_quarantine($1, $2, $3, $4, $5, $6)",
+            &[
+                (&relay_id, Type::INT4),
+                (&created_at, Type::INT8),
+                (&id, Type::BYTEA),
+                (&size, Type::INT8),
+                (&reason, Type::TEXT),
+                (&now, Type::INT8),
+            ],
+        )
+        .await
+        .map_err(|source| Error::Database { what: WHAT, source })?;
+    Ok(())
+}

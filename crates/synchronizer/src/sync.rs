@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use bigbrotr_brotr::{validate_event, Brotr, Network, RejectReason};
 use nostr::Event;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -17,8 +18,8 @@ use crate::connection::{Auth, FetchError, Limits, RelayConnection};
 use crate::filter::{created_at, sort_events, Cursor};
 use crate::leases::{advance_cursor, ClaimedRelay};
 use crate::report::{Rejections, RelayOutcome, RelayReport, SyncCounts};
-use crate::state::{relay_state, save_relay_state, RelayState};
-use crate::synchronizer::{Inner, TARGET};
+use crate::state::{quarantine, relay_state, save_relay_state, RelayState};
+use crate::synchronizer::{kib, Inner, TARGET};
 
 /// When the leases of a cycle are known to be valid until: the start of
 /// their latest renewal (or claim) plus their duration, on this machine's
@@ -66,6 +67,10 @@ pub(crate) struct Batch {
     pub(crate) items: Vec<(Event, bigbrotr_brotr::RelayId, i64)>,
     pub(crate) source: Source,
     pub(crate) position: Option<Cursor>,
+    /// About how many bytes the events take.
+    pub(crate) bytes: usize,
+    /// The share of the bytes all relays may hold that the events take.
+    pub(crate) held: Option<OwnedSemaphorePermit>,
 }
 
 /// The sync of one claimed relay.
@@ -224,13 +229,19 @@ impl RelaySync {
             keys: Arc::clone(&self.inner.keys),
             allowed: !refused_recently,
         });
-        let connection =
-            match RelayConnection::open(&self.relay.url, proxy, self.inner.connect_timeout, auth)
-                .await
-            {
-                Ok(connection) => connection,
-                Err(error) => return Err((report, RelayOutcome::Failed(error))),
-            };
+        let connection = match RelayConnection::open(
+            &self.relay.url,
+            proxy,
+            &self.inner.egress,
+            self.inner.connect_timeout,
+            self.inner.wire(),
+            auth,
+        )
+        .await
+        {
+            Ok(connection) => connection,
+            Err(error) => return Err((report, RelayOutcome::Failed(error))),
+        };
         let limit = match self.relay.max_limit {
             Some(max) if max > 0 => config.limit.min(usize::try_from(max).unwrap_or(usize::MAX)),
             _ => config.limit,
@@ -247,6 +258,8 @@ impl RelaySync {
                 items: Vec::with_capacity(config.batch_size.min(10_000)),
                 source: Source::Window,
                 position: None,
+                bytes: 0,
+                held: None,
             },
             report,
             state,
@@ -324,8 +337,8 @@ impl Session<'_> {
         if self.connection.auth_refused {
             self.state.auth_refused_at = Some(self.now);
         }
-        self.report.counts.requests = self.connection.requests;
-        self.report.counts.bytes_received = self.connection.bytes_received;
+        self.report.counts.requests += self.connection.requests;
+        self.report.counts.bytes_received += self.connection.bytes_received;
         if outcome == RelayOutcome::CutOff {
             tracing::warn!(
                 target: TARGET,
@@ -353,10 +366,48 @@ impl Session<'_> {
         if !self.sync.lease.valid(self.lease_margin) {
             return Some(RelayOutcome::LeaseLost);
         }
-        if self.report.counts.rejected.total() > self.sync.inner.config.max_rejected {
-            return Some(RelayOutcome::CutOff);
-        }
         None
+    }
+
+    /// Whether the relay has served more rejected events than allowed in
+    /// this cycle: checked between windows only, so that a relay mixing
+    /// garbage with its events is archived completely, just more slowly.
+    pub(crate) fn cut_off(&self) -> bool {
+        self.report.counts.rejected.total() > self.sync.inner.config.max_rejected
+    }
+
+    /// Opens a new connection in place of one that broke (after a message
+    /// over the size limit, say).
+    pub(crate) async fn reconnect(&mut self) -> Result<(), RelayOutcome> {
+        let sync = self.sync;
+        let proxy = match sync.relay.network {
+            Network::Clearnet => None,
+            Network::Tor => Some(
+                sync.inner
+                    .proxy()
+                    .await
+                    .map_err(|reason| RelayOutcome::Failed(FetchError::Connect(reason)))?,
+            ),
+        };
+        let auth = self.connection.auth();
+        let connection = RelayConnection::open(
+            &sync.relay.url,
+            proxy,
+            &sync.inner.egress,
+            sync.inner.connect_timeout,
+            sync.inner.wire(),
+            auth,
+        )
+        .await
+        .map_err(RelayOutcome::Failed)?;
+        let old = std::mem::replace(&mut self.connection, connection);
+        self.report.counts.requests += old.requests;
+        self.report.counts.bytes_received += old.bytes_received;
+        if old.auth_refused {
+            self.state.auth_refused_at = Some(self.now);
+        }
+        old.close().await;
+        Ok(())
     }
 
     /// Stores `events` found by `source`: checked here when the archive does
@@ -381,12 +432,38 @@ impl Session<'_> {
         }
         sort_events(&mut events);
         let seen_at = bigbrotr_utils::now_timestamp();
-        let batch_size = self.sync.inner.config.batch_size;
+        let config = &self.sync.inner.config;
+        let (batch_size, batch_bytes) = (config.batch_size, config.sizes.batch_bytes);
+        let total = kib(config.sizes.held_bytes);
         for event in events {
+            let size = approx_size(&event);
+            let need = u32::try_from(kib(size).clamp(1, total)).unwrap_or(u32::MAX);
+            let held = Arc::clone(&self.sync.inner.held);
+            let permit = match held.clone().try_acquire_many_owned(need) {
+                Ok(permit) => permit,
+                Err(_) => {
+                    // Every relay's batches together are at the bound: store
+                    // this one's (so that no relay waits while holding some)
+                    // and wait for room.
+                    if !self.flush().await? {
+                        return Ok(false);
+                    }
+                    held.acquire_many_owned(need)
+                        .await
+                        .context("waiting for room for events")?
+                }
+            };
+            match &mut self.batch.held {
+                Some(held) => held.merge(permit),
+                None => self.batch.held = Some(permit),
+            }
+            self.batch.bytes += size;
             self.batch
                 .items
                 .push((event, self.sync.relay.relay_id, seen_at));
-            if self.batch.items.len() >= batch_size && !self.flush().await? {
+            if (self.batch.items.len() >= batch_size || self.batch.bytes >= batch_bytes)
+                && !self.flush().await?
+            {
                 return Ok(false);
             }
         }
@@ -411,30 +488,13 @@ impl Session<'_> {
     pub(crate) async fn flush(&mut self) -> anyhow::Result<bool> {
         let sync = self.sync;
         if !self.batch.items.is_empty() {
-            let stored = sync
-                .brotr
-                .insert_event_batch_seen(&self.batch.items)
-                .await
-                .with_context(|| {
-                    format!(
-                        "storing {} events of {}",
-                        self.batch.items.len(),
-                        sync.relay.url
-                    )
-                })?;
-            let counts = &mut self.report.counts;
-            counts.stored += stored.stored;
-            match self.batch.source {
-                Source::Window => {}
-                Source::Reconcile => counts.stored_by_reconcile += stored.stored,
-                Source::Resweep => counts.stored_by_resweep += stored.stored,
-            }
-            counts.duplicates += stored.duplicates;
-            counts.relations += stored.relations_stored;
-            for rejected in &stored.rejected {
-                count_rejection(&mut counts.rejected, rejected.reason);
-            }
-            self.batch.items.clear();
+            let items = std::mem::take(&mut self.batch.items);
+            self.store_isolating(&items).await?;
+            self.batch.bytes = 0;
+            self.batch.held = None;
+            let mut items = items;
+            items.clear();
+            self.batch.items = items;
         }
         let Some(position) = self.batch.position.take() else {
             return Ok(true);
@@ -462,6 +522,118 @@ impl Session<'_> {
         }
         Ok(held)
     }
+}
+
+impl Session<'_> {
+    /// Stores `items`. When the archive refuses them for a reason other
+    /// than being unavailable, the batch is split to find the events it
+    /// refuses: the others are stored, those are recorded in `quarantine`,
+    /// and the sync goes on. Fails only when the database is unavailable.
+    async fn store_isolating(
+        &mut self,
+        items: &[(Event, bigbrotr_brotr::RelayId, i64)],
+    ) -> anyhow::Result<()> {
+        let sync = self.sync;
+        let error = match sync.brotr.insert_event_batch_seen(items).await {
+            Ok(stored) => {
+                let counts = &mut self.report.counts;
+                counts.stored += stored.stored;
+                match self.batch.source {
+                    Source::Window => {}
+                    Source::Reconcile => counts.stored_by_reconcile += stored.stored,
+                    Source::Resweep => counts.stored_by_resweep += stored.stored,
+                }
+                counts.duplicates += stored.duplicates;
+                counts.relations += stored.relations_stored;
+                for rejected in &stored.rejected {
+                    count_rejection(&mut counts.rejected, rejected.reason);
+                }
+                return Ok(());
+            }
+            Err(error) if unavailable(&error) => {
+                return Err(error).with_context(|| {
+                    format!("storing {} events of {}", items.len(), sync.relay.url)
+                })
+            }
+            Err(error) => error,
+        };
+        if let [(event, _, _)] = items {
+            let reason = format!("refused: {}", ErrorChain(&error));
+            tracing::warn!(
+                target: TARGET,
+                url = %sync.relay.url,
+                event_id = %event.id,
+                reason = %reason,
+                "the archive refused an event: quarantined"
+            );
+            quarantine(
+                &sync.brotr,
+                sync.relay.relay_id,
+                Some(created_at(event)),
+                Some(&event.id),
+                Some(approx_size(event)),
+                &reason,
+            )
+            .await?;
+            self.report.counts.quarantined += 1;
+            return Ok(());
+        }
+        let (first, second) = items.split_at(items.len() / 2);
+        Box::pin(self.store_isolating(first)).await?;
+        Box::pin(self.store_isolating(second)).await
+    }
+}
+
+/// Whether storing failed because the database cannot be reached or is
+/// overloaded, rather than because of what was stored.
+fn unavailable(error: &bigbrotr_brotr::Error) -> bool {
+    match error {
+        // A chunk that outlived the insert timeout: too large, not a sign
+        // of an unreachable database.
+        bigbrotr_brotr::Error::Timeout { .. } => false,
+        bigbrotr_brotr::Error::Database { source, .. } => match source.code() {
+            // Connection, resources, operator intervention (but a
+            // cancelled statement), system errors.
+            Some(code) => {
+                let code = code.code();
+                code != "57014" && ["08", "53", "57", "58", "XX"].contains(&&code[..2])
+            }
+            None => true,
+        },
+        _ => true,
+    }
+}
+
+/// An error with its causes, on one line.
+struct ErrorChain<'a>(&'a dyn std::error::Error);
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+/// About how many bytes `event` takes as JSON: enough to bound memory
+/// without serializing it.
+pub(crate) fn approx_size(event: &Event) -> usize {
+    let tags: usize = event
+        .tags
+        .iter()
+        .map(|tag| {
+            tag.as_slice()
+                .iter()
+                .map(|value| value.len() + 3)
+                .sum::<usize>()
+                + 2
+        })
+        .sum();
+    250 + event.content.len() + tags
 }
 
 /// Checks ids and signatures here when the archive does not (event

@@ -8,7 +8,11 @@ use std::time::Duration;
 
 use bigbrotr_brotr::Network;
 use bigbrotr_config::{NostrConfig, Problems};
+use bigbrotr_utils::Egress;
 use nostr::Keys;
+use tokio::sync::Semaphore;
+
+use crate::connection::WireLimits;
 
 use crate::config::SynchronizerConfig;
 use crate::error::{Error, Result};
@@ -35,6 +39,10 @@ pub(crate) struct Inner {
     pub(crate) connect_timeout: Duration,
     /// The keys it authenticates with (NIP-42).
     pub(crate) keys: Arc<Keys>,
+    /// The bytes of events all relays may hold in batches at once, in KiB.
+    pub(crate) held: Arc<Semaphore>,
+    /// Where it may connect.
+    pub(crate) egress: Egress,
 }
 
 impl fmt::Debug for Synchronizer {
@@ -76,6 +84,8 @@ impl Synchronizer {
                     .map(|(host, port)| (host.to_owned(), port)),
                 connect_timeout: nostr.timeout,
                 keys: Arc::new(Keys::generate()),
+                held: Arc::new(Semaphore::new(kib(config.sizes.held_bytes))),
+                egress: Egress::default(),
             }),
         })
     }
@@ -90,6 +100,17 @@ impl Synchronizer {
                 keys: Arc::new(keys),
                 ..inner
             }),
+        }
+    }
+
+    /// The same synchronizer, connecting to relays (other than `.onion`
+    /// ones, reached through the proxy) only where `egress` allows, rather
+    /// than under the strict default policy.
+    #[must_use]
+    pub fn with_egress(self, egress: Egress) -> Self {
+        let inner = Arc::unwrap_or_clone(self.inner);
+        Self {
+            inner: Arc::new(Inner { egress, ..inner }),
         }
     }
 
@@ -129,6 +150,17 @@ impl Synchronizer {
 }
 
 impl Inner {
+    /// The sizes a relay's messages may have.
+    pub(crate) fn wire(&self) -> WireLimits {
+        let sizes = &self.config.sizes;
+        WireLimits {
+            max_message: sizes.max_message,
+            max_frame: sizes.max_frame,
+            max_event: sizes.max_event,
+            answer_bytes: sizes.batch_bytes,
+        }
+    }
+
     /// The address of the SOCKS5 proxy, resolved.
     pub(crate) async fn proxy(&self) -> Result<SocketAddr, String> {
         let Some((host, port)) = &self.socks5 else {
@@ -149,6 +181,11 @@ impl Inner {
             Err(_elapsed) => Err(format!("the SOCKS5 proxy {host} was not resolved in time")),
         }
     }
+}
+
+/// `bytes` in KiB, rounded up, as the semaphore of held bytes counts them.
+pub(crate) fn kib(bytes: usize) -> usize {
+    bytes.div_ceil(1024).min(Semaphore::MAX_PERMITS)
 }
 
 /// The worker id used when none is configured: `<hostname>-<process id>`

@@ -23,8 +23,8 @@ use crate::connection::{FetchError, Fetched, ReconcileError};
 use crate::filter::{created_at, Cursor};
 use crate::report::RelayOutcome;
 use crate::state::{
-    add_pending, due_pending, insert_sightings, relay_event_ids, settle_pending, PendingRange,
-    PendingReason,
+    add_pending, due_pending, insert_sightings, quarantine, relay_event_ids, settle_pending,
+    PendingRange, PendingReason,
 };
 use crate::sync::{Session, Source};
 use crate::synchronizer::TARGET;
@@ -82,6 +82,12 @@ impl Session<'_> {
             match step {
                 Step::Done { grow, shrink } => {
                     self.report.counts.windows += 1;
+                    if self.cut_off() {
+                        if !resweep {
+                            self.batch.position = Some(Cursor::end_of(until));
+                        }
+                        return Ok(RelayOutcome::CutOff);
+                    }
                     if !resweep {
                         // The cursor moves there with the next flush.
                         self.batch.position = Some(Cursor::end_of(until));
@@ -170,7 +176,7 @@ impl Session<'_> {
         let second_limit = self.sync.inner.config.second_limit.max(self.limit);
         let cap_before = self.state.effective_cap;
         let filter = self.sync.inner.filter.window(second, second, second_limit);
-        let fetched = match self.request(&filter, second, second, second_limit).await {
+        let fetched = match self.request(&filter, second, second, second_limit).await? {
             Ok(fetched) => fetched,
             Err(outcome) => return Ok(Err(outcome)),
         };
@@ -205,14 +211,41 @@ impl Session<'_> {
                 self.report.counts.pages += 1;
             }
             let filter = self.sync.inner.filter.window(since, page_until, self.limit);
-            let fetched = match self.request(&filter, since, page_until, self.limit).await {
+            let fetched = match self.request(&filter, since, page_until, self.limit).await? {
                 Ok(fetched) => fetched,
+                Err(RelayOutcome::Failed(FetchError::MessageTooLarge(reason))) => {
+                    // Find the second holding the message, skip it, walk
+                    // again what lies above it, and go on below it.
+                    let second = match self.skip_oversized(since, page_until, &reason).await? {
+                        Ok(second) => second,
+                        Err(outcome) => return Ok(Step::Stop(outcome)),
+                    };
+                    if second < page_until {
+                        if let Step::Stop(outcome) =
+                            Box::pin(self.req_window(second + 1, page_until, source, i64::MAX))
+                                .await?
+                        {
+                            return Ok(Step::Stop(outcome));
+                        }
+                    }
+                    if second <= since {
+                        return Ok(Step::Done {
+                            grow: 1,
+                            shrink: false,
+                        });
+                    }
+                    page_until = second - 1;
+                    boundary.clear();
+                    continue;
+                }
                 Err(outcome) => return Ok(Step::Stop(outcome)),
             };
             pages += 1;
             let received = fetched.received;
-            let full = self.may_be_cut_short(received);
-            self.learn_cap(received);
+            let full = fetched.truncated || self.may_be_cut_short(received);
+            if !fetched.truncated {
+                self.learn_cap(received);
+            }
             let mut oldest: Option<i64> = None;
             let mut new = Vec::with_capacity(fetched.events.len());
             for event in fetched.events {
@@ -322,6 +355,20 @@ impl Session<'_> {
                 }
                 return self.req_window(since, until, source, i64::MAX).await;
             }
+            Err(ReconcileError::Fetch(FetchError::MessageTooLarge(reason))) => {
+                tracing::debug!(
+                    target: TARGET,
+                    url = %sync.relay.url,
+                    since,
+                    until,
+                    reason = %reason,
+                    "a reconciliation message was too large: walking with REQs"
+                );
+                if let Err(outcome) = self.reconnect().await {
+                    return Ok(Step::Stop(outcome));
+                }
+                return self.req_window(since, until, source, i64::MAX).await;
+            }
             Err(ReconcileError::Fetch(error)) => {
                 return Ok(Step::Stop(self.failed(error, since, until)))
             }
@@ -378,8 +425,9 @@ impl Session<'_> {
 
     /// Fetches `ids` by id, in chunks no larger than what the relay
     /// returns at once; the ids an answer left out are asked for again as
-    /// long as answers bring something. Returns how many the relay did not
-    /// serve.
+    /// long as answers bring something. A chunk whose answer breaks the
+    /// size limit is halved until the event that does is found, recorded in
+    /// `quarantine` and left out. Returns how many the relay did not serve.
     async fn fetch_ids(
         &mut self,
         ids: &[EventId],
@@ -388,20 +436,27 @@ impl Session<'_> {
         source: Source,
     ) -> anyhow::Result<Result<usize, RelayOutcome>> {
         let mut queue: VecDeque<EventId> = ids.iter().copied().collect();
+        // Chunks to ask for as they are, ahead of the queue.
+        let mut forced: Vec<Vec<EventId>> = Vec::new();
         let mut unserved = 0;
-        while !queue.is_empty() {
+        while !queue.is_empty() || !forced.is_empty() {
             if let Some(outcome) = self.interrupted() {
                 return Ok(Err(outcome));
             }
-            let size = self
-                .sync
-                .inner
-                .config
-                .nip77
-                .ids_per_request
-                .min(self.effective_limit())
-                .clamp(1, queue.len());
-            let asked: Vec<EventId> = queue.drain(..size).collect();
+            let asked: Vec<EventId> = match forced.pop() {
+                Some(chunk) => chunk,
+                None => {
+                    let size = self
+                        .sync
+                        .inner
+                        .config
+                        .nip77
+                        .ids_per_request
+                        .min(self.effective_limit())
+                        .clamp(1, queue.len());
+                    queue.drain(..size).collect()
+                }
+            };
             let wanted: HashSet<EventId> = asked.iter().copied().collect();
             let filter = self
                 .sync
@@ -413,15 +468,35 @@ impl Session<'_> {
                 .limit(asked.len());
             let fetched = match self
                 .request_ids(&filter, &wanted, since, until, asked.len())
-                .await
+                .await?
             {
                 Ok(fetched) => fetched,
+                Err(RelayOutcome::Failed(FetchError::MessageTooLarge(reason))) => {
+                    if let Err(outcome) = self.reconnect().await {
+                        return Ok(Err(outcome));
+                    }
+                    if let [id] = asked.as_slice() {
+                        self.record_oversized(None, Some(id), None, &reason).await?;
+                    } else {
+                        let (low, high) = asked.split_at(asked.len() / 2);
+                        forced.push(high.to_vec());
+                        forced.push(low.to_vec());
+                    }
+                    continue;
+                }
                 Err(outcome) => return Ok(Err(outcome)),
             };
-            self.learn_cap(fetched.received);
+            if !fetched.truncated {
+                self.learn_cap(fetched.received);
+            }
             let got: HashSet<EventId> = fetched.events.iter().map(|event| event.id).collect();
-            let missed = asked.iter().filter(|id| !got.contains(id)).copied();
-            if got.is_empty() {
+            let refused: HashSet<EventId> =
+                fetched.oversized.iter().map(|(id, _, _)| *id).collect();
+            let missed = asked
+                .iter()
+                .filter(|id| !got.contains(id) && !refused.contains(id))
+                .copied();
+            if got.is_empty() && refused.is_empty() {
                 unserved += missed.count();
             } else {
                 for id in missed.rev() {
@@ -433,6 +508,78 @@ impl Session<'_> {
             }
         }
         Ok(Ok(unserved))
+    }
+
+    /// Finds the second of `since..=until` holding the message that broke
+    /// the size limit (answers are newest first, so an answer with `limit`
+    /// breaks exactly when it starts at or before that second), records it
+    /// in `quarantine`, and, where the relay reconciles, fetches the other
+    /// events of that second one by one. Returns the second.
+    async fn skip_oversized(
+        &mut self,
+        since: i64,
+        until: i64,
+        reason: &str,
+    ) -> anyhow::Result<Result<i64, RelayOutcome>> {
+        if let Err(outcome) = self.reconnect().await {
+            return Ok(Err(outcome));
+        }
+        // The latest start that still breaks: `low` breaks, `high` does not.
+        let (mut low, mut high) = (since, until.saturating_add(1));
+        while high - low > 1 {
+            if let Some(outcome) = self.interrupted() {
+                return Ok(Err(outcome));
+            }
+            let mid = low + (high - low) / 2;
+            let filter = self.sync.inner.filter.window(mid, until, self.limit);
+            match self.request(&filter, mid, until, self.limit).await? {
+                Ok(_) => high = mid,
+                Err(RelayOutcome::Failed(FetchError::MessageTooLarge(_))) => {
+                    low = mid;
+                    if let Err(outcome) = self.reconnect().await {
+                        return Ok(Err(outcome));
+                    }
+                }
+                Err(outcome) => return Ok(Err(outcome)),
+            }
+        }
+        let second = low;
+        tracing::info!(
+            target: TARGET,
+            url = %self.sync.relay.url,
+            second,
+            reason = %reason,
+            "a message over the size limit: its second is skipped"
+        );
+        self.record_oversized(Some(second), None, None, reason)
+            .await?;
+        if self.reconciling {
+            if let Step::Stop(outcome) =
+                Box::pin(self.reconcile_window(second, second, Source::Window)).await?
+            {
+                return Ok(Err(outcome));
+            }
+        }
+        Ok(Ok(second))
+    }
+
+    /// Records an event too large to store in `quarantine`, counted.
+    async fn record_oversized(
+        &mut self,
+        second: Option<i64>,
+        id: Option<&EventId>,
+        size: Option<usize>,
+        reason: &str,
+    ) -> anyhow::Result<()> {
+        let sync = self.sync;
+        let why = if size.is_some() {
+            "oversized".to_owned()
+        } else {
+            format!("message_too_large: {reason}")
+        };
+        quarantine(&sync.brotr, sync.relay.relay_id, second, id, size, &why).await?;
+        self.report.counts.rejected.oversized += 1;
+        Ok(())
     }
 
     /// Records a pending range, counted.
@@ -465,14 +612,14 @@ impl Session<'_> {
         since: i64,
         until: i64,
         limit: usize,
-    ) -> Result<Fetched, RelayOutcome> {
+    ) -> anyhow::Result<Result<Fetched, RelayOutcome>> {
         let check_filter = &self.sync.inner.filter;
         let check = move |event: &Event| check_filter.check(event, since, until);
         let result = self
             .connection
             .request(filter, &check, limit, self.limits, &self.sync.cancel)
             .await;
-        self.count(result, since, until)
+        self.count(result, since, until).await
     }
 
     /// One `REQ` for the ids of `wanted` created in `since..=until`,
@@ -484,7 +631,7 @@ impl Session<'_> {
         since: i64,
         until: i64,
         limit: usize,
-    ) -> Result<Fetched, RelayOutcome> {
+    ) -> anyhow::Result<Result<Fetched, RelayOutcome>> {
         let check_filter = &self.sync.inner.filter;
         let check = move |event: &Event| {
             if !wanted.contains(&event.id) {
@@ -496,25 +643,30 @@ impl Session<'_> {
             .connection
             .request(filter, &check, limit, self.limits, &self.sync.cancel)
             .await;
-        self.count(result, since, until)
+        self.count(result, since, until).await
     }
 
     /// Counts what a request brought; a failure ends the walk with its
     /// outcome.
-    fn count(
+    async fn count(
         &mut self,
         result: Result<Fetched, FetchError>,
         since: i64,
         until: i64,
-    ) -> Result<Fetched, RelayOutcome> {
+    ) -> anyhow::Result<Result<Fetched, RelayOutcome>> {
         match result {
             Ok(fetched) => {
+                for (id, second, size) in &fetched.oversized {
+                    self.record_oversized(Some(*second), Some(id), Some(*size), "")
+                        .await?;
+                }
                 let counts = &mut self.report.counts;
                 counts.received += fetched.received;
                 counts.rejected.outside_window += fetched.outside_window;
                 counts.rejected.filter_mismatch += fetched.filter_mismatch;
                 counts.rejected.repeated += fetched.repeated;
                 counts.rejected.malformed += fetched.malformed;
+                counts.rejected.invalid_id += fetched.invalid_id;
                 if fetched.refused() > 0 {
                     tracing::debug!(
                         target: TARGET,
@@ -525,9 +677,9 @@ impl Session<'_> {
                         "the relay served events that do not answer the request"
                     );
                 }
-                Ok(fetched)
+                Ok(Ok(fetched))
             }
-            Err(error) => Err(self.failed(error, since, until)),
+            Err(error) => Ok(Err(self.failed(error, since, until))),
         }
     }
 

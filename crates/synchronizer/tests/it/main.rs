@@ -6,6 +6,7 @@
 mod archive;
 mod complete;
 mod config;
+mod hostile;
 mod leases;
 mod rejects;
 mod resume;

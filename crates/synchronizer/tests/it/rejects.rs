@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use bigbrotr_config::BrotrConfig;
-use bigbrotr_synchronizer::{FetchError, Rejections, RelayOutcome};
+use bigbrotr_synchronizer::{Cursor, FetchError, Rejections, RelayOutcome};
 use nostr::{Event, JsonUtil, Keys};
 use serde_json::Value;
 use tokio::time::Instant;
@@ -94,6 +94,7 @@ async fn bad_signatures_and_events_outside_the_filter_are_rejected_and_counted()
                 // Served twice more by the page that checks the relay's cap.
                 repeated: 2,
                 malformed: 1,
+                oversized: 0,
             },
             "validation by the archive: {enable_event_validation}"
         );
@@ -124,16 +125,18 @@ async fn a_relay_serving_more_rejected_events_than_allowed_is_cut_off_and_counte
     assert_eq!(report.cut_off(), 1);
     let relay_report = report.relay(relay_id).expect("synced");
     assert_eq!(relay_report.outcome, RelayOutcome::CutOff);
+    // The window is finished (its first answer, then the page checking the
+    // relay's cap), then nothing more is asked.
     assert_eq!(
-        relay_report.counts.requests, 1,
+        relay_report.counts.requests, 2,
         "nothing asked after the cut"
     );
-    assert_eq!(relay_report.counts.rejected.total(), 10);
-    // The good events it served are kept, but the cursor does not pass a
-    // window it was cut off in.
+    assert_eq!(relay_report.counts.windows, 1);
+    assert_eq!(relay_report.counts.rejected.total(), 11);
+    // The good events it served are kept, and the cursor passed the window.
     assert_eq!(fixture.relay_event_ids(relay_id).await, ids(&good));
     let (cursor, _) = fixture.cursor(relay_id).await;
-    assert_eq!(cursor, None);
+    assert_eq!(cursor, Some(Cursor::end_of(BASE + 86_399)));
 }
 
 #[tokio::test]

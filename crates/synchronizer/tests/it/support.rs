@@ -17,6 +17,7 @@ use bigbrotr_synchronizer::{
     due_pending, relay_state, Cursor, PendingRange, RelayState, Synchronizer, SynchronizerConfig,
 };
 use bigbrotr_test_support::TestDb;
+use bigbrotr_utils::{Egress, EgressPolicy};
 use nostr::{Event, EventBuilder, EventId, JsonUtil, Keys, Kind, Timestamp};
 use nostr_relay_builder::prelude::{
     MemoryDatabase, MemoryDatabaseOptions, NostrDatabase, RateLimit, RelayBuilder,
@@ -329,7 +330,14 @@ pub(crate) fn synchronizer(config: &SynchronizerConfig) -> Synchronizer {
         timeout: Duration::from_secs(2),
         ..NostrConfig::default()
     };
-    Synchronizer::new(config, &nostr).expect("a valid synchronizer")
+    Synchronizer::new(config, &nostr)
+        .expect("a valid synchronizer")
+        .with_egress(local_egress())
+}
+
+/// The strict egress policy, but for the test relays on 127.0.0.1.
+pub(crate) fn local_egress() -> Egress {
+    Egress::new(EgressPolicy::strict().allowing("127.0.0.1/32".parse().expect("a CIDR")))
 }
 
 /// A fresh `bigbrotr` database and an archive on it; the database is
