@@ -225,3 +225,100 @@ async fn events_the_archive_refuses_are_quarantined_and_the_rest_of_the_batch_is
         assert!(reason.contains("poisoned event"), "{reason}");
     }
 }
+
+#[tokio::test]
+async fn relays_sending_huge_messages_fail_alone_and_the_others_are_archived_whole() {
+    let keys = Keys::generate();
+    let events = notes(&keys, 500, 0, 60);
+    let good = TestRelay::start(&events, None).await;
+    // Each holds, among a few normal events, one event of 64 MiB: far over
+    // the default 5 MiB message limit.
+    let giant = note(&keys, 1, BASE + 7_777, &"z".repeat(64 << 20));
+    let mut hostile = Vec::new();
+    for _ in 0..3 {
+        let mut served = scripted(&events[..50]);
+        served.push((BASE + 7_777, json_of(&giant)));
+        hostile.push(
+            FakeRelay::start(Script {
+                events: served,
+                ..Script::default()
+            })
+            .await,
+        );
+    }
+    let fixture = Fixture::new().await;
+    let good_id = fixture.readable(&good.url, None).await;
+    for relay in &hostile {
+        fixture.readable(&relay.url, None).await;
+    }
+    let mut config = sync_config("w1");
+    config.nip77.enabled = false;
+    let report = synchronizer(&config)
+        .run_cycle(&fixture.brotr, &CancellationToken::new())
+        .await
+        .expect("a cycle");
+    assert_eq!(report.relays.len(), 4);
+    assert_eq!(
+        report.relay(good_id).expect("synced").outcome,
+        RelayOutcome::CaughtUp
+    );
+    assert_eq!(fixture.relay_event_ids(good_id).await, ids(&events));
+    // The hostile relays' huge message is found and skipped, their other
+    // events archived.
+    let rows = quarantined(&fixture).await;
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(rows.iter().all(|(second, _, reason)| {
+        *second == Some(BASE + 7_777) && reason.starts_with("message_too_large")
+    }));
+    for relay in &report.relays {
+        assert_eq!(relay.outcome, RelayOutcome::CaughtUp, "{}", relay.url);
+    }
+    assert_eq!(fixture.event_count().await, 500);
+}
+
+#[tokio::test]
+async fn a_relay_whose_name_resolves_to_a_denied_address_is_never_connected_to() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use bigbrotr_synchronizer::FetchError;
+    use bigbrotr_utils::{Egress, EgressPolicy, StaticResolver};
+
+    // An internal service on a loopback port the policy does not allow,
+    // counting the connections it gets.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("an address").port();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&connections);
+    let server = tokio::spawn(async move {
+        while let Ok((_stream, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let fixture = Fixture::new().await;
+    let by_name = fixture
+        .readable(&format!("ws://relay.internal.example:{port}"), None)
+        .await;
+    let by_address = fixture
+        .readable(&format!("ws://127.0.0.1:{port}"), None)
+        .await;
+    let resolver =
+        StaticResolver::new().with("relay.internal.example", ["127.0.0.1".parse().expect("IP")]);
+    let egress = Egress::new(EgressPolicy::strict()).with_resolver(Arc::new(resolver));
+    let report = synchronizer(&sync_config("w1"))
+        .with_egress(egress)
+        .run_cycle(&fixture.brotr, &CancellationToken::new())
+        .await
+        .expect("a cycle");
+    for relay_id in [by_name, by_address] {
+        let outcome = &report.relay(relay_id).expect("tried").outcome;
+        assert!(
+            matches!(outcome, RelayOutcome::Failed(FetchError::Denied(reason)) if reason.contains("loopback")),
+            "{outcome:?}"
+        );
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 0);
+    server.abort();
+}
