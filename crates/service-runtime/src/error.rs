@@ -67,6 +67,26 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A connection was refused by the egress policy, or could not be made
+    /// to the checked addresses.
+    #[error("could not connect")]
+    Egress {
+        /// Why: [`bigbrotr_utils::Error::egress_denied`] tells a refusal
+        /// of the policy.
+        #[source]
+        source: bigbrotr_utils::Error,
+    },
+
+    /// A WebSocket connection could not be opened over a checked TCP
+    /// connection.
+    #[error("WebSocket connection to {url} failed: {reason}")]
+    WebSocket {
+        /// The relay's URL.
+        url: String,
+        /// What the handshake (or the clock) said.
+        reason: String,
+    },
+
     /// The handlers of SIGINT and SIGTERM could not be installed.
     #[error("could not install the handlers of SIGINT and SIGTERM")]
     Signals {

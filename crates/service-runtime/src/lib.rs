@@ -27,11 +27,15 @@
 //!   registry of counters and gauges services increment ([`Metrics`],
 //!   [`ServiceMetrics`]).
 //! - [`http`]: [`HttpServer`], `/health`, `/status` and `/metrics`.
+//! - [`egress`](mod@egress): the egress policy of `config/core/egress.yaml`
+//!   ([`load_egress_file`]) and WebSocket connections through it
+//!   ([`connect_websocket`], [`EgressTransport`] for `nostr-sdk` clients).
 //! - [`nostr`]: [`nostr_options`], the `nostr` section as `nostr-sdk`
 //!   client options.
 //! - [`error`]: the [`Error`] of this crate.
 
 pub mod config;
+pub mod egress;
 pub mod error;
 pub mod http;
 pub mod keys;
@@ -46,6 +50,7 @@ pub mod status;
 pub use config::{
     load_runtime_file, load_service_file, HttpConfig, RuntimeConfig, RuntimeFile, ServiceFile,
 };
+pub use egress::{connect_websocket, load_egress_file, Egress, EgressTransport};
 pub use error::{Error, Result};
 pub use http::HttpServer;
 pub use keys::{keys_from_env, service_keys};

@@ -18,6 +18,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
 use crate::config::{load_runtime_file, RuntimeConfig, ServiceFile};
+use crate::egress::{load_egress_file, Egress};
 use crate::error::{Error, Result};
 use crate::http::HttpServer;
 use crate::metrics::{Exposition, MetricKind, Metrics};
@@ -34,6 +35,7 @@ use crate::status::{ServiceStatus, State, StatusCell};
 pub struct Runtime {
     implementation: Implementation,
     env: Env,
+    egress: Egress,
     brotr: Brotr,
     settings: RuntimeConfig,
     state: Arc<ProcessState>,
@@ -70,6 +72,7 @@ impl Runtime {
         Self {
             implementation,
             env: Env::empty(),
+            egress: Egress::default(),
             brotr,
             settings,
             state,
@@ -89,7 +92,22 @@ impl Runtime {
         self
     }
 
-    /// Loads `config/core/pool.yaml`, `brotr.yaml` and `runtime.yaml` of
+    /// The same runtime, its services connecting through `egress` (see
+    /// [`ServiceContext::egress`]); the strict policy by default.
+    #[must_use]
+    pub fn with_egress(mut self, egress: Egress) -> Self {
+        self.egress = egress;
+        self
+    }
+
+    /// The egress policy its services connect through.
+    #[must_use]
+    pub fn egress(&self) -> &Egress {
+        &self.egress
+    }
+
+    /// Loads `config/core/pool.yaml`, `brotr.yaml`, `runtime.yaml` and
+    /// `egress.yaml` (the strict policy when missing) of
     /// `implementation`, connects the pool (its connections reporting
     /// `application_name`) and sets the archive up over it.
     pub async fn connect(
@@ -108,6 +126,7 @@ impl Runtime {
             .load("core", "brotr", env)
             .map_err(config_error("the archive"))?;
         let runtime_file = load_runtime_file(implementation, env)?;
+        let egress_file = load_egress_file(implementation, env)?;
         let pool = ConnectionPool::with_application_name(
             &pool_file.database,
             &pool_file.pool,
@@ -133,7 +152,11 @@ impl Runtime {
                 return Err(Error::Brotr { source });
             }
         };
-        Ok(Self::new(implementation.clone(), brotr, runtime_file.runtime).with_env(env.clone()))
+        Ok(
+            Self::new(implementation.clone(), brotr, runtime_file.runtime)
+                .with_env(env.clone())
+                .with_egress(Egress::new(egress_file.egress.policy())),
+        )
     }
 
     /// The archive every service shares.
@@ -223,7 +246,8 @@ impl Runtime {
             self.state.metrics.for_service(&name),
             status.clone(),
         )
-        .with_env(self.env.clone());
+        .with_env(self.env.clone())
+        .with_egress(self.egress.clone());
         let span = tracing::info_span!(target: TARGET, "service", service = %name);
         let task = self
             .tracker

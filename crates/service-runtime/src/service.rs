@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use bigbrotr_brotr::Brotr;
 use bigbrotr_config::{Env, Implementation};
+use bigbrotr_utils::egress::Egress;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -208,6 +209,7 @@ struct Inner<C> {
     implementation: Implementation,
     metrics: ServiceMetrics,
     env: Env,
+    egress: Egress,
 }
 
 impl<C> Clone for ServiceContext<C> {
@@ -248,6 +250,7 @@ impl<C: ServiceFile> ServiceContext<C> {
                 implementation,
                 metrics,
                 env: Env::empty(),
+                egress: Egress::default(),
             }),
             status,
         }
@@ -270,9 +273,44 @@ impl<C: ServiceFile> ServiceContext<C> {
                 implementation: inner.implementation.clone(),
                 metrics: inner.metrics.clone(),
                 env,
+                egress: inner.egress.clone(),
             }),
             status: self.status,
         }
+    }
+
+    /// The same context, connecting through `egress` (the runtime gives
+    /// the policy of `config/core/egress.yaml`).
+    #[must_use]
+    pub fn with_egress(mut self, egress: Egress) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.egress = egress;
+            return self;
+        }
+        let inner = &self.inner;
+        Self {
+            inner: Arc::new(Inner {
+                name: inner.name.clone(),
+                config: inner.config.clone(),
+                brotr: inner.brotr.clone(),
+                implementation: inner.implementation.clone(),
+                metrics: inner.metrics.clone(),
+                env: inner.env.clone(),
+                egress,
+            }),
+            status: self.status,
+        }
+    }
+
+    /// The egress policy (and resolver) every connection of the service
+    /// must go through: [`Egress::connect`] for a TCP connection to a
+    /// checked address, [`connect_websocket`](crate::connect_websocket) or
+    /// [`EgressTransport`](crate::EgressTransport) for WebSockets,
+    /// [`bigbrotr_utils::http::get`] for HTTP. The strict policy unless
+    /// given with [`with_egress`](Self::with_egress).
+    #[must_use]
+    pub fn egress(&self) -> &Egress {
+        &self.inner.egress
     }
 
     /// The environment of the process (empty unless given with

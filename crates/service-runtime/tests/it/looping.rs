@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use bigbrotr_config::Env;
-use bigbrotr_service_runtime::{ServiceRegistry, State};
+use bigbrotr_service_runtime::{Egress, ServiceRegistry, State};
 use bigbrotr_test_support::TestDb;
+use bigbrotr_utils::egress::{AllowEntry, EgressPolicy};
 use tokio::time::Instant;
 
 use crate::support::{
@@ -227,6 +228,33 @@ async fn a_disabled_service_does_not_start() {
     assert_eq!(
         (handle.status().state, handle.status().iterations),
         (State::Stopped, 0)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn services_connect_through_the_runtime_egress_policy_strict_by_default() {
+    let local: std::net::SocketAddr = "127.0.0.1:7777".parse().unwrap();
+    let probe = ProbeConfig {
+        must_reach: vec![local],
+        ..ProbeConfig::default()
+    };
+    let file = probe_file("probe", probe, SECOND, 1, SECOND, 1);
+
+    let mut strict = offline_runtime(settings(SECOND));
+    let refused = strict.start::<Probe>(file.clone());
+    strict.wait().await;
+    strict.shutdown().await;
+    assert_eq!(refused.status().state, State::Failed);
+
+    let policy = EgressPolicy::strict().allowing(AllowEntry::Socket(local));
+    let mut loose = offline_runtime(settings(SECOND)).with_egress(Egress::new(policy.clone()));
+    assert_eq!(loose.egress().policy(), &policy);
+    let allowed = loose.start::<Probe>(file);
+    loose.wait().await;
+    loose.shutdown().await;
+    assert_eq!(
+        (allowed.status().state, allowed.status().iterations),
+        (State::Stopped, 1)
     );
 }
 

@@ -25,6 +25,9 @@ pub(crate) struct ProbeConfig {
     pub(crate) work: Duration,
     /// Record relay `wss://<name>-<n>.example` at iteration `n`.
     pub(crate) write: bool,
+    /// Socket addresses the service's egress policy must let through, or
+    /// the iteration fails.
+    pub(crate) must_reach: Vec<std::net::SocketAddr>,
 }
 
 impl Validate for ProbeConfig {
@@ -70,6 +73,9 @@ impl LoopService for Probe {
         let probe = &ctx.config().probe;
         if !probe.work.is_zero() {
             tokio::time::sleep(probe.work).await;
+        }
+        for addr in &probe.must_reach {
+            ctx.egress().policy().check(*addr)?;
         }
         if probe.write {
             let url = format!("wss://{}-{}.example", ctx.name(), self.iteration);
