@@ -2,9 +2,10 @@
 //! pass ([`check_url`]) and why it may be refused ([`Rejection`]).
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use bigbrotr_brotr::{validate_relay_url, InvalidRelayUrl, RelayUrlNormalized};
+use bigbrotr_utils::egress::EgressPolicy;
 use nostr::types::url::{Error as UrlError, Host, Url};
 
 /// Where a candidate relay URL was found.
@@ -69,8 +70,9 @@ pub enum Rejection {
     MissingHost,
     /// Longer than `max_url_bytes`, as written or once normalised.
     TooLong,
-    /// A loopback, private, link-local or unspecified address, or a
-    /// `localhost` name, while `allow_local_addresses` is off.
+    /// An IP address (or a `localhost` name) the egress policy denies:
+    /// loopback, private, link-local, documentation, … (see
+    /// `config/core/egress.yaml`).
     LocalAddress,
     /// An element of an HTTP source's list that is not a string.
     NotAString,
@@ -102,12 +104,27 @@ impl fmt::Display for Rejection {
 }
 
 /// What a candidate URL must satisfy besides being a relay URL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UrlRules {
     /// Longest URL accepted, in bytes, as written (trimmed) and normalised.
     pub max_bytes: usize,
-    /// Whether local and private addresses are accepted.
-    pub allow_local: bool,
+    /// The egress policy: a URL whose host is an IP address (or a
+    /// `localhost` name) the policy denies is refused at once, since no
+    /// service could ever connect to it. Names are not resolved here; the
+    /// policy is enforced again, on the resolved addresses, whenever a
+    /// service connects.
+    pub egress: EgressPolicy,
+}
+
+impl UrlRules {
+    /// Rules with `max_bytes` and the strict egress policy.
+    #[must_use]
+    pub fn new(max_bytes: usize) -> Self {
+        Self {
+            max_bytes,
+            egress: EgressPolicy::strict(),
+        }
+    }
 }
 
 /// Checks a candidate and brings it to the archive's normal form with
@@ -116,12 +133,12 @@ pub struct UrlRules {
 /// ```
 /// use bigbrotr_finder::{check_url, Rejection, UrlRules};
 ///
-/// let rules = UrlRules { max_bytes: 255, allow_local: false };
-/// assert_eq!(check_url("WSS://Relay.Example:443/", rules).unwrap().as_str(), "wss://relay.example");
-/// assert_eq!(check_url("https://relay.example", rules), Err(Rejection::UnsupportedScheme));
-/// assert_eq!(check_url("ws://127.0.0.1:7777", rules), Err(Rejection::LocalAddress));
+/// let rules = UrlRules::new(255);
+/// assert_eq!(check_url("WSS://Relay.Example:443/", &rules).unwrap().as_str(), "wss://relay.example");
+/// assert_eq!(check_url("https://relay.example", &rules), Err(Rejection::UnsupportedScheme));
+/// assert_eq!(check_url("ws://127.0.0.1:7777", &rules), Err(Rejection::LocalAddress));
 /// ```
-pub fn check_url(url: &str, rules: UrlRules) -> Result<RelayUrlNormalized, Rejection> {
+pub fn check_url(url: &str, rules: &UrlRules) -> Result<RelayUrlNormalized, Rejection> {
     if url.trim().len() > rules.max_bytes {
         return Err(Rejection::TooLong);
     }
@@ -135,58 +152,39 @@ pub fn check_url(url: &str, rules: UrlRules) -> Result<RelayUrlNormalized, Rejec
     if normal.as_str().len() > rules.max_bytes {
         return Err(Rejection::TooLong);
     }
-    if !rules.allow_local {
-        let parsed = Url::parse(normal.as_str()).map_err(|_| Rejection::NotAUrl)?;
-        if parsed.host().is_none_or(|host| is_local_host(&host)) {
-            return Err(Rejection::LocalAddress);
-        }
+    let parsed = Url::parse(normal.as_str()).map_err(|_| Rejection::NotAUrl)?;
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    let Some(host) = parsed.host() else {
+        return Err(Rejection::MissingHost);
+    };
+    if local_addresses(&host, port)
+        .into_iter()
+        .any(|addr| rules.egress.check(addr).is_err())
+    {
+        return Err(Rejection::LocalAddress);
     }
     Ok(normal)
 }
 
-/// Whether `host` is only meaningful on the machine or network that wrote
-/// it: a loopback, private, link-local, unspecified or broadcast address, or
-/// `localhost` (and its subdomains).
-#[must_use]
-pub fn is_local_host(host: &Host<&str>) -> bool {
+/// The addresses a host stands for without any resolution: an IP address
+/// itself, and loopback for `localhost` and its subdomains (which resolve
+/// there by definition). Any other name gives none.
+fn local_addresses(host: &Host<&str>, port: u16) -> Vec<SocketAddr> {
     match host {
         Host::Domain(name) => {
             let name = name.trim_end_matches('.').to_ascii_lowercase();
-            name == "localhost" || name.ends_with(".localhost")
+            if name == "localhost" || name.ends_with(".localhost") {
+                vec![
+                    SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port),
+                    SocketAddr::new(Ipv6Addr::LOCALHOST.into(), port),
+                ]
+            } else {
+                Vec::new()
+            }
         }
-        Host::Ipv4(ip) => is_local_ipv4(*ip),
-        Host::Ipv6(ip) => is_local_ipv6(*ip),
+        Host::Ipv4(ip) => vec![SocketAddr::new((*ip).into(), port)],
+        Host::Ipv6(ip) => vec![SocketAddr::new((*ip).into(), port)],
     }
-}
-
-/// Whether `ip` is local in the sense of [`is_local_host`].
-#[must_use]
-pub fn is_local_ip(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(ip) => is_local_ipv4(ip),
-        IpAddr::V6(ip) => is_local_ipv6(ip),
-    }
-}
-
-fn is_local_ipv4(ip: Ipv4Addr) -> bool {
-    ip.is_loopback()
-        || ip.is_private()
-        || ip.is_link_local()
-        || ip.is_unspecified()
-        || ip.is_broadcast()
-}
-
-fn is_local_ipv6(ip: Ipv6Addr) -> bool {
-    if let Some(v4) = ip.to_ipv4_mapped() {
-        return is_local_ipv4(v4);
-    }
-    let first = ip.segments()[0];
-    ip.is_loopback()
-        || ip.is_unspecified()
-        // fc00::/7, unique local addresses.
-        || first & 0xfe00 == 0xfc00
-        // fe80::/10, link-local addresses.
-        || first & 0xffc0 == 0xfe80
 }
 
 /// The relay URLs of a contact list's content (kind 3): the keys of its JSON
@@ -211,10 +209,9 @@ pub fn contact_list_relays(content: &str) -> Option<Vec<String>> {
 mod tests {
     use super::*;
 
-    const RULES: UrlRules = UrlRules {
-        max_bytes: 64,
-        allow_local: false,
-    };
+    fn rules() -> UrlRules {
+        UrlRules::new(64)
+    }
 
     #[test]
     fn relay_urls_are_normalised() {
@@ -225,7 +222,7 @@ mod tests {
             ("wss://user@relay.example/?q=1#x", "wss://relay.example"),
         ] {
             assert_eq!(
-                check_url(url, RULES).map(|u| u.to_string()),
+                check_url(url, &rules()).map(|u| u.to_string()),
                 Ok(normal.to_owned()),
                 "{url}"
             );
@@ -253,9 +250,13 @@ mod tests {
             ("ws://[fd00::1]", Rejection::LocalAddress),
             ("ws://[fe80::1]", Rejection::LocalAddress),
             ("ws://[::ffff:127.0.0.1]", Rejection::LocalAddress),
+            ("ws://100.64.0.1", Rejection::LocalAddress),
+            ("ws://198.51.100.7", Rejection::LocalAddress),
+            ("ws://[2001:db8::1]:7000", Rejection::LocalAddress),
+            ("ws://[2002:a00:1::1]", Rejection::LocalAddress),
         ] {
             assert_eq!(
-                check_url(url, RULES).map(|u| u.to_string()),
+                check_url(url, &rules()).map(|u| u.to_string()),
                 Err(reason),
                 "{url}"
             );
@@ -266,30 +267,48 @@ mod tests {
     fn public_addresses_pass_and_local_ones_pass_when_allowed() {
         for url in [
             "ws://8.8.8.8",
-            "ws://[2001:db8::1]:7000",
+            "ws://[2606:4700::1]:7000",
             "wss://localhost.example",
+            "wss://10.0.0.5.nip.io",
         ] {
-            assert!(check_url(url, RULES).is_ok(), "{url}");
+            assert!(check_url(url, &rules()).is_ok(), "{url}");
         }
-        let allowed = UrlRules {
-            allow_local: true,
-            ..RULES
+        let exact = UrlRules {
+            egress: EgressPolicy::strict().allowing("127.0.0.1:7777".parse().unwrap()),
+            ..rules()
         };
         assert_eq!(
-            check_url("ws://127.0.0.1:7777/", allowed).map(|u| u.to_string()),
+            check_url("ws://127.0.0.1:7777/", &exact).map(|u| u.to_string()),
             Ok("ws://127.0.0.1:7777".to_owned())
+        );
+        assert_eq!(
+            check_url("ws://127.0.0.1:7778/", &exact).map(|u| u.to_string()),
+            Err(Rejection::LocalAddress)
+        );
+        // localhost stands for both loopback addresses: both must be allowed.
+        assert_eq!(
+            check_url("ws://localhost:7777/", &exact).map(|_| ()),
+            Err(Rejection::LocalAddress)
+        );
+        let private = UrlRules {
+            egress: EgressPolicy::new(true, Vec::new()),
+            ..rules()
+        };
+        for url in ["ws://localhost:7777", "ws://10.0.0.5", "ws://[fd00::1]"] {
+            assert!(check_url(url, &private).is_ok(), "{url}");
+        }
+        assert_eq!(
+            check_url("ws://192.0.2.1", &private).map(|_| ()),
+            Err(Rejection::LocalAddress)
         );
     }
 
     #[test]
     fn a_normal_form_longer_than_the_limit_is_too_long() {
         // Punycode makes the host longer than it was written.
-        let rules = UrlRules {
-            max_bytes: 20,
-            allow_local: false,
-        };
+        let rules = UrlRules::new(20);
         assert_eq!(
-            check_url("wss://bücherbü.example", rules).map(|_| ()),
+            check_url("wss://bücherbü.example", &rules).map(|_| ()),
             Err(Rejection::TooLong)
         );
     }

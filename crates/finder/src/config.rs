@@ -50,10 +50,6 @@ pub struct FinderConfig {
     /// Longest relay URL accepted, in bytes, as written and once
     /// normalised. Default 255.
     pub max_url_bytes: usize,
-    /// Whether relays on loopback, private, link-local or unspecified
-    /// addresses (and `localhost` names) are accepted. Default `false`:
-    /// such URLs only make sense on the machine that published them.
-    pub allow_local_addresses: bool,
     /// Which archived events are read.
     pub sources: EventSources,
     /// HTTP(S) addresses answering with a JSON array of relay URLs, fetched
@@ -70,7 +66,6 @@ impl Default for FinderConfig {
             batch_size: 500,
             max_pages_per_cycle: 0,
             max_url_bytes: 255,
-            allow_local_addresses: false,
             sources: EventSources::default(),
             http_sources: Vec::new(),
             http_max_bytes: 4 * 1024 * 1024,
@@ -183,7 +178,6 @@ mod tests {
         assert_eq!(config.batch_size, 500);
         assert_eq!(config.max_pages_per_cycle, 0);
         assert_eq!(config.max_url_bytes, 255);
-        assert!(!config.allow_local_addresses);
         assert!(config.sources.events);
         assert_eq!(config.sources.kinds, [1, 3, 10002, 30166]);
         assert_eq!(config.http_sources, []);
@@ -210,6 +204,18 @@ mod tests {
                 url: "https://lists.example/relays.json".to_owned(),
                 timeout: Duration::from_secs(30),
             }]
+        );
+    }
+
+    #[test]
+    fn allow_local_addresses_is_gone_in_favour_of_the_egress_policy() {
+        let text = "finder:\n  allow_local_addresses: true\n";
+        let error = load_str::<FinderFile>(text, Path::new("finder.yaml"), &Env::empty())
+            .expect_err("invalid");
+        assert!(
+            error.to_string().contains("allow_local_addresses")
+                || format!("{error:?}").contains("allow_local_addresses"),
+            "{error:?}"
         );
     }
 

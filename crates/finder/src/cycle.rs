@@ -330,7 +330,7 @@ impl Finder {
                     found.report.cancelled = true;
                     return;
                 }
-                fetched = fetch_http_source(self.http(), source, config.http_max_bytes) => fetched,
+                fetched = fetch_http_source(self.egress(), source, config.http_max_bytes) => fetched,
             };
             match fetched {
                 Ok(items) => {

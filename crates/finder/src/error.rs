@@ -16,13 +16,6 @@ pub enum Error {
         /// Every problem found, with its key path.
         problems: Vec<Problem>,
     },
-    /// The HTTP client could not be built.
-    #[error("could not build the HTTP client of the finder")]
-    HttpClient {
-        /// Why.
-        #[source]
-        source: reqwest::Error,
-    },
     /// A query of the database failed.
     #[error("{what} failed")]
     Database {
@@ -51,14 +44,16 @@ pub enum Error {
         /// The name returned.
         source_name: String,
     },
-    /// An HTTP source could not be reached, or its answer not read.
+    /// An HTTP source could not be reached (the egress policy refusing
+    /// one of its hops included: see
+    /// [`bigbrotr_utils::Error::egress_denied`]), or its answer not read.
     #[error("HTTP source {url}: the request failed")]
     Http {
         /// The source.
         url: String,
         /// Why.
         #[source]
-        source: reqwest::Error,
+        source: bigbrotr_utils::Error,
     },
     /// An HTTP source answered with a status other than 2xx.
     #[error("HTTP source {url}: status {status}")]

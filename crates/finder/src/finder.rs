@@ -6,6 +6,7 @@ use std::sync::Arc;
 use bigbrotr_brotr::Brotr;
 use bigbrotr_config::Problems;
 use bigbrotr_pool::{Row, Type};
+use bigbrotr_utils::egress::Egress;
 
 use crate::candidate::UrlRules;
 use crate::config::FinderConfig;
@@ -22,7 +23,12 @@ pub const DEFAULT_NAME: &str = "finder";
 /// kept in the database, and in HTTP sources; records the new ones. See
 /// [`run_cycle`](Self::run_cycle).
 ///
-/// Cloning is cheap; clones share the configuration and the HTTP client.
+/// Every connection it opens (HTTP sources) goes through its egress policy
+/// ([`with_egress`](Self::with_egress); the strict policy by default),
+/// which also refuses candidates whose host is an IP address the policy
+/// denies.
+///
+/// Cloning is cheap; clones share the configuration and the policy.
 #[derive(Debug, Clone)]
 pub struct Finder {
     inner: Arc<Inner>,
@@ -32,7 +38,8 @@ pub struct Finder {
 struct Inner {
     name: String,
     config: FinderConfig,
-    http: reqwest::Client,
+    rules: UrlRules,
+    egress: Egress,
 }
 
 impl Finder {
@@ -48,13 +55,30 @@ impl Finder {
             });
         }
         let name = if name.is_empty() { DEFAULT_NAME } else { name };
-        Ok(Self {
+        Ok(Self::build(name, config.clone(), Egress::default()))
+    }
+
+    fn build(name: &str, config: FinderConfig, egress: Egress) -> Self {
+        let rules = UrlRules {
+            max_bytes: config.max_url_bytes,
+            egress: egress.policy().clone(),
+        };
+        Self {
             inner: Arc::new(Inner {
                 name: name.to_owned(),
-                config: config.clone(),
-                http: crate::http::client()?,
+                config,
+                rules,
+                egress,
             }),
-        })
+        }
+    }
+
+    /// The same finder, connecting through `egress` and refusing the
+    /// candidates its policy denies (the runtime gives the policy of
+    /// `config/core/egress.yaml`).
+    #[must_use]
+    pub fn with_egress(self, egress: Egress) -> Self {
+        Self::build(&self.inner.name, self.inner.config.clone(), egress)
     }
 
     /// Its name, the key of its cursor.
@@ -69,17 +93,17 @@ impl Finder {
         &self.inner.config
     }
 
-    /// The rules every candidate URL must pass, from the configuration.
+    /// The rules every candidate URL must pass: the configuration's
+    /// `max_url_bytes` and the egress policy.
     #[must_use]
-    pub fn url_rules(&self) -> UrlRules {
-        UrlRules {
-            max_bytes: self.inner.config.max_url_bytes,
-            allow_local: self.inner.config.allow_local_addresses,
-        }
+    pub fn url_rules(&self) -> &UrlRules {
+        &self.inner.rules
     }
 
-    pub(crate) fn http(&self) -> &reqwest::Client {
-        &self.inner.http
+    /// The egress policy its connections go through.
+    #[must_use]
+    pub fn egress(&self) -> &Egress {
+        &self.inner.egress
     }
 
     /// Where its scan of the archive stands: `None` before the first

@@ -16,7 +16,8 @@
 //!   is refused ([`Rejection`]); the relay map of a contact list
 //!   ([`contact_list_relays`]).
 //! - [`http`]: [`fetch_http_source`], a JSON list of relay URLs fetched
-//!   within a time limit and a size cap.
+//!   through the egress policy (every redirect hop checked) within a time
+//!   limit and a size cap.
 //! - [`cycle`]: [`Finder::run_cycle`], one cycle: the pages of the archive
 //!   ([`scan_page`], through the implementation's `finder_candidates`), the
 //!   HTTP sources, the new relays recorded, and the [`CycleReport`].
@@ -32,9 +33,7 @@ pub mod finder;
 pub mod http;
 pub mod service;
 
-pub use candidate::{
-    check_url, contact_list_relays, is_local_host, is_local_ip, Rejection, Source, UrlRules,
-};
+pub use candidate::{check_url, contact_list_relays, Rejection, Source, UrlRules};
 pub use config::{EventSources, FinderConfig, FinderFile, HttpSource, MAX_PAGE_SIZE};
 pub use cycle::{scan_page, CycleReport, ScanRow};
 pub use error::{Error, Result};

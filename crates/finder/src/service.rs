@@ -70,7 +70,8 @@ impl LoopService for FinderService {
     type Config = FinderFile;
 
     fn build(ctx: &ServiceContext<FinderFile>) -> anyhow::Result<Self> {
-        let finder = Finder::new(ctx.name(), &ctx.config().finder)?;
+        let finder =
+            Finder::new(ctx.name(), &ctx.config().finder)?.with_egress(ctx.egress().clone());
         let metrics = ctx.metrics();
         Ok(Self {
             finder,

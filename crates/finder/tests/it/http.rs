@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{event, finder_config, finder_with, sorted, Fixture};
+use crate::support::{event, finder_config, finder_with, loopback_egress, sorted, Fixture};
 
 /// A small HTTP server: `/relays.json` a list of relays (some invalid),
 /// `/missing` 404, `/big` a list larger than 1 KiB, `/object` a JSON object,
@@ -103,7 +103,7 @@ async fn http_sources_add_their_relays_and_failures_are_counted() {
         http_max_bytes: 1024,
         ..finder_config()
     };
-    let finder = finder_with(&config);
+    let finder = finder_with(&config).with_egress(loopback_egress());
     let report = finder
         .run_cycle(&fixture.brotr, &CancellationToken::new())
         .await
@@ -148,12 +148,12 @@ async fn http_sources_add_their_relays_and_failures_are_counted() {
 #[tokio::test]
 async fn each_http_failure_is_its_own_error() {
     let server = Server::start().await;
-    let client = reqwest::Client::new();
+    let egress = loopback_egress();
     let short = Duration::from_millis(300);
     let fetch = |path: &str| {
         let source = server.source(path, short);
-        let client = client.clone();
-        async move { fetch_http_source(&client, &source, 1024).await }
+        let egress = egress.clone();
+        async move { fetch_http_source(&egress, &source, 1024).await }
     };
     assert_eq!(fetch("/relays.json").await.expect("a list").len(), 6);
     assert!(matches!(
@@ -172,6 +172,17 @@ async fn each_http_failure_is_its_own_error() {
         fetch("/slow").await,
         Err(Error::HttpTimeout { .. })
     ));
+    // The strict policy refuses the loopback server without connecting.
+    let strict = fetch_http_source(
+        &bigbrotr_utils::Egress::default(),
+        &server.source("/relays.json", short),
+        1024,
+    )
+    .await;
+    match strict {
+        Err(Error::Http { source, .. }) => assert!(source.egress_denied().is_some()),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -189,7 +200,7 @@ async fn a_cancelled_cycle_keeps_what_it_stored_and_stops_waiting_for_http_sourc
         http_sources: vec![server.source("/slow", Duration::from_secs(60))],
         ..finder_config()
     };
-    let finder = finder_with(&config);
+    let finder = finder_with(&config).with_egress(loopback_egress());
 
     // Cancelled before it starts: nothing is read.
     let cancelled = CancellationToken::new();
@@ -229,4 +240,57 @@ async fn a_cancelled_cycle_keeps_what_it_stored_and_stops_waiting_for_http_sourc
     );
     assert!(finder.cursor(&fixture.brotr).await.expect("read").is_some());
     assert_eq!(fixture.relays().await.len(), 6);
+}
+
+/// A listener that counts the connections it accepts and answers none.
+async fn counting_listener() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("an address");
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&accepted);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test]
+async fn a_source_redirecting_to_an_address_outside_the_policy_is_refused_at_that_hop() {
+    let (internal, internal_connections) = counting_listener().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let redirector = listener.local_addr().expect("an address");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut buffer = [0_u8; 1024];
+            let _ = stream.read(&mut buffer).await;
+            let response = format!(
+                "HTTP/1.1 302 Found\r\nlocation: http://{internal}/relays.json\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+        }
+    });
+    let egress = bigbrotr_utils::Egress::new(
+        bigbrotr_utils::EgressPolicy::strict()
+            .allowing(bigbrotr_utils::AllowEntry::Socket(redirector)),
+    );
+    let source = HttpSource {
+        url: format!("http://{redirector}/list"),
+        timeout: Duration::from_secs(5),
+    };
+    match fetch_http_source(&egress, &source, 1024).await {
+        Err(Error::Http { source, .. }) => {
+            assert_eq!(source.egress_denied().map(|d| d.addr), Some(internal));
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(
+        internal_connections.load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
 }

@@ -8,6 +8,7 @@ use bigbrotr_config::{BrotrConfig, PoolConfig, RetryConfig};
 use bigbrotr_finder::{Finder, FinderConfig};
 use bigbrotr_pool::{ConnectionPool, Type};
 use bigbrotr_test_support::TestDb;
+use bigbrotr_utils::egress::{Egress, EgressPolicy};
 use nostr::{Event, EventBuilder, Keys, Kind, Tag, Timestamp};
 
 /// A fresh database of `implementation` and an archive on it; the database
@@ -117,9 +118,14 @@ pub(crate) fn finder_config() -> FinderConfig {
     }
 }
 
-/// A finder named `finder` with `config`.
+/// A finder named `finder` with `config` and the strict egress policy.
 pub(crate) fn finder_with(config: &FinderConfig) -> Finder {
     Finder::new("", config).expect("a valid finder")
+}
+
+/// The strict policy, with 127.0.0.1 allowed: what the test servers use.
+pub(crate) fn loopback_egress() -> Egress {
+    Egress::new(EgressPolicy::strict().allowing("127.0.0.1/32".parse().expect("a network")))
 }
 
 /// An event of `kind` with `content` and `tags`, created at `created_at`.
