@@ -302,9 +302,11 @@ impl RelayConnection {
                     Next::Text(text) => text,
                     Next::Timeout(error) => return Err(error),
                 };
-                bytes += text.len();
                 match parse(&text, &id) {
                     Parsed::Event(event) => {
+                        // Only this subscription's events count: those of
+                        // one cut short may still be on their way.
+                        bytes += text.len();
                         fetched.received += 1;
                         if text.len() > self.wire.max_event {
                             fetched.oversized.push((

@@ -242,10 +242,9 @@ impl Session<'_> {
             };
             pages += 1;
             let received = fetched.received;
-            let full = fetched.truncated || self.may_be_cut_short(received);
-            if !fetched.truncated {
-                self.learn_cap(received);
-            }
+            let truncated = fetched.truncated;
+            let full = truncated || self.may_be_cut_short(received);
+            let cap_known = self.state.effective_cap.is_some();
             let mut oldest: Option<i64> = None;
             let mut new = Vec::with_capacity(fetched.events.len());
             for event in fetched.events {
@@ -266,9 +265,28 @@ impl Session<'_> {
                         .map(|event| event.id),
                 );
             }
+            tracing::trace!(
+                target: TARGET,
+                since,
+                page_until,
+                received,
+                new = new.len(),
+                truncated,
+                full,
+                "page"
+            );
+            // Only an answer that brought something new tells how many the
+            // relay returns at once: one holding nothing but the events
+            // already seen of a second is short because nothing is left.
+            if !truncated && !new.is_empty() {
+                self.learn_cap(received);
+            }
             if !self.store(new, source).await? {
                 return Ok(Step::Stop(RelayOutcome::LeaseLost));
             }
+            // Nothing new while the relay's cap is unknown: no answer could
+            // have been cut short by it, the window is complete.
+            let full = full && (oldest.is_some() || truncated || cap_known);
             if !full {
                 let half = self.effective_limit() as u64 / 2;
                 return Ok(Step::Done {

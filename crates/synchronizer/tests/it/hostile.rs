@@ -322,3 +322,44 @@ async fn a_relay_whose_name_resolves_to_a_denied_address_is_never_connected_to()
     assert_eq!(connections.load(Ordering::SeqCst), 0);
     server.abort();
 }
+
+#[tokio::test]
+async fn relays_sharing_a_small_bound_on_held_bytes_are_all_archived() {
+    let mut relays = Vec::new();
+    let mut all = Vec::new();
+    for k in 0..3 {
+        let keys = Keys::generate();
+        let content = "m".repeat(100_000);
+        let events: Vec<Event> = (0..30)
+            .map(|i| {
+                note(
+                    &keys,
+                    1,
+                    BASE + k * 1_000 + i * 20,
+                    &format!("{content}{i}"),
+                )
+            })
+            .collect();
+        relays.push(TestRelay::start(&events, None).await);
+        all.push(events);
+    }
+    let fixture = Fixture::new().await;
+    let mut relay_ids = Vec::new();
+    for relay in &relays {
+        relay_ids.push(fixture.readable(&relay.url, None).await);
+    }
+    let mut config = small_limits(false);
+    // Room for four batches of about two events, for three relays at once:
+    // they take turns.
+    config.sizes.batch_bytes = 256 << 10;
+    config.sizes.held_bytes = 1 << 20;
+    let report = synchronizer(&config)
+        .run_cycle(&fixture.brotr, &CancellationToken::new())
+        .await
+        .expect("a cycle");
+    for (relay_id, events) in relay_ids.iter().zip(&all) {
+        let relay = report.relay(*relay_id).expect("synced");
+        assert_eq!(relay.outcome, RelayOutcome::CaughtUp);
+        assert_eq!(fixture.relay_event_ids(*relay_id).await, ids(events));
+    }
+}
