@@ -143,7 +143,8 @@ impl LoopService for SynchronizerService {
 
     fn build(ctx: &ServiceContext<SynchronizerFile>) -> anyhow::Result<Self> {
         let config = ctx.config();
-        let mut synchronizer = Synchronizer::new(&config.synchronizer, &config.nostr)?;
+        let mut synchronizer = Synchronizer::new(&config.synchronizer, &config.nostr)?
+            .with_egress(ctx.egress().clone());
         if config.synchronizer.auth.enabled {
             let keys = service_keys(ctx.env(), &config.synchronizer.auth.keys_env, ctx.name())
                 .context("reading the synchronizer's key")?;

@@ -10,4 +10,5 @@ mod hostile;
 mod leases;
 mod rejects;
 mod resume;
+mod service;
 mod support;
