@@ -7,7 +7,6 @@ use anyhow::Context as _;
 use bigbrotr_config::{BrotrConfig, BrotrFile, DatabaseConfig, Env, Implementation, PoolFile};
 use bigbrotr_pool::ConnectionPool;
 use secrecy::ExposeSecret as _;
-use tokio_postgres::NoTls;
 
 /// Name prefix of every database the benchmark creates, so leftovers are
 /// easy to find.
@@ -141,6 +140,7 @@ pub(crate) async fn count(pool: &ConnectionPool, table: &str) -> anyhow::Result<
 
 /// Runs `sql` with the simple protocol on a one-off connection to `database`.
 async fn simple(config: &DatabaseConfig, database: &str, sql: &str) -> anyhow::Result<()> {
+    let tls = bigbrotr_pool::tls_connector(config).context("setting TLS up")?;
     let (client, connection) = tokio_postgres::Config::new()
         .host(&config.host)
         .port(config.port)
@@ -148,8 +148,9 @@ async fn simple(config: &DatabaseConfig, database: &str, sql: &str) -> anyhow::R
         .password(config.password.expose_secret())
         .dbname(database)
         .application_name("bigbrotr-bench")
+        .ssl_mode(bigbrotr_pool::driver_ssl_mode(config.sslmode))
         .connect_timeout(Duration::from_secs(10))
-        .connect(NoTls)
+        .connect(tls)
         .await
         .with_context(|| {
             format!(

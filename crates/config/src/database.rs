@@ -1,11 +1,14 @@
 //! The database connection, its pool and retries: the file
 //! `config/core/pool.yaml`.
 
+use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::load::ExpansionDefaults;
 use crate::validate::{Problems, Validate};
 
 /// The file `config/core/pool.yaml`: how to reach the database and how to
@@ -19,6 +22,8 @@ pub struct PoolFile {
     pub pool: PoolConfig,
     /// How to retry when the database cannot be reached.
     pub retry: RetryConfig,
+    /// Session limits `bigbrotr db init` stores on the server for the role.
+    pub role: RoleConfig,
 }
 
 impl Validate for PoolFile {
@@ -26,6 +31,88 @@ impl Validate for PoolFile {
         problems.section("database", &self.database);
         problems.section("pool", &self.pool);
         problems.section("retry", &self.retry);
+        problems.section("role", &self.role);
+        let limit = self.role.statement_timeout;
+        if !limit.is_zero() && limit < self.pool.command_timeout {
+            problems.push(
+                "role.statement_timeout",
+                format!(
+                    "must be 0 (off) or ≥ pool.command_timeout ({:?}), so that the client gives up first",
+                    self.pool.command_timeout
+                ),
+            );
+        }
+    }
+
+    /// A password that only the default of `${DB_PASSWORD:…}` gave is the
+    /// development one: refused unless the database is on this machine.
+    fn validate_sources(&self, defaults: &ExpansionDefaults, problems: &mut Problems) {
+        if defaults.gave("database.password") && !is_loopback(&self.database.host) {
+            problems.push(
+                "database.password",
+                format!(
+                    "comes from the default of a `${{VAR:default}}` reference, which is meant for the \
+                     development database only, and host `{}` is not on this machine: set the variable \
+                     (or BIGBROTR_DATABASE__PASSWORD)",
+                    self.database.host
+                ),
+            );
+        }
+    }
+}
+
+/// Whether `host` is this machine: `localhost`, a loopback address, or a
+/// unix socket folder.
+#[must_use]
+pub fn is_loopback(host: &str) -> bool {
+    let host = host.trim();
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|rest| rest.strip_suffix(']'))
+        .unwrap_or(host);
+    host.eq_ignore_ascii_case("localhost")
+        || host.starts_with('/')
+        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Whether and how connections to the database use TLS; the meanings of
+/// libpq's `sslmode` of the same names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslMode {
+    /// Never TLS.
+    #[default]
+    Disable,
+    /// TLS when the server offers it, else in clear; the certificate is not
+    /// checked.
+    Prefer,
+    /// TLS or no connection; the certificate is not checked (encryption
+    /// without authentication of the server).
+    Require,
+    /// TLS, with the server's certificate chained to `sslrootcert`.
+    VerifyCa,
+    /// TLS, with the server's certificate chained to `sslrootcert` and
+    /// naming `host`.
+    VerifyFull,
+}
+
+impl SslMode {
+    /// The name written in the configuration: `verify-full`, …
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Disable => "disable",
+            Self::Prefer => "prefer",
+            Self::Require => "require",
+            Self::VerifyCa => "verify-ca",
+            Self::VerifyFull => "verify-full",
+        }
+    }
+
+    /// Whether the server's certificate is checked against `sslrootcert`.
+    #[must_use]
+    pub fn verifies(self) -> bool {
+        matches!(self, Self::VerifyCa | Self::VerifyFull)
     }
 }
 
@@ -53,6 +140,14 @@ pub struct DatabaseConfig {
     /// Whether the connection goes through PgBouncer in transaction pool
     /// mode, where named prepared statements cannot be used. Default `true`.
     pub use_pgbouncer: bool,
+    /// Whether connections use TLS and how the server is checked: `disable`,
+    /// `prefer`, `require`, `verify-ca` or `verify-full`, as libpq means
+    /// them. Default `disable`.
+    pub sslmode: SslMode,
+    /// PEM file of the certificate authorities the server's certificate must
+    /// chain to; required by `verify-ca` and `verify-full`. A relative path
+    /// is taken from the working folder. Default none.
+    pub sslrootcert: Option<PathBuf>,
 }
 
 impl Default for DatabaseConfig {
@@ -64,6 +159,8 @@ impl Default for DatabaseConfig {
             user: "bigbrotr".to_owned(),
             password: SecretString::default(),
             use_pgbouncer: true,
+            sslmode: SslMode::Disable,
+            sslrootcert: None,
         }
     }
 }
@@ -81,6 +178,12 @@ impl Validate for DatabaseConfig {
         }
         if self.port == 0 {
             problems.push("port", "must not be 0");
+        }
+        if self.sslmode.verifies() && self.sslrootcert.is_none() {
+            problems.push(
+                "sslrootcert",
+                format!("must be set when sslmode is {}", self.sslmode.as_str()),
+            );
         }
     }
 }
@@ -192,6 +295,52 @@ impl Validate for RetryConfig {
     }
 }
 
+/// Session limits that `bigbrotr db init` stores on the server for the
+/// archive's role in its database (`ALTER ROLE … IN DATABASE … SET`).
+/// PgBouncer drops such settings from the startup packet, so they must live
+/// on the server; sessions opened after `db init` get them. 0 turns a limit
+/// off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoleConfig {
+    /// `statement_timeout`: the server cancels a statement running longer.
+    /// Default 5 min.
+    #[serde(with = "crate::duration")]
+    pub statement_timeout: Duration,
+    /// `idle_in_transaction_session_timeout`: the server ends a session idle
+    /// that long inside a transaction. Default 1 min.
+    #[serde(with = "crate::duration")]
+    pub idle_in_transaction_session_timeout: Duration,
+}
+
+impl Default for RoleConfig {
+    fn default() -> Self {
+        Self {
+            statement_timeout: Duration::from_secs(300),
+            idle_in_transaction_session_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Validate for RoleConfig {
+    fn validate(&self, problems: &mut Problems) {
+        for (key, value) in [
+            ("statement_timeout", self.statement_timeout),
+            (
+                "idle_in_transaction_session_timeout",
+                self.idle_in_transaction_session_timeout,
+            ),
+        ] {
+            // PostgreSQL takes milliseconds in an int.
+            if value.as_millis() > i32::MAX as u128 {
+                problems.push(key, "must be at most 24 days");
+            } else if !value.is_zero() && value.as_millis() == 0 {
+                problems.push(key, "must be 0 (off) or at least 1ms");
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,6 +380,117 @@ mod tests {
             }
         );
         assert_eq!(problems_of(&file), []);
+    }
+
+    #[test]
+    fn every_sslmode_reads_by_its_libpq_name() {
+        for (name, mode) in [
+            ("disable", SslMode::Disable),
+            ("prefer", SslMode::Prefer),
+            ("require", SslMode::Require),
+            ("verify-ca", SslMode::VerifyCa),
+            ("verify-full", SslMode::VerifyFull),
+        ] {
+            let read: SslMode = serde_json::from_value(name.into()).expect("a mode");
+            assert_eq!((read, read.as_str()), (mode, name));
+            assert_eq!(mode.verifies(), name.starts_with("verify"));
+        }
+        assert!(serde_json::from_value::<SslMode>("verify_full".into()).is_err());
+    }
+
+    #[test]
+    fn verifying_the_server_needs_a_root_certificate() {
+        let mut file = PoolFile::default();
+        file.database.sslmode = SslMode::VerifyCa;
+        assert_eq!(
+            problems_of(&file),
+            [Problem::new(
+                "database.sslrootcert",
+                "must be set when sslmode is verify-ca"
+            )]
+        );
+        file.database.sslrootcert = Some(PathBuf::from("root.crt"));
+        assert_eq!(problems_of(&file), []);
+        file.database.sslmode = SslMode::Require;
+        file.database.sslrootcert = None;
+        assert_eq!(problems_of(&file), []);
+    }
+
+    #[test]
+    fn loopback_hosts_are_this_machine() {
+        for host in [
+            "localhost",
+            "LOCALHOST",
+            "127.0.0.1",
+            "127.9.8.7",
+            "::1",
+            "[::1]",
+            "/run/postgresql",
+        ] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in [
+            "db.example.org",
+            "10.0.0.1",
+            "0.0.0.0",
+            "::",
+            "localhost.example",
+        ] {
+            assert!(!is_loopback(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn role_limits_are_checked() {
+        let mut file = PoolFile::default();
+        assert_eq!(file.role.statement_timeout, Duration::from_secs(300));
+        assert_eq!(
+            file.role.idle_in_transaction_session_timeout,
+            Duration::from_secs(60)
+        );
+        file.role.statement_timeout = Duration::from_secs(59);
+        file.role.idle_in_transaction_session_timeout = Duration::from_secs(30 * 24 * 3600);
+        assert_eq!(
+            problems_of(&file),
+            [
+                Problem::new(
+                    "role.idle_in_transaction_session_timeout",
+                    "must be at most 24 days"
+                ),
+                Problem::new(
+                    "role.statement_timeout",
+                    "must be 0 (off) or ≥ pool.command_timeout (60s), so that the client gives up first"
+                ),
+            ]
+        );
+        file.role.statement_timeout = Duration::ZERO;
+        file.role.idle_in_transaction_session_timeout = Duration::from_micros(10);
+        assert_eq!(
+            problems_of(&file),
+            [Problem::new(
+                "role.idle_in_transaction_session_timeout",
+                "must be 0 (off) or at least 1ms"
+            )]
+        );
+    }
+
+    #[test]
+    fn sources_are_checked_only_for_the_password_of_a_remote_host() {
+        let check = |host: &str, defaults: &ExpansionDefaults| {
+            let mut file = PoolFile::default();
+            file.database.host = host.to_owned();
+            let mut problems = Problems::new();
+            file.validate_sources(defaults, &mut problems);
+            problems.into_vec()
+        };
+        let password = ExpansionDefaults::of(["database.password"]);
+        assert_eq!(check("10.0.0.1", &password).len(), 1);
+        assert_eq!(check("10.0.0.1", &password)[0].path, "database.password");
+        assert_eq!(check("127.0.0.1", &password), []);
+        assert_eq!(
+            check("10.0.0.1", &ExpansionDefaults::of(["database.host"])),
+            []
+        );
     }
 
     #[test]

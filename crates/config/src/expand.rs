@@ -31,6 +31,17 @@ use crate::error::{Error, Result};
 /// a `}` on the same line is [`Error::UnterminatedVariable`]. Errors name
 /// `file` and the line of the reference; nothing else is done with `file`.
 pub fn expand(text: &str, env: &Env, file: &Path) -> Result<String> {
+    expand_with(text, env, file, |default| default.to_owned())
+}
+
+/// Like [`expand`], with each default that is used replaced by
+/// `on_default(default)`: to find out which values came from defaults.
+pub(crate) fn expand_with(
+    text: &str,
+    env: &Env,
+    file: &Path,
+    on_default: impl Fn(&str) -> String,
+) -> Result<String> {
     let mut expanded = String::with_capacity(text.len());
     let mut rest = text;
     let mut line = 1;
@@ -63,15 +74,17 @@ pub fn expand(text: &str, env: &Env, file: &Path) -> Result<String> {
                     line,
                 });
             }
-            let value = env
-                .get(name)
-                .or(default)
-                .ok_or_else(|| Error::MissingVariable {
-                    name: name.to_owned(),
-                    file: file.to_path_buf(),
-                    line,
-                })?;
-            expanded.push_str(value);
+            match (env.get(name), default) {
+                (Some(value), _) => expanded.push_str(value),
+                (None, Some(default)) => expanded.push_str(&on_default(default)),
+                (None, None) => {
+                    return Err(Error::MissingVariable {
+                        name: name.to_owned(),
+                        file: file.to_path_buf(),
+                        line,
+                    })
+                }
+            }
             rest = &body_and_rest[end + 1..];
         } else {
             expanded.push('$');
@@ -193,6 +206,17 @@ mod tests {
                 other => panic!("expected InvalidVariableName for {text:?}, got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn only_the_defaults_that_are_used_go_through_on_default() {
+        assert_eq!(
+            expand_with("${HOST:x} ${NOPE:y} ${NOPE:}", &env(), file(), |d| format!(
+                "<{d}>"
+            ))
+            .ok(),
+            Some("db <y> <>".to_owned())
+        );
     }
 
     #[test]

@@ -12,13 +12,15 @@
 //!   by name, and the paths of its configuration, SQL and data.
 //! - [`load`](mod@load): [`load_file`], the figment chain from typed
 //!   defaults through the expanded YAML to `BIGBROTR_SECTION__KEY`
-//!   overrides, and the [`ConfigFile`] trait.
+//!   overrides, the [`ConfigFile`] trait, and [`ExpansionDefaults`], the keys
+//!   whose values only a `${VAR:default}` default gave.
 //! - [`validate`]: the [`Validate`] trait and the [`Problem`]s it reports.
 //! - [`duration`]: serde helpers for durations written as seconds or with a
 //!   unit (`"500ms"`, `"5m"`).
 //! - [`tree`]: [`merge`] and [`get_path`] on raw YAML trees.
 //! - [`database`]: the file `config/core/pool.yaml` ([`PoolFile`]) and its
-//!   sections [`DatabaseConfig`], [`PoolConfig`] and [`RetryConfig`].
+//!   sections [`DatabaseConfig`] (with its [`SslMode`]), [`PoolConfig`],
+//!   [`RetryConfig`] and [`RoleConfig`].
 //! - [`brotr`]: the file `config/core/brotr.yaml` ([`BrotrFile`]) and its
 //!   section [`BrotrConfig`].
 //! - [`egress`]: the file `config/core/egress.yaml` ([`EgressFile`]) and its
@@ -42,13 +44,15 @@ pub mod tree;
 pub mod validate;
 
 pub use brotr::{BrotrConfig, BrotrFile};
+pub use database::{
+    is_loopback, DatabaseConfig, PoolConfig, PoolFile, RetryConfig, RoleConfig, SslMode,
+};
 pub use egress::{EgressConfig, EgressFile};
-pub use database::{DatabaseConfig, PoolConfig, PoolFile, RetryConfig};
 pub use env::Env;
 pub use error::{Error, Result};
 pub use expand::expand;
 pub use implementation::{ConfigFileEntry, Implementation};
-pub use load::{load_file, load_str, load_yaml, ConfigFile};
+pub use load::{load_file, load_str, load_yaml, ConfigFile, ExpansionDefaults};
 pub use service::{LoopConfig, NostrConfig, ServiceConfig};
 pub use tree::{get_path, merge};
 pub use validate::{Problem, ProblemList, Problems, Validate};

@@ -61,7 +61,95 @@ pub fn load_file<T: ConfigFile>(path: &Path, env: &Env) -> Result<T> {
 /// errors.
 pub fn load_str<T: ConfigFile>(text: &str, file: &Path, env: &Env) -> Result<T> {
     let yaml = parse_yaml(text, file, env)?;
-    load_value(yaml, file, env)
+    let defaults = ExpansionDefaults::find(text, file, env);
+    load_value(yaml, file, env, defaults)
+}
+
+/// The keys of a file whose values only the default of a `${VAR:default}`
+/// reference gave: the variable was not set, and no
+/// `BIGBROTR_<SECTION>__<KEY>` override replaced the value.
+///
+/// Found by expanding the text a second time with every default that is
+/// used replaced by a marker, and noting the keys whose values then hold
+/// it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExpansionDefaults {
+    paths: std::collections::BTreeSet<String>,
+}
+
+/// Stands for a default in the second expansion; no configuration value
+/// holds it.
+const DEFAULT_MARKER: &str = "\u{E000}bigbrotr-expansion-default\u{E000}";
+
+impl ExpansionDefaults {
+    /// No key took its value from a default.
+    #[must_use]
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// These dotted key paths took their values from defaults.
+    pub fn of<I: IntoIterator<Item = S>, S: Into<String>>(paths: I) -> Self {
+        Self {
+            paths: paths.into_iter().map(Into::into).collect(),
+        }
+    }
+
+    /// Whether the value at the dotted `path` (`database.password`) came
+    /// from the default of a reference, in whole or in part.
+    #[must_use]
+    pub fn gave(&self, path: &str) -> bool {
+        self.paths.contains(path)
+    }
+
+    fn find(text: &str, file: &Path, env: &Env) -> Self {
+        let mut found = Self::default();
+        let marked = crate::expand::expand_with(text, env, file, |_| DEFAULT_MARKER.to_owned());
+        // A default that gives YAML structure rather than a value may not
+        // parse once replaced: such a file simply has no marked keys.
+        if let Some(yaml) = marked
+            .ok()
+            .and_then(|marked| serde_yaml::from_str::<serde_yaml::Value>(&marked).ok())
+        {
+            found.collect(&yaml, &mut Vec::new());
+        }
+        found
+    }
+
+    fn collect(&mut self, value: &serde_yaml::Value, path: &mut Vec<String>) {
+        match value {
+            serde_yaml::Value::String(text) if text.contains(DEFAULT_MARKER) => {
+                self.paths.insert(display_path(path));
+            }
+            serde_yaml::Value::Mapping(map) => {
+                for (key, value) in map {
+                    if let Some(key) = key.as_str() {
+                        path.push(key.to_owned());
+                        self.collect(value, path);
+                        path.pop();
+                    }
+                }
+            }
+            serde_yaml::Value::Sequence(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    path.push(index.to_string());
+                    self.collect(item, path);
+                    path.pop();
+                }
+            }
+            serde_yaml::Value::Tagged(tagged) => self.collect(&tagged.value, path),
+            _ => {}
+        }
+    }
+
+    /// Forgets the keys that `overrides` sets.
+    fn without_overrides(mut self, overrides: &Dict) -> Self {
+        self.paths.retain(|path| {
+            let keys: Vec<String> = path.split('.').map(str::to_owned).collect();
+            lookup(overrides, &keys).is_none()
+        });
+        self
+    }
 }
 
 /// Reads the file at `path`, expands it with `env` and parses it as YAML,
@@ -100,7 +188,12 @@ fn parse_yaml(text: &str, file: &Path, env: &Env) -> Result<serde_yaml::Value> {
 
 /// Layers `yaml` over the defaults of `T`, applies the overrides of `env`,
 /// extracts and validates.
-fn load_value<T: ConfigFile>(yaml: serde_yaml::Value, file: &Path, env: &Env) -> Result<T> {
+fn load_value<T: ConfigFile>(
+    yaml: serde_yaml::Value,
+    file: &Path,
+    env: &Env,
+    expansion_defaults: ExpansionDefaults,
+) -> Result<T> {
     let invalid = |problems: Vec<Problem>| Error::Invalid {
         file: file.to_path_buf(),
         problems,
@@ -130,6 +223,7 @@ fn load_value<T: ConfigFile>(yaml: serde_yaml::Value, file: &Path, env: &Env) ->
         }
     };
     let mut from_env = env_overrides(env, &defaults);
+    let expansion_defaults = expansion_defaults.without_overrides(&from_env);
 
     let extracted = loop {
         let figment = Figment::new()
@@ -164,6 +258,7 @@ fn load_value<T: ConfigFile>(yaml: serde_yaml::Value, file: &Path, env: &Env) ->
     };
     let mut checks = Problems::new();
     value.validate(&mut checks);
+    value.validate_sources(&expansion_defaults, &mut checks);
     let reported: Vec<String> = problems
         .iter()
         .map(|problem| problem.path.clone())
@@ -553,6 +648,62 @@ mod tests {
         assert_eq!(loaded.retry.initial_delay, Duration::from_millis(250));
     }
 
+    const SHIPPED_DATABASE: &str =
+        "database:\n  host: ${DB_HOST:127.0.0.1}\n  password: \"${DB_PASSWORD:bigbrotr}\"\n";
+
+    #[test]
+    fn a_default_password_is_refused_for_a_database_on_another_machine() {
+        let env = Env::from_pairs([("DB_HOST", "db.example.org")]);
+        assert_eq!(
+            problems::<PoolFile>(SHIPPED_DATABASE, &env),
+            ["database.password: comes from the default of a `${VAR:default}` reference, which is meant for the development database only, and host `db.example.org` is not on this machine: set the variable (or BIGBROTR_DATABASE__PASSWORD)"]
+        );
+    }
+
+    #[test]
+    fn a_default_password_is_accepted_for_the_development_database() {
+        let loaded: PoolFile = load_str(SHIPPED_DATABASE, file(), &Env::empty()).expect("valid");
+        assert_eq!(loaded.database.password.expose_secret(), "bigbrotr");
+    }
+
+    #[test]
+    fn a_password_from_the_environment_or_an_override_is_accepted_anywhere() {
+        for password in ["DB_PASSWORD", "BIGBROTR_DATABASE__PASSWORD"] {
+            let env = Env::from_pairs([("DB_HOST", "10.1.2.3"), (password, "s3cret")]);
+            let loaded: PoolFile = load_str(SHIPPED_DATABASE, file(), &env).expect("valid");
+            assert_eq!(loaded.database.password.expose_secret(), "s3cret");
+        }
+        // Set to the very value of the default, it is still the operator's choice.
+        let env = Env::from_pairs([("DB_HOST", "10.1.2.3"), ("DB_PASSWORD", "bigbrotr")]);
+        assert!(load_str::<PoolFile>(SHIPPED_DATABASE, file(), &env).is_ok());
+    }
+
+    #[test]
+    fn expansion_defaults_name_the_keys_whose_values_came_from_defaults() {
+        let text = "a:\n  b: ${X:1}\n  c: [\"${Y:2}\", z]\n  d: ${X:}\nbare: ${Z:q}-${SET:r}\n";
+        let env = Env::from_pairs([("SET", "s")]);
+        let found = ExpansionDefaults::find(text, file(), &env);
+        assert_eq!(
+            found,
+            ExpansionDefaults::of(["a.b", "a.c[0]", "a.d", "bare"])
+        );
+        assert!(found.gave("a.b") && !found.gave("a"));
+        // A default that is YAML structure counts for the key it stands at…
+        assert_eq!(
+            ExpansionDefaults::find("a: ${L:[1, 2]}\n", file(), &env),
+            ExpansionDefaults::of(["a"])
+        );
+        // …and a file that no longer parses once marked has no marked keys.
+        assert_eq!(
+            ExpansionDefaults::find("a: [${L:1}\n", file(), &env),
+            ExpansionDefaults::none()
+        );
+        assert_eq!(
+            ExpansionDefaults::find("a: !Tag ${X:1}\n", file(), &env),
+            ExpansionDefaults::of(["a"])
+        );
+    }
+
     #[test]
     fn an_override_of_a_string_key_stays_a_string() {
         let env = Env::from_pairs([
@@ -600,8 +751,8 @@ mod tests {
         assert_eq!(
             problems::<PoolFile>(text, &Env::empty()),
             [
-                "brotr: unknown key; expected one of `database`, `pool`, `retry`",
-                "databse: unknown key; expected one of `database`, `pool`, `retry`",
+                "brotr: unknown key; expected one of `database`, `pool`, `retry`, `role`",
+                "databse: unknown key; expected one of `database`, `pool`, `retry`, `role`",
                 "pool.max_szie: unknown key; expected one of `min_size`, `max_size`, `timeout`, `command_timeout`",
                 "pool.zzz: unknown key; expected one of `min_size`, `max_size`, `timeout`, `command_timeout`",
             ]

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::load::ExpansionDefaults;
+
 /// One thing wrong with a configuration: the key it concerns and what is
 /// wrong with it. Displays as `pool.max_size: must be ≥ min_size (1)`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -150,6 +152,14 @@ fn join_path(prefix: &str, path: &str) -> String {
 pub trait Validate {
     /// Records every problem of `self` in `problems`.
     fn validate(&self, problems: &mut Problems);
+
+    /// Records the problems that depend on where values came from:
+    /// `defaults` holds the keys whose values only the default of a
+    /// `${VAR:default}` reference gave (neither the variable nor an override
+    /// was set). Paths are from the root of the file. Nothing by default.
+    fn validate_sources(&self, defaults: &ExpansionDefaults, problems: &mut Problems) {
+        let _ = (defaults, problems);
+    }
 }
 
 #[cfg(test)]

@@ -8,13 +8,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{ClientWrapper, Object};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::net::TcpStream;
-use tokio_postgres::{CancelToken, NoTls, Row};
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::{CancelToken, Row};
 
 use crate::error::{breaks_connection, excerpt, Error, Result};
 use crate::pool::Inner;
 use crate::stats::Counters;
+use crate::tls::TlsConnector;
 use crate::transaction::PoolTransaction;
 use crate::Param;
 
@@ -372,6 +374,7 @@ async fn cancel_then_close(client: ClientWrapper, inner: Arc<Inner>) {
     let cancelled = tokio::time::timeout(CANCEL_TIMEOUT, async {
         send_cancel_request(
             &client.cancel_token(),
+            &inner.tls,
             &inner.target.host,
             inner.target.port,
         )
@@ -413,28 +416,49 @@ impl fmt::Display for CancelError {
     }
 }
 
-/// Sends `token`'s cancel request to `host:port` and keeps the connection
-/// open until the other side closes it.
+/// Sends `token`'s cancel request to `host:port`, through TLS when the
+/// connection used it, and keeps the connection open until the other side
+/// closes it.
 ///
 /// The driver's own `cancel_query` closes its connection right after writing
 /// the request, and PgBouncer drops a request whose connection is gone before
-/// it forwarded it. So the driver writes the request into an in-memory pipe
-/// here, and the bytes go out on a connection of our own that waits for
-/// PgBouncer (or the server) to hang up, as libpq does.
-async fn send_cancel_request(token: &CancelToken, host: &str, port: u16) -> std::io::Result<()> {
-    let (mut ours, theirs) = tokio::io::duplex(64);
-    let mut request = Vec::with_capacity(16);
-    let (written, read) = tokio::join!(
-        token.cancel_query_raw(theirs, NoTls),
-        ours.read_to_end(&mut request)
-    );
+/// it forwarded it. So the driver talks to an in-memory pipe here (the TLS
+/// handshake included), relayed to a connection of our own that is never
+/// shut down from this side: it waits for PgBouncer (or the server) to hang
+/// up, as libpq does.
+async fn send_cancel_request(
+    token: &CancelToken,
+    tls: &TlsConnector,
+    host: &str,
+    port: u16,
+) -> std::io::Result<()> {
+    let server = TcpStream::connect((host, port)).await?;
+    let (mut server_read, mut server_write) = server.into_split();
+    let (ours, theirs) = tokio::io::duplex(16 * 1024);
+    let (mut ours_read, mut ours_write) = tokio::io::split(ours);
+    let Ok(connect) = MakeTlsConnect::<DuplexStream>::make_tls_connect(&mut tls.clone(), host);
+    // Up to the server: what the driver writes; this side is never shut down.
+    let upstream = tokio::io::copy(&mut ours_read, &mut server_write);
+    // Down to the driver: what the server answers, until it hangs up. Once
+    // the driver is done, what still comes (a TLS alert) is dropped.
+    let downstream = async {
+        let mut buffer = [0_u8; 4096];
+        let mut driver_gone = false;
+        loop {
+            let read = server_read.read(&mut buffer).await?;
+            if read == 0 {
+                return Ok::<_, std::io::Error>(());
+            }
+            if !driver_gone && ours_write.write_all(&buffer[..read]).await.is_err() {
+                driver_gone = true;
+            }
+        }
+    };
+    let (written, relayed) = tokio::join!(token.cancel_query_raw(theirs, connect), async {
+        tokio::try_join!(upstream, downstream)
+    });
     written.map_err(std::io::Error::other)?;
-    read?;
-    let mut server = TcpStream::connect((host, port)).await?;
-    server.write_all(&request).await?;
-    let mut ignored = [0_u8; 64];
-    while server.read(&mut ignored).await? != 0 {}
-    Ok(())
+    relayed.map(|_| ())
 }
 
 impl Drop for PooledConnection {

@@ -3,10 +3,13 @@
 //! may help.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use bigbrotr_config::{Problem, ProblemList};
+use bigbrotr_config::{Problem, ProblemList, SslMode};
 use deadpool_postgres::{PoolError, TimeoutType};
+
+use crate::tls::TlsProblem;
 
 /// Everything that can go wrong while pooling connections and running
 /// statements.
@@ -45,6 +48,61 @@ pub enum Error {
         /// What the driver said.
         #[source]
         source: tokio_postgres::Error,
+    },
+
+    /// A new connection failed in its TLS handshake: the server's
+    /// certificate was refused, or no TLS could be agreed on. Never
+    /// transient: trying again meets the same certificate.
+    #[error("could not connect to database `{database}` at {host}:{port} with sslmode {}: {problem}", sslmode.as_str())]
+    Tls {
+        /// Host of the server (or of PgBouncer).
+        host: String,
+        /// TCP port.
+        port: u16,
+        /// Database name.
+        database: String,
+        /// The configured `database.sslmode`.
+        sslmode: SslMode,
+        /// What was wrong, read from rustls's error.
+        problem: TlsProblem,
+        /// What the driver said; rustls's error is in its chain.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+
+    /// `database.sslrootcert` could not be read as PEM.
+    #[error("could not read the root certificates of {}", path.display())]
+    ReadRootCertificate {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: rustls::pki_types::pem::Error,
+    },
+
+    /// `database.sslrootcert` holds no certificate.
+    #[error("{} holds no PEM certificate", path.display())]
+    NoRootCertificate {
+        /// The file.
+        path: PathBuf,
+    },
+
+    /// A certificate of `database.sslrootcert` cannot serve as a root.
+    #[error("a certificate of {} cannot serve as a root", path.display())]
+    InvalidRootCertificate {
+        /// The file.
+        path: PathBuf,
+        /// What rustls said.
+        #[source]
+        source: rustls::Error,
+    },
+
+    /// rustls refused the TLS client configuration.
+    #[error("could not set TLS up")]
+    TlsConfig {
+        /// What rustls said.
+        #[source]
+        source: rustls::Error,
     },
 
     /// No connection could be taken from the pool; [`PoolErrorKind`] says
@@ -344,6 +402,7 @@ mod tests {
             host: "db.example".to_owned(),
             port: 6432,
             database: "archive".to_owned(),
+            sslmode: bigbrotr_config::SslMode::Disable,
         }
     }
 

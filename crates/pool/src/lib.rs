@@ -21,6 +21,9 @@
 //!   deadpool step failed, and which errors are transient.
 //! - `setup`: the driver configuration (application name, connect timeout,
 //!   keepalives), the deadpool pool and the retry policy.
+//! - `tls`: [`tls_connector`], the rustls connector of every connection,
+//!   following `database.sslmode` as libpq does ([`driver_ssl_mode`]), and
+//!   the [`TlsProblem`] of a refused handshake.
 //!
 //! Statements and parameters come from [`tokio_postgres`], re-exported
 //! together with the items callers need: [`Row`], [`ToSql`], [`Type`].
@@ -30,6 +33,7 @@ pub mod error;
 pub mod pool;
 mod setup;
 pub mod stats;
+mod tls;
 pub mod transaction;
 
 pub use connection::PooledConnection;
@@ -37,6 +41,7 @@ pub use error::{Error, PoolErrorKind, Result};
 pub use pool::{BoxFuture, ConnectionPool};
 pub use setup::APPLICATION_NAME;
 pub use stats::PoolStats;
+pub use tls::{driver_ssl_mode, tls_connector, TlsConnector, TlsProblem};
 pub use tokio_postgres;
 pub use tokio_postgres::types::{ToSql, Type};
 pub use tokio_postgres::Row;

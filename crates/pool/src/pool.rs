@@ -61,6 +61,8 @@ const CANCEL_WAIT: Duration = Duration::from_secs(5);
 pub(crate) struct Inner {
     pool: deadpool_postgres::Pool,
     pub(crate) target: Target,
+    /// The connector of the pool's connections, for their cancel requests.
+    pub(crate) tls: crate::tls::TlsConnector,
     pub(crate) command_timeout: Duration,
     wait_timeout: Duration,
     min_size: usize,
@@ -119,11 +121,17 @@ impl ConnectionPool {
     ) -> Result<Self> {
         setup::validate(database, pool, retry)?;
         let retry_policy = setup::retry_policy(retry)?;
-        let deadpool = setup::deadpool(setup::pg_config(database, pool, application_name), pool)?;
+        let tls = crate::tls::tls_connector(database)?;
+        let deadpool = setup::deadpool(
+            setup::pg_config(database, pool, application_name),
+            tls.clone(),
+            pool,
+        )?;
         Ok(Self {
             inner: Arc::new(Inner {
                 pool: deadpool,
                 target: Target::of(database),
+                tls,
                 command_timeout: pool.command_timeout,
                 wait_timeout: pool.timeout,
                 min_size: setup::to_usize(pool.min_size),
@@ -277,7 +285,8 @@ impl ConnectionPool {
     /// Takes a connection, opening one when none is idle and the pool is
     /// not full. Waits at most `pool.timeout` for a free connection
     /// ([`Error::Pool`] with [`PoolErrorKind::WaitTimeout`]); opening one
-    /// fails with [`Error::Connect`] or [`PoolErrorKind::CreateTimeout`].
+    /// fails with [`Error::Connect`], [`Error::Tls`] or
+    /// [`PoolErrorKind::CreateTimeout`].
     /// Does not retry.
     pub async fn get_connection(&self) -> Result<PooledConnection> {
         self.ensure_open()?;
@@ -292,6 +301,7 @@ impl ConnectionPool {
                         ..
                     } => Counters::bump(&counters.wait_timeouts),
                     Error::Connect { .. }
+                    | Error::Tls { .. }
                     | Error::Pool {
                         kind: PoolErrorKind::CreateTimeout { .. },
                         ..

@@ -1,17 +1,17 @@
 //! Turning the configuration sections into a driver configuration, a
-//! deadpool pool and a retry policy. No I/O happens here.
+//! deadpool pool and a retry policy. No I/O happens here (the TLS
+//! connector, which reads `database.sslrootcert`, is built in `tls`).
 
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use bigbrotr_config::{DatabaseConfig, PoolConfig, Problems, RetryConfig};
+use bigbrotr_config::{DatabaseConfig, PoolConfig, Problems, RetryConfig, SslMode};
 use bigbrotr_utils::RetryPolicy;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use secrecy::ExposeSecret;
-use tokio_postgres::config::SslMode;
-use tokio_postgres::NoTls;
 
 use crate::error::{Error, Result};
+use crate::tls::{driver_ssl_mode, TlsConnector};
 
 /// The `application_name` connections report unless told otherwise.
 pub const APPLICATION_NAME: &str = "bigbrotr";
@@ -32,6 +32,7 @@ pub(crate) struct Target {
     pub(crate) host: String,
     pub(crate) port: u16,
     pub(crate) database: String,
+    pub(crate) sslmode: SslMode,
 }
 
 impl Target {
@@ -40,10 +41,23 @@ impl Target {
             host: database.host.clone(),
             port: database.port,
             database: database.database.clone(),
+            sslmode: database.sslmode,
         }
     }
 
+    /// [`Error::Tls`] when rustls refused the handshake, else
+    /// [`Error::Connect`].
     pub(crate) fn connect_error(&self, source: tokio_postgres::Error) -> Error {
+        if let Some(problem) = crate::tls::tls_problem(&source) {
+            return Error::Tls {
+                host: self.host.clone(),
+                port: self.port,
+                database: self.database.clone(),
+                sslmode: self.sslmode,
+                problem,
+                source,
+            };
+        }
         Error::Connect {
             host: self.host.clone(),
             port: self.port,
@@ -72,8 +86,8 @@ pub(crate) fn validate(
     }
 }
 
-/// The driver configuration: credentials, `application_name`, a connect
-/// timeout of `pool.timeout` and TCP keepalives.
+/// The driver configuration: credentials, `application_name`, whether to
+/// ask for TLS, a connect timeout of `pool.timeout` and TCP keepalives.
 pub(crate) fn pg_config(
     database: &DatabaseConfig,
     pool: &PoolConfig,
@@ -86,9 +100,7 @@ pub(crate) fn pg_config(
         .user(&database.user)
         .dbname(&database.database)
         .application_name(application_name)
-        // Connections are made without TLS (`NoTls`); say so rather than
-        // let the driver ask the server for it first.
-        .ssl_mode(SslMode::Disable)
+        .ssl_mode(driver_ssl_mode(database.sslmode))
         .connect_timeout(pool.timeout)
         .keepalives(true)
         .keepalives_idle(KEEPALIVES_IDLE)
@@ -104,10 +116,14 @@ pub(crate) fn pg_config(
 /// The deadpool pool: at most `pool.max_size` connections, every deadpool
 /// timeout set to `pool.timeout`, and the cheap recycling check that is right
 /// behind PgBouncer (the server side is pooled there).
-pub(crate) fn deadpool(config: tokio_postgres::Config, pool: &PoolConfig) -> Result<Pool> {
+pub(crate) fn deadpool(
+    config: tokio_postgres::Config,
+    tls: TlsConnector,
+    pool: &PoolConfig,
+) -> Result<Pool> {
     let manager = Manager::from_config(
         config,
-        NoTls,
+        tls,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -173,7 +189,10 @@ mod tests {
         assert_eq!(config.get_application_name(), Some("bigbrotr-monitor"));
         assert_eq!(config.get_connect_timeout(), Some(&Duration::from_secs(7)));
         assert!(config.get_keepalives());
-        assert_eq!(config.get_ssl_mode(), SslMode::Disable);
+        assert_eq!(
+            config.get_ssl_mode(),
+            tokio_postgres::config::SslMode::Disable
+        );
         assert_eq!(config.get_keepalives_idle(), KEEPALIVES_IDLE);
     }
 

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use bigbrotr_config::DatabaseConfig;
 use secrecy::SecretString;
-use tokio_postgres::NoTls;
 
 use crate::{Error, Result};
 
@@ -35,6 +34,10 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Either can be stopped and started again while clients use them; dropping
 /// the cluster stops both and removes the folder.
 ///
+/// Started with [`PrivateCluster::start_with_tls`], PostgreSQL also speaks
+/// TLS (PgBouncer does not), with a server certificate for `localhost` signed
+/// by a certificate authority made for the cluster: see [`TlsFiles`].
+///
 /// Startup is kept lean: no `fsync`, small buffers. Fine for tests that break
 /// connections, not for tests about durability after a crash of the machine.
 pub struct PrivateCluster {
@@ -51,6 +54,7 @@ struct Control {
     pg_port: u16,
     bouncer_port: u16,
     password: String,
+    tls: Option<TlsFiles>,
 }
 
 struct Programs {
@@ -59,13 +63,42 @@ struct Programs {
     pgbouncer: PathBuf,
 }
 
+/// The certificates of a cluster started with TLS, made with `openssl` in
+/// the cluster's folder and valid for two days.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// PEM certificate of the authority that signed the server's
+    /// certificate: the right `sslrootcert`.
+    pub root_certificate: PathBuf,
+    /// PEM certificate of another authority, which signed nothing the
+    /// server shows: a wrong `sslrootcert`.
+    pub unrelated_root_certificate: PathBuf,
+    /// The only name the server's certificate holds (no IP address).
+    pub server_name: &'static str,
+}
+
+/// The name in the server certificate of a cluster with TLS.
+const SERVER_NAME: &str = "localhost";
+
 impl PrivateCluster {
     /// Initialises and starts PostgreSQL and PgBouncer, creates the database
     /// and applies the SQL files of `implementation` to it through PgBouncer.
     /// Takes a few seconds.
     pub async fn start(implementation: &str) -> Result<Self> {
+        Self::start_with(implementation, false).await
+    }
+
+    /// Like [`start`](Self::start), with TLS on PostgreSQL (not on
+    /// PgBouncer): [`tls`](Self::tls) gives the certificates, and
+    /// [`direct_database_config`](Self::direct_database_config) reaches the
+    /// server. Needs `openssl`.
+    pub async fn start_with_tls(implementation: &str) -> Result<Self> {
+        Self::start_with(implementation, true).await
+    }
+
+    async fn start_with(implementation: &str, tls: bool) -> Result<Self> {
         crate::init_logging();
-        let control = tokio::task::spawn_blocking(Control::start)
+        let control = tokio::task::spawn_blocking(move || Control::start(tls))
             .await
             .map_err(|error| Error::Io {
                 what: "starting the private cluster",
@@ -89,7 +122,23 @@ impl PrivateCluster {
             user: USER.to_owned(),
             password: SecretString::from(self.control.password.clone()),
             use_pgbouncer: true,
+            ..DatabaseConfig::default()
         }
+    }
+
+    /// The connection settings of the cluster's database on PostgreSQL
+    /// itself, without PgBouncer (and without TLS: set `sslmode` to try it).
+    pub fn direct_database_config(&self) -> DatabaseConfig {
+        DatabaseConfig {
+            port: self.control.pg_port,
+            use_pgbouncer: false,
+            ..self.database_config()
+        }
+    }
+
+    /// The certificates, when the cluster was started with TLS.
+    pub fn tls(&self) -> Option<&TlsFiles> {
+        self.control.tls.as_ref()
     }
 
     /// The implementation whose SQL was applied.
@@ -141,9 +190,8 @@ impl PrivateCluster {
 
     async fn create_database(&self) -> Result<()> {
         let direct = DatabaseConfig {
-            port: self.control.pg_port,
             database: "postgres".to_owned(),
-            ..self.database_config()
+            ..self.direct_database_config()
         };
         crate::run_simple(
             &direct,
@@ -152,17 +200,12 @@ impl PrivateCluster {
             &format!("CREATE DATABASE \"{DATABASE}\""),
         )
         .await?;
-        let config = self.database_config();
-        let query_error = |source| Error::Query {
-            what: "connecting to apply the SQL files",
-            database: DATABASE.to_owned(),
-            source,
-        };
-        let (client, connection) = crate::pg_config(&config, DATABASE)
-            .connect(NoTls)
-            .await
-            .map_err(query_error)?;
-        let driver = tokio::spawn(connection);
+        let (client, driver) = crate::connect_patiently(
+            &self.database_config(),
+            DATABASE,
+            "connecting to apply the SQL files",
+        )
+        .await?;
         let result = crate::apply_sql(
             &client,
             &crate::implementation_sql_files(&self.implementation)?,
@@ -198,8 +241,17 @@ impl Drop for Control {
 }
 
 impl Control {
-    fn start() -> Result<Self> {
+    fn start(tls: bool) -> Result<Self> {
         let programs = Programs::find()?;
+        let openssl = if tls {
+            Some(
+                search_path("openssl")
+                    .or_else(|| executable(PathBuf::from("/usr/bin/openssl")))
+                    .ok_or(Error::MissingProgram { name: "openssl" })?,
+            )
+        } else {
+            None
+        };
         let as_system_user = std::fs::metadata("/proc/self")
             .map(|meta| meta.uid() == 0)
             .map_err(|source| Error::Io {
@@ -213,14 +265,18 @@ impl Control {
                 what: "creating the private cluster's folder",
                 source,
             })?;
-        let control = Self {
+        let mut control = Self {
             dir,
             programs,
             as_system_user,
             pg_port: free_port()?,
             bouncer_port: free_port()?,
             password: format!("pw{:016x}", fastrand::u64(..)),
+            tls: None,
         };
+        if let Some(openssl) = openssl {
+            control.tls = Some(control.make_certificates(&openssl)?);
+        }
         control.write_files()?;
         control.initdb()?;
         control.start_postgres()?;
@@ -287,6 +343,99 @@ impl Control {
         Ok(())
     }
 
+    /// Two authorities, and a certificate for [`SERVER_NAME`] signed by the
+    /// first, its key readable by its owner only (PostgreSQL insists).
+    fn make_certificates(&self, openssl: &Path) -> Result<TlsFiles> {
+        let run = |what: &'static str, args: &[&str]| {
+            let output = Command::new(openssl)
+                .args(args)
+                .current_dir(self.dir.path())
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|source| Error::Io {
+                    what: "running openssl",
+                    source,
+                })?;
+            check(what, &output, "")
+        };
+        let key = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        for (name, subject) in [
+            ("root", "/CN=BigBrotr test authority"),
+            ("unrelated", "/CN=BigBrotr unrelated test authority"),
+        ] {
+            let (keyout, out) = (format!("{name}.key"), format!("{name}.crt"));
+            let mut args = vec!["req", "-x509"];
+            args.extend(key);
+            args.extend([
+                "-keyout", &keyout, "-out", &out, "-days", "2", "-subj", subject,
+            ]);
+            run("making a test certificate authority", &args)?;
+        }
+        std::fs::write(
+            self.path("server.ext"),
+            format!(
+                "subjectAltName = DNS:{SERVER_NAME}\n\
+                 basicConstraints = critical, CA:FALSE\n\
+                 keyUsage = critical, digitalSignature, keyEncipherment\n\
+                 extendedKeyUsage = serverAuth\n"
+            ),
+        )
+        .map_err(|source| Error::Io {
+            what: "writing the server certificate's extensions",
+            source,
+        })?;
+        let mut args = vec!["req"];
+        args.extend(key);
+        args.extend([
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=BigBrotr test server",
+        ]);
+        run("making the server's key", &args)?;
+        run(
+            "signing the server's certificate",
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "root.crt",
+                "-CAkey",
+                "root.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                "server.ext",
+                "-out",
+                "server.crt",
+            ],
+        )?;
+        std::fs::set_permissions(
+            self.path("server.key"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .map_err(|source| Error::Io {
+            what: "restricting the server key's permissions",
+            source,
+        })?;
+        Ok(TlsFiles {
+            root_certificate: self.path("root.crt"),
+            unrelated_root_certificate: self.path("unrelated.crt"),
+            server_name: SERVER_NAME,
+        })
+    }
+
     fn initdb(&self) -> Result<()> {
         let data = self.path("data");
         let pwfile = self.path("pwfile");
@@ -309,6 +458,16 @@ impl Control {
         )?;
         check("initdb", &output, "")?;
         let _ = std::fs::remove_file(&pwfile);
+        let tls = if self.tls.is_some() {
+            format!(
+                "ssl = on\n\
+                 ssl_cert_file = '{dir}/server.crt'\n\
+                 ssl_key_file = '{dir}/server.key'\n",
+                dir = self.dir.path().display()
+            )
+        } else {
+            String::new()
+        };
         let settings = format!(
             "\n# Private test cluster\n\
              listen_addresses = '127.0.0.1'\n\
@@ -320,7 +479,8 @@ impl Control {
              synchronous_commit = off\n\
              full_page_writes = off\n\
              password_encryption = 'scram-sha-256'\n\
-             log_min_messages = warning\n",
+             log_min_messages = warning\n\
+             {tls}",
             port = self.pg_port,
             dir = self.dir.path().display(),
         );

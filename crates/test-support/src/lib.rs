@@ -9,6 +9,8 @@
 //! - [`workspace_root`]: the repository root, where `implementations/` lives.
 //! - [`corpus_dir`]: where the real-events corpus is, when it is there.
 //! - [`init_logging`]: test output of `tracing` events, only when `TEST_LOG=1`.
+//! - [`tls_connector`]: the TLS connector of a configuration, as the pool
+//!   builds it; every connection made here uses it.
 //! - [`Error`]: what can go wrong while setting a test database up.
 
 use std::path::{Path, PathBuf};
@@ -17,12 +19,11 @@ use std::time::Duration;
 
 mod cluster;
 
-pub use cluster::PrivateCluster;
+pub use cluster::{PrivateCluster, TlsFiles};
 
 use bigbrotr_config::{DatabaseConfig, Env, Implementation, PoolFile};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use secrecy::ExposeSecret;
-use tokio_postgres::NoTls;
 
 /// What can go wrong while setting a test database up.
 #[derive(Debug, thiserror::Error)]
@@ -84,8 +85,15 @@ pub enum Error {
         #[source]
         source: deadpool_postgres::BuildError,
     },
+    /// The TLS connector could not be built from the connection settings.
+    #[error("could not set TLS up for a test connection")]
+    Tls {
+        /// Why.
+        #[source]
+        source: Box<bigbrotr_pool::Error>,
+    },
     /// A program a [`PrivateCluster`] needs is not installed.
-    #[error("{name} not found: install PostgreSQL and PgBouncer (Debian: apt-get install postgresql pgbouncer)")]
+    #[error("{name} not found: install it (Debian: apt-get install postgresql pgbouncer openssl)")]
     MissingProgram {
         /// The program.
         name: &'static str,
@@ -198,31 +206,50 @@ fn pg_config(db: &DatabaseConfig, database: &str) -> tokio_postgres::Config {
         .password(db.password.expose_secret())
         .dbname(database)
         .application_name("bigbrotr-tests")
+        .ssl_mode(bigbrotr_pool::driver_ssl_mode(db.sslmode))
         .connect_timeout(Duration::from_secs(10));
     config
 }
 
-/// Connects, retrying for a while when the server refuses the connection:
-/// the development PgBouncer is restarted by its watchdog when it exits, and
-/// a test starting during those moments waits instead of failing.
+/// The TLS connector of `db`, as the pool builds it.
+pub fn tls_connector(db: &DatabaseConfig) -> Result<bigbrotr_pool::TlsConnector> {
+    bigbrotr_pool::tls_connector(db).map_err(|source| Error::Tls {
+        source: Box::new(source),
+    })
+}
+
+/// Connects with the TLS of `db`, retrying for a while when the server
+/// refuses the connection: the development PgBouncer is restarted by its
+/// watchdog when it exits, and a test starting during those moments waits
+/// instead of failing. The connection is driven by a task of its own.
 async fn connect_patiently(
-    config: &tokio_postgres::Config,
-) -> std::result::Result<
-    (
-        tokio_postgres::Client,
-        tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
-    ),
-    tokio_postgres::Error,
-> {
+    db: &DatabaseConfig,
+    database: &str,
+    what: &'static str,
+) -> Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>)> {
     const ATTEMPTS: u32 = 40;
+    let config = pg_config(db, database);
+    let tls = tls_connector(db)?;
     let mut attempt = 1;
     loop {
-        match config.connect(NoTls).await {
+        match config.connect(tls.clone()).await {
             Err(error) if attempt < ATTEMPTS && refused(&error) => {
                 attempt += 1;
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
-            result => return result,
+            Ok((client, connection)) => {
+                let driver = tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                return Ok((client, driver));
+            }
+            Err(source) => {
+                return Err(Error::Query {
+                    what,
+                    database: database.to_owned(),
+                    source,
+                })
+            }
         }
     }
 }
@@ -246,10 +273,7 @@ async fn run_simple(
         database: database.to_owned(),
         source,
     };
-    let (client, connection) = connect_patiently(&pg_config(db, database))
-        .await
-        .map_err(query_error)?;
-    let driver = tokio::spawn(connection);
+    let (client, driver) = connect_patiently(db, database, what).await?;
     let result = client.batch_execute(sql).await.map_err(query_error);
     drop(client);
     let _ = driver.await;
@@ -336,7 +360,8 @@ impl TestDb {
         }
     }
 
-    /// A `tokio_postgres` configuration for this database.
+    /// A `tokio_postgres` configuration for this database; connect it with
+    /// [`tls_connector`] of [`TestDb::config`].
     pub fn pg_config(&self) -> tokio_postgres::Config {
         pg_config(&self.config, &self.name)
     }
@@ -423,7 +448,7 @@ pub fn sql_files(dir: &Path) -> Result<Vec<PathBuf>> {
 fn build_pool(config: &DatabaseConfig, database: &str, max_size: usize) -> Result<Pool> {
     let manager = Manager::from_config(
         pg_config(config, database),
-        NoTls,
+        tls_connector(config)?,
         ManagerConfig {
             // Behind PgBouncer a cheap recycle is right: the server side is pooled there.
             recycling_method: RecyclingMethod::Fast,
@@ -481,10 +506,8 @@ pub async fn database_exists(config: &DatabaseConfig, name: &str) -> Result<bool
         database: config.database.clone(),
         source,
     };
-    let (client, connection) = connect_patiently(&pg_config(config, &config.database))
-        .await
-        .map_err(query_error)?;
-    let driver = tokio::spawn(connection);
+    let (client, driver) =
+        connect_patiently(config, &config.database, "SELECT FROM pg_database").await?;
     let rows = client
         .query_typed(
             "SELECT 1 FROM pg_database WHERE datname = $1",

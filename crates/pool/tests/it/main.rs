@@ -7,4 +7,5 @@ mod lifecycle;
 mod proxy;
 mod statements;
 mod support;
+mod tls;
 mod transactions;
