@@ -1,9 +1,12 @@
 //! Opening the archive of an implementation: its pool and [`Brotr`] from
-//! `config/core/pool.yaml` and `config/core/brotr.yaml`.
+//! `config/core/pool.yaml` and `config/core/brotr.yaml`; and the session
+//! limits `db init` stores on the server for the archive's role.
+
+use std::time::Duration;
 
 use anyhow::Context as _;
 use bigbrotr_brotr::Brotr;
-use bigbrotr_config::{BrotrFile, Env, Implementation, PoolFile};
+use bigbrotr_config::{BrotrFile, Env, Implementation, PoolFile, RoleConfig};
 use bigbrotr_pool::ConnectionPool;
 
 /// The pool (connected) and the archive over it.
@@ -38,4 +41,33 @@ pub async fn open_as(
         )
     })?;
     Brotr::new(pool, brotr_file.brotr).context("setting up the archive")
+}
+
+/// Stores the limits of `role` on the server as session defaults of the
+/// current user in the current database (`ALTER ROLE … IN DATABASE … SET`).
+/// PgBouncer drops such settings from a client's startup packet, so they
+/// must live on the server; sessions opened afterwards get them.
+pub async fn store_role_limits(pool: &ConnectionPool, role: &RoleConfig) -> anyhow::Result<()> {
+    let milliseconds = |limit: Duration| limit.as_millis();
+    // The database name is quoted by the server (`%I`); the values are
+    // integers of ours.
+    let script = format!(
+        "DO $$ BEGIN \
+           EXECUTE format('ALTER ROLE CURRENT_USER IN DATABASE %I SET statement_timeout = {}', current_database()); \
+           EXECUTE format('ALTER ROLE CURRENT_USER IN DATABASE %I SET idle_in_transaction_session_timeout = {}', current_database()); \
+         END $$",
+        milliseconds(role.statement_timeout),
+        milliseconds(role.idle_in_transaction_session_timeout),
+    );
+    pool.batch_execute(&script)
+        .await
+        .context("storing the session limits of the database user (ALTER ROLE … SET)")?;
+    tracing::info!(
+        target: "bigbrotr::db",
+        statement_timeout_ms = milliseconds(role.statement_timeout),
+        idle_in_transaction_session_timeout_ms =
+            milliseconds(role.idle_in_transaction_session_timeout),
+        "session limits stored for the database user"
+    );
+    Ok(())
 }

@@ -88,7 +88,8 @@ pub enum Command {
 /// What `db` does.
 #[derive(Debug, Subcommand)]
 pub enum DbAction {
-    /// Create or upgrade the schema of the configured database.
+    /// Create or upgrade the schema of the configured database, and store
+    /// the session limits of `role` (pool.yaml) for its user.
     Init,
 }
 
@@ -135,6 +136,10 @@ pub async fn run(cli: &Cli, out: &mut (dyn std::io::Write + Send)) -> anyhow::Re
             let report = bigbrotr_brotr::apply_schema(brotr.pool(), &implementation.sql_dir())
                 .await
                 .context("applying the schema")?;
+            let pool_file: bigbrotr_config::PoolFile = implementation
+                .load("core", "pool", &env)
+                .context("loading config/core/pool.yaml")?;
+            crate::archive::store_role_limits(brotr.pool(), &pool_file.role).await?;
             writeln!(
                 out,
                 "schema version {} of `{}`: {} file(s) applied, {} already present",

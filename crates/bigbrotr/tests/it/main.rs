@@ -2,5 +2,6 @@
 //! service manager runs it: exit codes, signals, what it prints.
 
 mod config_reference;
+mod db_init;
 mod new_implementation;
 mod run_command;
