@@ -202,6 +202,24 @@ impl RelaySync {
         Ok(report)
     }
 
+    /// A connection to the relay: `.onion` relays through the SOCKS5 proxy,
+    /// the others through the egress policy.
+    async fn connect(&self, auth: Option<Auth>) -> Result<RelayConnection, FetchError> {
+        let proxy = match self.relay.network {
+            Network::Clearnet => None,
+            Network::Tor => Some(self.inner.proxy().await.map_err(FetchError::Connect)?),
+        };
+        RelayConnection::open(
+            &self.relay.url,
+            proxy,
+            &self.inner.egress,
+            self.inner.connect_timeout,
+            self.inner.wire(),
+            auth,
+        )
+        .await
+    }
+
     /// Opens the connection: a session, or the outcome of a relay that
     /// could not be reached.
     async fn open(
@@ -213,15 +231,6 @@ impl RelaySync {
         deadline: Instant,
     ) -> Result<Session<'_>, (RelayReport, RelayOutcome)> {
         let config = &self.inner.config;
-        let proxy = match self.relay.network {
-            Network::Clearnet => None,
-            Network::Tor => match self.inner.proxy().await {
-                Ok(proxy) => Some(proxy),
-                Err(reason) => {
-                    return Err((report, RelayOutcome::Failed(FetchError::Connect(reason))))
-                }
-            },
-        };
         let refused_recently = state.auth_refused_at.is_some_and(|at| {
             now.saturating_sub(at) < i64::try_from(config.auth.retry_after.as_secs()).unwrap_or(0)
         });
@@ -229,16 +238,7 @@ impl RelaySync {
             keys: Arc::clone(&self.inner.keys),
             allowed: !refused_recently,
         });
-        let connection = match RelayConnection::open(
-            &self.relay.url,
-            proxy,
-            &self.inner.egress,
-            self.inner.connect_timeout,
-            self.inner.wire(),
-            auth,
-        )
-        .await
-        {
+        let connection = match self.connect(auth).await {
             Ok(connection) => connection,
             Err(error) => return Err((report, RelayOutcome::Failed(error))),
         };
@@ -379,27 +379,11 @@ impl Session<'_> {
     /// Opens a new connection in place of one that broke (after a message
     /// over the size limit, say).
     pub(crate) async fn reconnect(&mut self) -> Result<(), RelayOutcome> {
-        let sync = self.sync;
-        let proxy = match sync.relay.network {
-            Network::Clearnet => None,
-            Network::Tor => Some(
-                sync.inner
-                    .proxy()
-                    .await
-                    .map_err(|reason| RelayOutcome::Failed(FetchError::Connect(reason)))?,
-            ),
-        };
-        let auth = self.connection.auth();
-        let connection = RelayConnection::open(
-            &sync.relay.url,
-            proxy,
-            &sync.inner.egress,
-            sync.inner.connect_timeout,
-            sync.inner.wire(),
-            auth,
-        )
-        .await
-        .map_err(RelayOutcome::Failed)?;
+        let connection = self
+            .sync
+            .connect(self.connection.auth())
+            .await
+            .map_err(RelayOutcome::Failed)?;
         let old = std::mem::replace(&mut self.connection, connection);
         self.report.counts.requests += old.requests;
         self.report.counts.bytes_received += old.bytes_received;

@@ -485,7 +485,7 @@ impl Session<'_> {
                 .ids(asked.iter().copied())
                 .limit(asked.len());
             let fetched = match self
-                .request_ids(&filter, &wanted, since, until, asked.len())
+                .request_ids(&filter, Some(&wanted), since, until, asked.len())
                 .await?
             {
                 Ok(fetched) => fetched,
@@ -631,28 +631,22 @@ impl Session<'_> {
         until: i64,
         limit: usize,
     ) -> anyhow::Result<Result<Fetched, RelayOutcome>> {
-        let check_filter = &self.sync.inner.filter;
-        let check = move |event: &Event| check_filter.check(event, since, until);
-        let result = self
-            .connection
-            .request(filter, &check, limit, self.limits, &self.sync.cancel)
-            .await;
-        self.count(result, since, until).await
+        self.request_ids(filter, None, since, until, limit).await
     }
 
-    /// One `REQ` for the ids of `wanted` created in `since..=until`,
-    /// counted.
+    /// One `REQ`, for the ids of `wanted` when given, of events created in
+    /// `since..=until`, counted.
     async fn request_ids(
         &mut self,
         filter: &Filter,
-        wanted: &HashSet<EventId>,
+        wanted: Option<&HashSet<EventId>>,
         since: i64,
         until: i64,
         limit: usize,
     ) -> anyhow::Result<Result<Fetched, RelayOutcome>> {
         let check_filter = &self.sync.inner.filter;
         let check = move |event: &Event| {
-            if !wanted.contains(&event.id) {
+            if wanted.is_some_and(|wanted| !wanted.contains(&event.id)) {
                 return Err(crate::filter::Mismatch::Filter);
             }
             check_filter.check(event, since, until)
