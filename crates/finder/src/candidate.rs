@@ -79,6 +79,14 @@ pub enum Rejection {
     /// A contact list (kind 3) whose content is neither empty nor a JSON
     /// object: counted once per event, not per URL.
     MalformedContactList,
+    /// A URL past the first `max_urls_per_event` of its event: an event
+    /// listing thousands of relays is a flood, not a relay list.
+    TooManyInEvent,
+    /// A new relay past the first `max_new_relays_per_domain` of its domain
+    /// in one cycle (see [`relay_domain`]): a wildcard DNS domain can name
+    /// any number of distinct relays. Counted among `accepted` and
+    /// `distinct` too, since it passed the URL checks.
+    TooManyForDomain,
 }
 
 impl Rejection {
@@ -93,6 +101,8 @@ impl Rejection {
             Self::LocalAddress => "local_address",
             Self::NotAString => "not_a_string",
             Self::MalformedContactList => "malformed_contact_list",
+            Self::TooManyInEvent => "too_many_in_event",
+            Self::TooManyForDomain => "too_many_for_domain",
         }
     }
 }
@@ -184,6 +194,40 @@ fn local_addresses(host: &Host<&str>, port: u16) -> Vec<SocketAddr> {
         }
         Host::Ipv4(ip) => vec![SocketAddr::new((*ip).into(), port)],
         Host::Ipv6(ip) => vec![SocketAddr::new((*ip).into(), port)],
+    }
+}
+
+/// The domain a relay's new URLs are counted under, per cycle: the last two
+/// labels of its host name (`a1.evil.example` → `evil.example`), or its
+/// whole address when the host is an IP address; `None` for a URL without
+/// a host.
+///
+/// Two labels is the registrable domain under most suffixes; under
+/// multi-label public suffixes (`co.uk`) unrelated sites share one count,
+/// which only slows their discovery down to the per-cycle cap.
+///
+/// ```
+/// use bigbrotr_finder::relay_domain;
+///
+/// assert_eq!(relay_domain("wss://a1.relays.Evil.Example./x").as_deref(), Some("evil.example"));
+/// assert_eq!(relay_domain("ws://relay.example:7777").as_deref(), Some("relay.example"));
+/// assert_eq!(relay_domain("ws://203.0.113.7:7777").as_deref(), Some("203.0.113.7"));
+/// ```
+#[must_use]
+pub fn relay_domain(url: &str) -> Option<String> {
+    let parsed = Url::parse(url).ok()?;
+    match parsed.host()? {
+        Host::Domain(name) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            let mut labels = name.rsplitn(3, '.');
+            let last = labels.next()?;
+            Some(match labels.next() {
+                Some(second) => format!("{second}.{last}"),
+                None => last.to_owned(),
+            })
+        }
+        Host::Ipv4(ip) => Some(ip.to_string()),
+        Host::Ipv6(ip) => Some(ip.to_string()),
     }
 }
 
@@ -322,6 +366,22 @@ mod tests {
         assert_eq!(contact_list_relays("{}"), Some(Vec::new()));
         for content in ["[]", "\"wss://a.example\"", "{", "null"] {
             assert_eq!(contact_list_relays(content), None, "{content}");
+        }
+    }
+
+    #[test]
+    fn relays_are_counted_under_the_last_two_labels_or_their_address() {
+        for (url, domain) in [
+            ("wss://a1.evil.example", Some("evil.example")),
+            ("wss://a2.evil.example/path", Some("evil.example")),
+            ("wss://EVIL.example.", Some("evil.example")),
+            ("wss://localhost", Some("localhost")),
+            ("wss://x.onion", Some("x.onion")),
+            ("ws://[2001:db8::1]:7000", Some("2001:db8::1")),
+            ("ws://8.8.8.8", Some("8.8.8.8")),
+            ("not a url", None),
+        ] {
+            assert_eq!(relay_domain(url).as_deref(), domain, "{url}");
         }
     }
 

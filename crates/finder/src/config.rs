@@ -50,6 +50,14 @@ pub struct FinderConfig {
     /// Longest relay URL accepted, in bytes, as written and once
     /// normalised. Default 255.
     pub max_url_bytes: usize,
+    /// Most candidate URLs taken from one event; the rest are counted as
+    /// `too_many_in_event` and dropped. Default 50.
+    pub max_urls_per_event: u32,
+    /// Most new relays recorded per domain (the last two labels of the host,
+    /// or its IP address) in one cycle; the rest are counted as
+    /// `too_many_for_domain` and dropped, since a wildcard DNS domain can
+    /// name any number of distinct relays. Default 20.
+    pub max_new_relays_per_domain: u32,
     /// Which archived events are read.
     pub sources: EventSources,
     /// HTTP(S) addresses answering with a JSON array of relay URLs, fetched
@@ -66,6 +74,8 @@ impl Default for FinderConfig {
             batch_size: 500,
             max_pages_per_cycle: 0,
             max_url_bytes: 255,
+            max_urls_per_event: 50,
+            max_new_relays_per_domain: 20,
             sources: EventSources::default(),
             http_sources: Vec::new(),
             http_max_bytes: 4 * 1024 * 1024,
@@ -84,6 +94,12 @@ impl Validate for FinderConfig {
         // "ws://a" is the shortest URL worth a look.
         if self.max_url_bytes < 6 {
             problems.push("max_url_bytes", "must be ≥ 6");
+        }
+        if self.max_urls_per_event == 0 {
+            problems.push("max_urls_per_event", "must be ≥ 1");
+        }
+        if self.max_new_relays_per_domain == 0 {
+            problems.push("max_new_relays_per_domain", "must be ≥ 1");
         }
         problems.section("sources", &self.sources);
         for (index, source) in self.http_sources.iter().enumerate() {
@@ -178,6 +194,8 @@ mod tests {
         assert_eq!(config.batch_size, 500);
         assert_eq!(config.max_pages_per_cycle, 0);
         assert_eq!(config.max_url_bytes, 255);
+        assert_eq!(config.max_urls_per_event, 50);
+        assert_eq!(config.max_new_relays_per_domain, 20);
         assert!(config.sources.events);
         assert_eq!(config.sources.kinds, [1, 3, 10002, 30166]);
         assert_eq!(config.http_sources, []);
@@ -233,6 +251,8 @@ mod tests {
         file.finder.page_size = 0;
         file.finder.batch_size = 100_001;
         file.finder.max_url_bytes = 5;
+        file.finder.max_urls_per_event = 0;
+        file.finder.max_new_relays_per_domain = 0;
         file.finder.http_sources = vec![
             HttpSource {
                 url: "wss://relay.example".to_owned(),
@@ -247,6 +267,8 @@ mod tests {
                 "finder.page_size: must be from 1 to 100000",
                 "finder.batch_size: must be from 1 to 100000",
                 "finder.max_url_bytes: must be ≥ 6",
+                "finder.max_urls_per_event: must be ≥ 1",
+                "finder.max_new_relays_per_domain: must be ≥ 1",
                 "finder.http_sources[0].url: must be an http:// or https:// address",
                 "finder.http_sources[0].timeout: must be > 0",
                 "finder.http_sources[1].url: must be an http:// or https:// address",

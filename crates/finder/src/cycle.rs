@@ -1,7 +1,7 @@
 //! One discovery cycle: [`Finder::run_cycle`], the pages of the archive it
 //! reads ([`scan_page`]) and what it did ([`CycleReport`]).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -10,7 +10,7 @@ use bigbrotr_pool::Type;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::candidate::{check_url, contact_list_relays, Rejection, Source};
+use crate::candidate::{check_url, contact_list_relays, relay_domain, Rejection, Source};
 use crate::error::{Error, Result};
 use crate::finder::{column, Finder, ScanCursor, TARGET};
 use crate::http::fetch_http_source;
@@ -23,7 +23,8 @@ pub struct CycleReport {
     pub sightings: u64,
     /// Candidate URLs found, before any check, duplicates included:
     /// `accepted` plus every rejection except
-    /// [`Rejection::MalformedContactList`].
+    /// [`Rejection::MalformedContactList`] and
+    /// [`Rejection::TooManyForDomain`] (given to relays already accepted).
     pub candidates: u64,
     /// Candidates per source.
     pub by_source: BTreeMap<Source, u64>,
@@ -127,6 +128,11 @@ struct Found<'a> {
     seen: HashSet<String>,
     /// Those of them not yet looked up in the archive.
     pending: Vec<String>,
+    /// Candidates the current event may still give; `None` outside events
+    /// (HTTP sources).
+    event_budget: Option<u32>,
+    /// New relays recorded in this cycle, per domain ([`relay_domain`]).
+    new_per_domain: HashMap<String, u32>,
 }
 
 impl Found<'_> {
@@ -135,6 +141,13 @@ impl Found<'_> {
     fn candidate(&mut self, source: Source, text: &str) {
         self.report.candidates += 1;
         *self.report.by_source.entry(source).or_default() += 1;
+        if let Some(budget) = &mut self.event_budget {
+            if *budget == 0 {
+                self.reject(Rejection::TooManyInEvent);
+                return;
+            }
+            *budget -= 1;
+        }
         match check_url(text, self.finder.url_rules()) {
             Ok(normal) => {
                 self.report.accepted += 1;
@@ -151,6 +164,30 @@ impl Found<'_> {
         *self.report.rejected.entry(reason).or_default() += 1;
     }
 
+    /// The candidates of a new event follow: at most `max_urls_per_event`
+    /// are taken from it.
+    fn start_event(&mut self) {
+        self.event_budget = Some(self.finder.config().max_urls_per_event);
+    }
+
+    /// Keeps the new relays of `unknown` whose domain has room left in this
+    /// cycle; counts the others as [`Rejection::TooManyForDomain`].
+    fn within_domain_caps(&mut self, unknown: Vec<String>) -> Vec<String> {
+        let cap = self.finder.config().max_new_relays_per_domain;
+        let mut kept = Vec::with_capacity(unknown.len());
+        for url in unknown {
+            let domain = relay_domain(&url).unwrap_or_default();
+            let count = self.new_per_domain.entry(domain).or_default();
+            if *count >= cap {
+                self.reject(Rejection::TooManyForDomain);
+            } else {
+                *count += 1;
+                kept.push(url);
+            }
+        }
+        kept
+    }
+
     /// Records the pending relays the archive does not have, `batch_size`
     /// at a time.
     async fn store(&mut self, brotr: &Brotr) -> anyhow::Result<()> {
@@ -159,6 +196,7 @@ impl Found<'_> {
             let unknown = unknown_relays(brotr, chunk)
                 .await
                 .context("looking up the relays found")?;
+            let unknown = self.within_domain_caps(unknown);
             if unknown.is_empty() {
                 continue;
             }
@@ -204,7 +242,11 @@ impl Finder {
     ///    does not fail the cycle) and records its new relays.
     ///
     /// Every candidate is checked by [`check_url`] and
-    /// counted in the [`CycleReport`], refusals by reason.
+    /// counted in the [`CycleReport`], refusals by reason. Floods are cut:
+    /// at most `max_urls_per_event` candidates are taken from one event, and
+    /// at most `max_new_relays_per_domain` new relays per domain
+    /// ([`relay_domain`]) are recorded in one cycle; the rest are counted
+    /// and dropped.
     ///
     /// When `cancel` fires, the page being read is finished and stored and
     /// the cursor saved, HTTP sources still being fetched are abandoned, and
@@ -228,6 +270,8 @@ impl Finder {
             report: CycleReport::default(),
             seen: HashSet::new(),
             pending: Vec::new(),
+            event_budget: None,
+            new_per_domain: HashMap::new(),
         };
         if self.config().sources.events {
             self.scan_events(brotr, cancel, &mut found).await?;
@@ -292,6 +336,7 @@ impl Finder {
                     ScanRow::Sighting(position) => {
                         sightings += 1;
                         last = Some(position);
+                        found.start_event();
                     }
                     ScanRow::Candidate {
                         source: Source::ContactList,
@@ -307,6 +352,7 @@ impl Finder {
                     ScanRow::Candidate { source, text } => found.candidate(source, &text),
                 }
             }
+            found.event_budget = None;
             found.report.sightings += u64::from(sightings);
             let Some(last) = last else { break };
             found.store(brotr).await?;

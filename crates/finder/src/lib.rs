@@ -33,7 +33,7 @@ pub mod finder;
 pub mod http;
 pub mod service;
 
-pub use candidate::{check_url, contact_list_relays, Rejection, Source, UrlRules};
+pub use candidate::{check_url, contact_list_relays, relay_domain, Rejection, Source, UrlRules};
 pub use config::{EventSources, FinderConfig, FinderFile, HttpSource, MAX_PAGE_SIZE};
 pub use cycle::{scan_page, CycleReport, ScanRow};
 pub use error::{Error, Result};

@@ -5,6 +5,7 @@
 
 mod config;
 mod cycle;
+mod floods;
 mod http;
 mod sightings;
 mod support;
