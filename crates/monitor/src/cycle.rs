@@ -348,6 +348,7 @@ impl Monitor {
             &events,
             keys,
             self.publish_timeout(),
+            self.egress(),
         )
         .await
         {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bigbrotr_brotr::{validate_relay_url, Network, RelayId, RelayMetadata};
 use bigbrotr_config::{NostrConfig, Problems};
+use bigbrotr_utils::egress::Egress;
 use nostr::{Keys, Timestamp};
 use serde_json::{json, Map, Value};
 
@@ -34,6 +35,7 @@ struct Inner {
     nip11: Nip11Client,
     keys: Keys,
     publish_timeout: Duration,
+    egress: Egress,
 }
 
 impl fmt::Debug for Monitor {
@@ -66,6 +68,7 @@ impl Monitor {
             config.max_redirects,
             config.nip11_max_bytes,
             nostr.socks5_host_port(),
+            Egress::default(),
         )?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -74,6 +77,7 @@ impl Monitor {
                 nip11,
                 keys,
                 publish_timeout: nostr.timeout,
+                egress: Egress::default(),
             }),
         })
     }
@@ -88,6 +92,45 @@ impl Monitor {
     #[must_use]
     pub fn keys(&self) -> &Keys {
         &self.inner.keys
+    }
+
+    /// The same monitor, connecting through `egress` (the runtime gives the
+    /// policy of `config/core/egress.yaml`; the strict policy by default):
+    /// NIP-11 requests, WebSocket checks and publishing.
+    #[must_use]
+    pub fn with_egress(self, egress: Egress) -> Self {
+        let inner = &self.inner;
+        Self {
+            inner: Arc::new(Inner {
+                config: inner.config.clone(),
+                socks5: inner.socks5.clone(),
+                nip11: inner.nip11.clone().with_egress(egress.clone()),
+                keys: inner.keys.clone(),
+                publish_timeout: inner.publish_timeout,
+                egress,
+            }),
+        }
+    }
+
+    /// The egress policy its connections go through.
+    #[must_use]
+    pub fn egress(&self) -> &Egress {
+        &self.inner.egress
+    }
+
+    /// Why the egress policy refuses the clearnet relay at `url`, when it
+    /// does: its host is resolved once and every address checked. A name
+    /// that does not resolve is not a refusal (the checks then fail on
+    /// their own).
+    async fn egress_denied(&self, url: &str) -> Option<String> {
+        let parsed = nostr::Url::parse(url).ok()?;
+        let host = parsed.host_str()?;
+        let port = parsed.port_or_known_default()?;
+        let resolving = self.inner.egress.resolve(host, port);
+        match tokio::time::timeout(self.inner.config.timeouts.open, resolving).await {
+            Ok(Err(error)) => error.egress_denied().map(ToString::to_string),
+            Ok(Ok(_)) | Err(_) => None,
+        }
     }
 
     /// The time limit of each step of publishing results: the `nostr`
@@ -126,6 +169,17 @@ impl Monitor {
         let network = normalized.network();
         let config = &self.inner.config;
         let mut check = RelayCheck::empty(normalized.as_str(), network, generated_at);
+        // A relay the egress policy refuses is stored with the reason, and
+        // nothing connects to it. The connections themselves check again,
+        // on the addresses they resolve: the policy holds even if DNS
+        // answers differently then.
+        if matches!(network, Network::Clearnet) && (config.checks.nip11 || config.checks.open) {
+            if let Some(reason) = self.egress_denied(normalized.as_str()).await {
+                tracing::debug!(target: TARGET, url = %check.url, %reason, "relay refused by the egress policy");
+                check.egress_denied = Some(reason);
+                return check;
+            }
+        }
 
         let nip11 = async {
             if config.checks.nip11 {
@@ -151,6 +205,7 @@ impl Monitor {
                     &self.inner.keys,
                     proxy,
                     config.timeouts.open,
+                    &self.inner.egress,
                 )
                 .await,
             )
@@ -304,6 +359,9 @@ pub struct RelayCheck {
     pub rtt_open: Option<u64>,
     /// Why the connection did not open.
     pub open_error: Option<String>,
+    /// Why the egress policy refused the relay (nothing was connected to),
+    /// when it did.
+    pub egress_denied: Option<String>,
     /// The read check, when it ran.
     pub read: Option<Probe>,
     /// The write check, when it ran.
@@ -328,6 +386,7 @@ impl RelayCheck {
             supported_nips: None,
             rtt_open: None,
             open_error: None,
+            egress_denied: None,
             read: None,
             write: None,
             auth: None,
@@ -348,9 +407,13 @@ impl RelayCheck {
     }
 
     /// The NIP-66 document stored for this check; `None` when the relay was
-    /// not connected.
+    /// not connected, except for a relay the egress policy refused, whose
+    /// document holds `network` and the reason (`egress_denied`).
     #[must_use]
     pub fn nip66(&self) -> Option<Value> {
+        if let Some(reason) = &self.egress_denied {
+            return Some(json!({"network": self.network.as_str(), "egress_denied": reason}));
+        }
         if !self.connected {
             return None;
         }
@@ -463,6 +526,22 @@ mod tests {
         );
         assert!(check.readable());
         assert!(!check.writable());
+    }
+
+    #[test]
+    fn a_relay_refused_by_the_egress_policy_stores_the_reason() {
+        let check = RelayCheck {
+            egress_denied: Some("10.0.0.5:443 is a private address".into()),
+            ..RelayCheck::empty("wss://internal.example", Network::Clearnet, 5)
+        };
+        let row = check.metadata(RelayId(1));
+        assert!(!row.connected);
+        assert_eq!(
+            row.nip66,
+            Some(
+                json!({"network": "clearnet", "egress_denied": "10.0.0.5:443 is a private address"})
+            )
+        );
     }
 
     #[test]

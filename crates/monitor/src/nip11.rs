@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use bigbrotr_brotr::Network;
+use bigbrotr_utils::egress::Egress;
+use bigbrotr_utils::http::GetRequest;
 use nostr::nips::nip11::RelayInformationDocument;
 use reqwest::header::{ACCEPT, USER_AGENT};
 use reqwest::{redirect, Client, Proxy};
@@ -24,38 +26,48 @@ pub struct Nip11Fetch {
     pub error: Option<String>,
 }
 
-/// Fetches NIP-11 documents: one HTTP client per network.
+/// Fetches NIP-11 documents: clearnet ones through the egress policy
+/// (every redirect hop resolved once and checked before connecting, never
+/// from `https` to `http`), `.onion` ones through the SOCKS5 proxy.
 #[derive(Debug, Clone)]
 pub(crate) struct Nip11Client {
-    clearnet: Client,
+    egress: Egress,
     tor: Option<Client>,
     timeout: Duration,
+    max_redirects: usize,
     max_bytes: usize,
 }
 
 impl Nip11Client {
-    /// Clients following at most `max_redirects` redirects, each request
-    /// bounded by `timeout`; `.onion` documents go through `socks5` when
-    /// given.
+    /// A client following at most `max_redirects` redirects, each request
+    /// bounded by `timeout`, connecting through `egress`; `.onion`
+    /// documents go through `socks5` when given.
     pub(crate) fn new(
         timeout: Duration,
         max_redirects: usize,
         max_bytes: usize,
         socks5: Option<(&str, u16)>,
+        egress: Egress,
     ) -> Result<Self> {
         let builder = || {
             Client::builder()
-                .redirect(redirect::Policy::limited(max_redirects))
+                .redirect(redirect::Policy::custom(move |attempt| {
+                    let downgrade = attempt.url().scheme() == "http"
+                        && attempt
+                            .previous()
+                            .last()
+                            .is_some_and(|previous| previous.scheme() == "https");
+                    if downgrade {
+                        attempt.error("a redirect from https to http")
+                    } else if attempt.previous().len() > max_redirects {
+                        attempt.error("too many redirects")
+                    } else {
+                        attempt.follow()
+                    }
+                }))
                 .timeout(timeout)
                 .connect_timeout(timeout)
         };
-        let clearnet = builder()
-            .no_proxy()
-            .build()
-            .map_err(|source| Error::HttpClient {
-                what: "clearnet",
-                source,
-            })?;
         let tor = socks5
             .map(|(host, port)| {
                 let host = if host.contains(':') {
@@ -73,17 +85,23 @@ impl Nip11Client {
             })
             .transpose()?;
         Ok(Self {
-            clearnet,
+            egress,
             tor,
             timeout,
+            max_redirects,
             max_bytes,
         })
+    }
+
+    /// The same client, clearnet documents fetched through `egress`.
+    pub(crate) fn with_egress(self, egress: Egress) -> Self {
+        Self { egress, ..self }
     }
 
     /// The NIP-11 document of the relay at `url` (a `ws`/`wss` URL).
     pub(crate) async fn fetch(&self, url: &str, network: Network) -> Nip11Fetch {
         let client = match network {
-            Network::Clearnet => &self.clearnet,
+            Network::Clearnet => return self.fetch_clearnet(url).await,
             Network::Tor => match &self.tor {
                 Some(client) => client,
                 None => return failed("no SOCKS5 proxy is configured for .onion relays"),
@@ -95,6 +113,31 @@ impl Nip11Client {
             Err(_elapsed) => return failed(timed_out(self.timeout)),
         };
         parse_document(&body)
+    }
+
+    /// The document of a clearnet relay, through the egress policy: an
+    /// address the policy denies, at any hop, is never connected to and
+    /// gives no document.
+    async fn fetch_clearnet(&self, url: &str) -> Nip11Fetch {
+        let http_url = match bigbrotr_utils::nip11_http_url(url) {
+            Ok(http_url) => http_url,
+            Err(error) => return failed(error.to_string()),
+        };
+        let request = GetRequest {
+            user_agent: concat!("bigbrotr-monitor/", env!("CARGO_PKG_VERSION")).to_owned(),
+            max_redirects: self.max_redirects,
+            max_bytes: self.max_bytes,
+            ..GetRequest::new(NIP11_MEDIA_TYPE, self.timeout)
+        };
+        match bigbrotr_utils::http::get(&self.egress, &http_url, &request).await {
+            Ok(answer) if (200..300).contains(&answer.status) => parse_document(&answer.body),
+            Ok(answer) => failed(format!("HTTP status {}", answer.status)),
+            Err(bigbrotr_utils::Error::HttpTimeout { .. }) => failed(timed_out(self.timeout)),
+            Err(bigbrotr_utils::Error::TooLarge { limit, .. }) => {
+                failed(format!("the document is larger than {limit} bytes"))
+            }
+            Err(error) => failed(error_chain(&error)),
+        }
     }
 
     /// The body of the answer to the NIP-11 request, at most `max_bytes`.
@@ -156,8 +199,13 @@ fn request_error(error: &reqwest::Error, timeout: Duration) -> String {
         return timed_out(timeout);
     }
     if error.is_redirect() {
-        return "too many redirects".to_owned();
+        return "redirect not followed (too many, or from https to http)".to_owned();
     }
+    error_chain(error)
+}
+
+/// An error with its causes, which say what actually happened.
+fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {

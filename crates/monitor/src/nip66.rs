@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bigbrotr_service_runtime::egress::{Egress, EgressTransport};
 use nostr::message::MachineReadablePrefix;
 use nostr::{
     ClientMessage, Event, EventBuilder, Filter, Keys, Kind, RelayMessage, RelayUrl, SubscriptionId,
@@ -114,16 +115,19 @@ pub(crate) struct Session {
 
 impl Session {
     /// Opens a connection to `url` within `timeout`, through the SOCKS5
-    /// `proxy` when given.
+    /// `proxy` when given, else through the egress policy (the address
+    /// resolved once, checked, and the only one connected to).
     pub(crate) async fn open(
         url: &RelayUrl,
         keys: &Keys,
         proxy: Option<SocketAddr>,
         timeout: Duration,
+        egress: &Egress,
     ) -> Result<Self, String> {
         let client = Client::builder()
             .signer(keys.clone())
             .opts(ClientOptions::new().automatic_authentication(true))
+            .websocket_transport(EgressTransport::new(egress.clone()))
             .build();
         let mut opts = RelayOptions::new().reconnect(false).ping(false);
         if let Some(proxy) = proxy {

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use bigbrotr_brotr::Network;
+use bigbrotr_service_runtime::egress::{Egress, EgressTransport};
 use nostr::{Event, EventBuilder, Keys, Kind, Tag, TagKind, Timestamp};
 use nostr_sdk::Client;
 
@@ -113,18 +114,23 @@ pub fn monitor_announcement_event(
 }
 
 /// Publishes `events` to `relays`, signed already, each step bounded by
-/// `timeout`, and returns how many events at least one relay accepted.
-/// A relay that cannot be reached is logged and skipped.
+/// `timeout`, connecting through `egress`, and returns how many events at
+/// least one relay accepted. A relay that cannot be reached (or that the
+/// egress policy refuses) is logged and skipped.
 pub async fn publish_events(
     relays: &[String],
     events: &[Event],
     keys: &Keys,
     timeout: Duration,
+    egress: &Egress,
 ) -> Result<u64> {
     if events.is_empty() || relays.is_empty() {
         return Ok(0);
     }
-    let client = Client::new(keys.clone());
+    let client = Client::builder()
+        .signer(keys.clone())
+        .websocket_transport(EgressTransport::new(egress.clone()))
+        .build();
     for url in relays {
         client
             .add_relay(url.as_str())
@@ -192,6 +198,7 @@ mod tests {
             supported_nips: Some(vec![1, 11]),
             rtt_open: Some(120),
             open_error: None,
+            egress_denied: None,
             read: Some(Probe {
                 ok: true,
                 rtt_ms: Some(45),

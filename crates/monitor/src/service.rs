@@ -106,8 +106,9 @@ impl LoopService for MonitorService {
         let keys =
             bigbrotr_service_runtime::service_keys(ctx.env(), &config.monitor.keys_env, "monitor")
                 .context("reading the monitor's key")?;
-        let monitor =
-            Monitor::new(&config.monitor, &config.nostr, keys).context("setting the monitor up")?;
+        let monitor = Monitor::new(&config.monitor, &config.nostr, keys)
+            .context("setting the monitor up")?
+            .with_egress(ctx.egress().clone());
         Ok(Self {
             monitor,
             clearnet: NetworkCounters::new(ctx, "clearnet"),

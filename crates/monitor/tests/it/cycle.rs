@@ -11,7 +11,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{
-    builder, closed_port, monitor_config, monitor_with, Fixture, Nip11, Silent, TestRelay,
+    builder, closed_port, loopback_egress, monitor_config, monitor_with, Fixture, Nip11, Silent,
+    TestRelay,
 };
 
 const NOW: i64 = 1_800_000_000;
@@ -132,7 +133,9 @@ async fn onion_relays_are_left_alone_without_a_proxy_and_checked_through_one() {
         socks5_proxy: Some(format!("127.0.0.1:{}", closed_port().await)),
         ..NostrConfig::default()
     };
-    let monitor = Monitor::new(&config, &nostr, Keys::generate()).expect("a monitor");
+    let monitor = Monitor::new(&config, &nostr, Keys::generate())
+        .expect("a monitor")
+        .with_egress(loopback_egress());
     let report = monitor
         .run_cycle(&fixture.brotr, &CancellationToken::new())
         .await
@@ -214,7 +217,9 @@ async fn results_are_published_as_nip66_events_when_enabled() {
         timeout: Duration::from_secs(3),
         ..NostrConfig::default()
     };
-    let monitor = Monitor::new(&config, &nostr, keys.clone()).expect("a monitor");
+    let monitor = Monitor::new(&config, &nostr, keys.clone())
+        .expect("a monitor")
+        .with_egress(loopback_egress());
     let report = monitor
         .run_cycle(&fixture.brotr, &CancellationToken::new())
         .await

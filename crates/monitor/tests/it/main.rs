@@ -6,4 +6,5 @@
 mod checks;
 mod config;
 mod cycle;
+mod egress;
 mod support;

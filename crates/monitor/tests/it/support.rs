@@ -211,9 +211,20 @@ pub(crate) fn monitor_config() -> MonitorConfig {
     config
 }
 
-/// A monitor with `config`, a new key and no proxy.
+/// A monitor with `config`, a new key and no proxy, reaching the test
+/// relays on 127.0.0.1.
 pub(crate) fn monitor_with(config: &MonitorConfig) -> Monitor {
-    Monitor::new(config, &NostrConfig::default(), Keys::generate()).expect("a valid monitor")
+    Monitor::new(config, &NostrConfig::default(), Keys::generate())
+        .expect("a valid monitor")
+        .with_egress(loopback_egress())
+}
+
+/// The strict egress policy with 127.0.0.1 allowed, where the test relays
+/// listen.
+pub(crate) fn loopback_egress() -> bigbrotr_utils::Egress {
+    bigbrotr_utils::Egress::new(
+        bigbrotr_utils::EgressPolicy::strict().allowing("127.0.0.1/32".parse().expect("a network")),
+    )
 }
 
 /// A monitor with [`monitor_config`].
