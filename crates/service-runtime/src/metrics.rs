@@ -24,6 +24,16 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// The prefix of every metric name of BigBrotr.
 pub const PREFIX: &str = "bigbrotr_";
 
+/// The most label sets (series) one metric name holds. A label set asked
+/// for beyond it gets a value that is not exported, and the refusal is
+/// counted in [`SERIES_DROPPED`] under the metric's name: a label fed by
+/// relays or URLs must not grow the registry, or a scrape, without bound.
+pub const MAX_SERIES_PER_METRIC: usize = 1000;
+
+/// The counter of label sets refused by [`MAX_SERIES_PER_METRIC`], labelled
+/// with `metric`.
+pub const SERIES_DROPPED: &str = "bigbrotr_metrics_series_dropped_total";
+
 /// What a metric family is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MetricKind {
@@ -180,7 +190,8 @@ struct Family {
 /// Asking twice for the same name and labels returns the same value. The
 /// first registration of a name fixes its help text and kind; asking for a
 /// counter under the name of a gauge (or the reverse) returns a value that
-/// is not exported.
+/// is not exported, and so does asking for a new label set of a name that
+/// has [`MAX_SERIES_PER_METRIC`] already.
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {
     families: Arc<Mutex<BTreeMap<String, Family>>>,
@@ -245,11 +256,33 @@ impl Metrics {
             );
             return None;
         }
-        let cell = family.series.entry(labels).or_insert_with(|| match kind {
+        if let Some(cell) = family.series.get(&labels) {
+            return Some(cell.clone());
+        }
+        if family.series.len() >= MAX_SERIES_PER_METRIC && name != SERIES_DROPPED {
+            drop(families);
+            let dropped = self.counter(
+                SERIES_DROPPED,
+                "Label sets refused because their metric has too many already.",
+                &[("metric", &name)],
+            );
+            if dropped.get() == 0 {
+                tracing::warn!(
+                    target: "bigbrotr::runtime",
+                    metric = %name,
+                    max = MAX_SERIES_PER_METRIC,
+                    "a metric has too many label sets: new ones are not exported"
+                );
+            }
+            dropped.inc();
+            return None;
+        }
+        let cell = match kind {
             MetricKind::Gauge => Cell::Gauge(Gauge::default()),
             _ => Cell::Counter(Counter::default()),
-        });
-        Some(cell.clone())
+        };
+        family.series.insert(labels, cell.clone());
+        Some(cell)
     }
 
     /// Writes every family of the registry, sorted by name, to `out`.
@@ -474,6 +507,35 @@ mod tests {
         assert_eq!(
             metrics.render(),
             "# HELP level Level.\n# TYPE level gauge\nlevel 1\n"
+        );
+    }
+
+    #[test]
+    fn a_metric_holds_at_most_max_series_label_sets_and_counts_the_rest() {
+        let metrics = Metrics::new();
+        for index in 0..MAX_SERIES_PER_METRIC + 5 {
+            metrics
+                .gauge(
+                    "lag",
+                    "Lag.",
+                    &[("relay", &format!("wss://r{index}.example"))],
+                )
+                .set(1.0);
+        }
+        // Known label sets still work.
+        let first = metrics.gauge("lag", "Lag.", &[("relay", "wss://r0.example")]);
+        first.set(2.0);
+        let text = metrics.render();
+        let series = text.lines().filter(|line| line.starts_with("lag{")).count();
+        assert_eq!(series, MAX_SERIES_PER_METRIC);
+        assert!(
+            text.contains("lag{relay=\"wss://r0.example\"} 2\n"),
+            "{text}"
+        );
+        assert!(!text.contains("wss://r1000.example"));
+        assert!(
+            text.contains("bigbrotr_metrics_series_dropped_total{metric=\"lag\"} 5\n"),
+            "{text}"
         );
     }
 
