@@ -49,6 +49,12 @@ pub struct MonitorConfig {
     /// Most relays checked in one cycle, the longest unchecked first.
     /// Default 1000.
     pub max_relays_per_cycle: u32,
+    /// Percentage of `max_relays_per_cycle` kept for due relays that were
+    /// readable at least once, so that never-checked relays (which come
+    /// first otherwise, and which anyone can add by the thousand) cannot
+    /// starve the re-checks of real relays. Unused places go to the other
+    /// due relays. From 0 to 100. Default 50.
+    pub readable_share_percent: u8,
     /// Checks running at once, per network.
     pub concurrency: Concurrency,
     /// Time limits of each check.
@@ -63,7 +69,8 @@ pub struct MonitorConfig {
     pub checks: Checks,
     /// Highest proof-of-work difficulty the write check mines when a relay's
     /// NIP-11 `limitation.min_pow_difficulty` asks for one; a relay asking
-    /// for more is recorded as not writable. At most 32. Default 16.
+    /// for more is recorded as not writable, with the reason, and nothing is
+    /// mined. Mining stops at `timeouts.pow`. At most 32. Default 16.
     pub max_pow_difficulty: u8,
     /// Name of the environment variable holding the monitor's secret key
     /// (hex or `nsec`), which signs the write check and published results.
@@ -79,6 +86,7 @@ impl Default for MonitorConfig {
         Self {
             min_age: Duration::from_secs(3600),
             max_relays_per_cycle: 1000,
+            readable_share_percent: 50,
             concurrency: Concurrency::default(),
             timeouts: CheckTimeouts::default(),
             nip11_max_bytes: 64 * 1024,
@@ -96,6 +104,9 @@ impl Validate for MonitorConfig {
     fn validate(&self, problems: &mut Problems) {
         if self.max_relays_per_cycle == 0 {
             problems.push("max_relays_per_cycle", "must be ≥ 1");
+        }
+        if self.readable_share_percent > 100 {
+            problems.push("readable_share_percent", "must be from 0 to 100");
         }
         problems.section("concurrency", &self.concurrency);
         problems.section("timeouts", &self.timeouts);
@@ -177,6 +188,11 @@ pub struct CheckTimeouts {
     /// included). Default 10 s.
     #[serde(with = "bigbrotr_config::duration")]
     pub write: Duration,
+    /// Mining the proof of work a relay asks for, on a blocking thread;
+    /// when it runs out, the relay is recorded as not writable with the
+    /// reason. Default 5 s.
+    #[serde(with = "bigbrotr_config::duration")]
+    pub pow: Duration,
 }
 
 impl Default for CheckTimeouts {
@@ -186,6 +202,7 @@ impl Default for CheckTimeouts {
             open: Duration::from_secs(10),
             read: Duration::from_secs(10),
             write: Duration::from_secs(10),
+            pow: Duration::from_secs(5),
         }
     }
 }
@@ -197,6 +214,7 @@ impl Validate for CheckTimeouts {
             ("open", self.open),
             ("read", self.read),
             ("write", self.write),
+            ("pow", self.pow),
         ] {
             if value.is_zero() {
                 problems.push(key, "must be > 0");
@@ -297,6 +315,8 @@ mod tests {
         );
         assert_eq!(config.timeouts.nip11, Duration::from_secs(10));
         assert_eq!(config.timeouts.write, Duration::from_secs(10));
+        assert_eq!(config.timeouts.pow, Duration::from_secs(5));
+        assert_eq!(config.readable_share_percent, 50);
         assert_eq!(config.nip11_max_bytes, 65_536);
         assert_eq!(config.max_redirects, 3);
         assert_eq!(config.batch_size, 100);
@@ -326,8 +346,10 @@ mod tests {
     fn every_invalid_value_is_reported_with_its_path() {
         let mut file = MonitorFile::default();
         file.monitor.max_relays_per_cycle = 0;
+        file.monitor.readable_share_percent = 101;
         file.monitor.concurrency.tor = 0;
         file.monitor.timeouts.read = Duration::ZERO;
+        file.monitor.timeouts.pow = Duration::ZERO;
         file.monitor.nip11_max_bytes = 0;
         file.monitor.batch_size = 0;
         file.monitor.checks = Checks {
@@ -345,12 +367,14 @@ mod tests {
         file.loop_.interval = Duration::ZERO;
         let problems: Vec<String> = problems_of(&file).iter().map(ToString::to_string).collect();
         assert_eq!(
-            problems[..10],
+            problems[..12],
             [
                 "loop.interval: must be > 0",
                 "monitor.max_relays_per_cycle: must be ≥ 1",
+                "monitor.readable_share_percent: must be from 0 to 100",
                 "monitor.concurrency.tor: must be ≥ 1",
                 "monitor.timeouts.read: must be > 0",
+                "monitor.timeouts.pow: must be > 0",
                 "monitor.nip11_max_bytes: must be ≥ 1",
                 "monitor.batch_size: must be ≥ 1",
                 "monitor.checks.read: needs `open`",
@@ -359,11 +383,11 @@ mod tests {
                 "monitor.keys_env: must be a variable name: letters, digits and `_`",
             ]
         );
-        assert_eq!(problems.len(), 11);
+        assert_eq!(problems.len(), 13);
         assert!(
-            problems[10].starts_with("monitor.publish.relays[0]: "),
+            problems[12].starts_with("monitor.publish.relays[0]: "),
             "{}",
-            problems[10]
+            problems[12]
         );
     }
 

@@ -33,31 +33,62 @@ pub struct DueRelay {
 
 /// The relays on `networks` due for a check: never checked, or whose latest
 /// check (in `relay_metadata_latest`) was made at or before `checked_before`
-/// (Unix seconds). Never-checked relays come first, then the longest
-/// unchecked; at most `limit`.
+/// (Unix seconds); at most `limit`, never-checked relays first, then the
+/// longest unchecked.
+///
+/// Up to `readable_places` of the `limit` places go first to due relays
+/// that were readable at some check (a NIP-66 document with `readable:
+/// true`), the longest unchecked first; the other places, and those the
+/// readable relays leave unused, go to the rest in the order above. Anyone
+/// can add never-checked relays by the thousand: without these places they
+/// would always come first and starve the re-checks of real relays.
+///
+/// The relays are returned in the order above.
 pub async fn select_due_relays(
     brotr: &Brotr,
     networks: &[Network],
     checked_before: i64,
     limit: u32,
+    readable_places: u32,
 ) -> Result<Vec<DueRelay>> {
     const WHAT: &str = "selecting the relays due for a check";
     let networks: Vec<&str> = networks.iter().map(|n| n.as_str()).collect();
     let limit = i64::from(limit);
+    let readable_places = i64::from(readable_places);
     let rows = brotr
         .pool()
         .fetch_all(
-            "SELECT r.id, r.url, r.network, l.generated_at \
-             FROM relays AS r \
-             LEFT JOIN relay_metadata_latest AS l ON l.relay_id = r.id \
-             WHERE r.network = ANY($1) \
-               AND (l.generated_at IS NULL OR l.generated_at <= $2) \
-             ORDER BY l.generated_at ASC NULLS FIRST, r.id \
-             LIMIT $3",
+            "WITH due AS ( \
+                 SELECT r.id, r.url, r.network, l.generated_at, \
+                        CASE WHEN l.generated_at IS NULL THEN false ELSE EXISTS ( \
+                            SELECT 1 FROM relay_metadata AS m \
+                            JOIN nip66 AS n ON n.id = m.nip66_id \
+                            WHERE m.relay_id = r.id AND n.data @> '{\"readable\": true}' \
+                        ) END AS readable \
+                 FROM relays AS r \
+                 LEFT JOIN relay_metadata_latest AS l ON l.relay_id = r.id \
+                 WHERE r.network = ANY($1) \
+                   AND (l.generated_at IS NULL OR l.generated_at <= $2) \
+             ), \
+             ranked AS ( \
+                 SELECT *, row_number() OVER ( \
+                     PARTITION BY readable ORDER BY generated_at ASC NULLS FIRST, id \
+                 ) AS within \
+                 FROM due \
+             ), \
+             picked AS ( \
+                 SELECT id, url, network, generated_at \
+                 FROM ranked \
+                 ORDER BY (readable AND within <= $4) DESC, generated_at ASC NULLS FIRST, id \
+                 LIMIT $3 \
+             ) \
+             SELECT id, url, network, generated_at FROM picked \
+             ORDER BY generated_at ASC NULLS FIRST, id",
             &[
                 (&networks, Type::TEXT_ARRAY),
                 (&checked_before, Type::INT8),
                 (&limit, Type::INT8),
+                (&readable_places, Type::INT8),
             ],
         )
         .await
@@ -88,6 +119,13 @@ fn due_relay(row: &Row) -> Result<DueRelay> {
         network,
         last_checked,
     })
+}
+
+/// The places of `limit` kept for relays ever readable: `percent` of it,
+/// rounded up.
+fn readable_places(limit: u32, percent: u8) -> u32 {
+    let places = (u64::from(limit) * u64::from(percent.min(100))).div_ceil(100);
+    u32::try_from(places).unwrap_or(limit)
 }
 
 /// What one network saw in a cycle.
@@ -196,6 +234,9 @@ impl Monitor {
     /// every check, failures included, in batches of `batch_size`. Then,
     /// when enabled, publishes the results as NIP-66 events.
     ///
+    /// Up to `readable_share_percent` of `max_relays_per_cycle` places go to
+    /// relays that were readable once (see [`select_due_relays`]).
+    ///
     /// When `cancel` fires, no new check starts; checks already finished are
     /// stored, checks still running are abandoned (half a check would be
     /// stored as a misleading result), and the report says `cancelled`.
@@ -225,6 +266,7 @@ impl Monitor {
             &networks,
             checked_before,
             config.max_relays_per_cycle,
+            readable_places(config.max_relays_per_cycle, config.readable_share_percent),
         )
         .await
         .context("selecting the relays due for a check")?;
@@ -358,5 +400,20 @@ impl Monitor {
                 0
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_readable_places_are_the_share_of_the_limit_rounded_up() {
+        assert_eq!(readable_places(1000, 50), 500);
+        assert_eq!(readable_places(3, 50), 2);
+        assert_eq!(readable_places(1, 1), 1);
+        assert_eq!(readable_places(10, 0), 0);
+        assert_eq!(readable_places(10, 100), 10);
+        assert_eq!(readable_places(u32::MAX, 100), u32::MAX);
     }
 }

@@ -32,6 +32,20 @@ pub enum Error {
         #[source]
         source: nostr::event::builder::Error,
     },
+    /// The proof of work a relay asks for was not mined in time.
+    #[error("proof of work of difficulty {difficulty} not mined within {} ms", after.as_millis())]
+    PowTimeout {
+        /// The difficulty asked for, in bits.
+        difficulty: u8,
+        /// How long mining went on.
+        after: std::time::Duration,
+    },
+    /// Mining proof of work was stopped: the check was abandoned.
+    #[error("proof of work of difficulty {difficulty} not mined: the check was abandoned")]
+    PowCancelled {
+        /// The difficulty asked for, in bits.
+        difficulty: u8,
+    },
     /// A query of the database failed.
     #[error("{what} failed")]
     Database {

@@ -8,8 +8,10 @@ use std::time::Duration;
 use bigbrotr_brotr::{validate_relay_url, Network, RelayId, RelayMetadata};
 use bigbrotr_config::{NostrConfig, Problems};
 use bigbrotr_utils::egress::Egress;
+use bigbrotr_utils::{bounded_text, REMOTE_TEXT_MAX_BYTES};
 use nostr::{Keys, Timestamp};
 use serde_json::{json, Map, Value};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::MonitorConfig;
 use crate::error::{Error, Result};
@@ -160,10 +162,12 @@ impl Monitor {
         let normalized = match validate_relay_url(url) {
             Ok(normalized) => normalized,
             Err(error) => {
-                return RelayCheck {
+                let mut check = RelayCheck {
                     open_error: Some(format!("invalid relay URL: {error}")),
                     ..RelayCheck::empty(url, Network::of_url_text(url), generated_at)
-                }
+                };
+                check.bound_texts();
+                return check;
             }
         };
         let network = normalized.network();
@@ -177,6 +181,7 @@ impl Monitor {
             if let Some(reason) = self.egress_denied(normalized.as_str()).await {
                 tracing::debug!(target: TARGET, url = %check.url, %reason, "relay refused by the egress policy");
                 check.egress_denied = Some(reason);
+                check.bound_texts();
                 return check;
             }
         }
@@ -246,6 +251,7 @@ impl Monitor {
                 session.close().await;
             }
         }
+        check.bound_texts();
         tracing::debug!(
             target: TARGET,
             url = %check.url,
@@ -283,8 +289,14 @@ impl Monitor {
             check.pow = Some(difficulty);
         }
         let keys = self.inner.keys.clone();
+        // Mining stops at its deadline, or as soon as this check is dropped
+        // (a cycle cancelled or aborted), so no blocking thread is held
+        // past the check.
+        let stop = CancellationToken::new();
+        let _stop_on_drop = stop.clone().drop_guard();
+        let deadline = std::time::Instant::now() + config.timeouts.pow;
         let built = tokio::task::spawn_blocking(move || {
-            write_check_event(&keys, Timestamp::now(), difficulty)
+            write_check_event(&keys, Timestamp::now(), difficulty, deadline, &stop)
         })
         .await;
         let event = match built {
@@ -391,6 +403,25 @@ impl RelayCheck {
             write: None,
             auth: None,
             pow: None,
+        }
+    }
+
+    /// Cuts every reason to [`REMOTE_TEXT_MAX_BYTES`]: relays and their
+    /// web servers write them (`CLOSED` and `OK` messages, errors quoting
+    /// their answers), and each new text stored makes a new NIP-66 row.
+    fn bound_texts(&mut self) {
+        let bound = |text: &mut Option<String>| {
+            if let Some(text) = text {
+                if text.len() > REMOTE_TEXT_MAX_BYTES {
+                    *text = bounded_text(text, REMOTE_TEXT_MAX_BYTES).into_owned();
+                }
+            }
+        };
+        bound(&mut self.open_error);
+        bound(&mut self.nip11_error);
+        bound(&mut self.egress_denied);
+        for probe in [&mut self.read, &mut self.write].into_iter().flatten() {
+            bound(&mut probe.error);
         }
     }
 

@@ -10,13 +10,14 @@ use std::time::Duration;
 use bigbrotr_service_runtime::egress::{Egress, EgressTransport};
 use nostr::message::MachineReadablePrefix;
 use nostr::{
-    ClientMessage, Event, EventBuilder, Filter, Keys, Kind, RelayMessage, RelayUrl, SubscriptionId,
-    Tag, Timestamp,
+    ClientMessage, Event, EventBuilder, EventId, Filter, Keys, Kind, RelayMessage, RelayUrl,
+    SubscriptionId, Tag, Timestamp,
 };
 use nostr_sdk::prelude::{ConnectionMode, Relay, RelayNotification, RelayOptions, RelayStatus};
 use nostr_sdk::{Client, ClientOptions};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 
@@ -61,29 +62,77 @@ impl Probe {
     }
 }
 
+/// Nonces tried between two looks at the deadline and the cancellation
+/// while mining: a few milliseconds of work.
+const NONCES_PER_CHUNK: u128 = 4096;
+
 /// The event the write check publishes, signed by `keys`, created at
 /// `created_at`, with NIP-13 proof of work of `difficulty` bits when not 0.
-/// Mining is CPU work: call it off the async threads for high difficulties.
-pub fn write_check_event(keys: &Keys, created_at: Timestamp, difficulty: u8) -> Result<Event> {
+///
+/// Mining is CPU work that may not end for a high difficulty (each bit
+/// doubles it), so it stops with [`Error::PowTimeout`] at `deadline` and
+/// with [`Error::PowCancelled`] once `cancel` fires, both looked at between
+/// chunks of a few thousand nonces. It blocks the thread: run it on the
+/// blocking pool (`tokio::task::spawn_blocking`) for any difficulty above a
+/// few bits.
+pub fn write_check_event(
+    keys: &Keys,
+    created_at: Timestamp,
+    difficulty: u8,
+    deadline: std::time::Instant,
+    cancel: &CancellationToken,
+) -> Result<Event> {
     let expiration = Timestamp::from_secs(
         created_at
             .as_secs()
             .saturating_add(WRITE_CHECK_EXPIRATION.as_secs()),
     );
-    let mut builder = EventBuilder::new(
+    let builder = EventBuilder::new(
         Kind::Custom(WRITE_CHECK_KIND),
         "BigBrotr monitor write check",
     )
     .tag(Tag::identifier(WRITE_CHECK_IDENTIFIER))
     .tag(Tag::expiration(expiration))
     .custom_created_at(created_at);
-    if difficulty > 0 {
-        builder = builder.pow(difficulty);
-    }
-    builder.sign_with_keys(keys).map_err(|source| Error::Sign {
+    let sign_error = |source| Error::Sign {
         what: "write check",
         source,
-    })
+    };
+    if difficulty == 0 {
+        return builder.sign_with_keys(keys).map_err(sign_error);
+    }
+    let mut unsigned = builder.build(keys.public_key());
+    let started = std::time::Instant::now();
+    let mut nonce: u128 = 0;
+    loop {
+        if cancel.is_cancelled() {
+            return Err(Error::PowCancelled { difficulty });
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(Error::PowTimeout {
+                difficulty,
+                after: started.elapsed(),
+            });
+        }
+        for _ in 0..NONCES_PER_CHUNK {
+            nonce += 1;
+            unsigned.tags.push(Tag::pow(nonce, difficulty));
+            let id = EventId::new(
+                &unsigned.pubkey,
+                &unsigned.created_at,
+                &unsigned.kind,
+                &unsigned.tags,
+                &unsigned.content,
+            );
+            if id.check_pow(difficulty) {
+                unsigned.id = Some(id);
+                return unsigned
+                    .sign_with_keys(keys)
+                    .map_err(|error| sign_error(error.into()));
+            }
+            unsigned.tags.pop();
+        }
+    }
 }
 
 /// How a `REQ` was answered.
@@ -365,22 +414,78 @@ pub(crate) fn millis(duration: Duration) -> u64 {
 mod tests {
     use super::*;
 
+    fn far() -> std::time::Instant {
+        std::time::Instant::now() + Duration::from_secs(60)
+    }
+
     #[test]
     fn the_write_event_has_proof_of_work_when_asked() {
         let keys = Keys::generate();
         let created_at = Timestamp::from_secs(1_700_000_000);
-        let event = write_check_event(&keys, created_at, 12).unwrap();
+        let event =
+            write_check_event(&keys, created_at, 12, far(), &CancellationToken::new()).unwrap();
         assert!(event.id.check_pow(12), "{}", event.id);
         assert!(event.tags.iter().any(|tag| tag.as_slice()[0] == "nonce"
             && tag.as_slice().get(2).map(String::as_str) == Some("12")));
+        assert_eq!(event.created_at, created_at);
         event.verify().unwrap();
+    }
+
+    #[test]
+    fn mining_stops_at_the_deadline() {
+        let keys = Keys::generate();
+        let started = std::time::Instant::now();
+        let deadline = started + Duration::from_millis(200);
+        let error = write_check_event(
+            &keys,
+            Timestamp::now(),
+            40,
+            deadline,
+            &CancellationToken::new(),
+        )
+        .unwrap_err();
+        let elapsed = started.elapsed();
+        assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+        match error {
+            Error::PowTimeout { difficulty, after } => {
+                assert_eq!(difficulty, 40);
+                assert!(after >= Duration::from_millis(200), "{after:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn mining_stops_once_cancelled_and_frees_its_thread() {
+        let keys = Keys::generate();
+        let cancel = CancellationToken::new();
+        let stop = cancel.clone();
+        let mining = tokio::task::spawn_blocking(move || {
+            write_check_event(&keys, Timestamp::now(), 40, far(), &stop)
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        cancel.cancel();
+        let result = tokio::time::timeout(Duration::from_secs(2), mining)
+            .await
+            .expect("the thread is freed soon after the cancellation")
+            .expect("no panic");
+        let error = result.unwrap_err();
+        assert!(
+            matches!(error, Error::PowCancelled { difficulty: 40 }),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            "proof of work of difficulty 40 not mined: the check was abandoned"
+        );
     }
 
     #[test]
     fn the_write_event_is_addressable_expiring_and_has_no_nonce_without_pow() {
         let keys = Keys::generate();
         let created_at = Timestamp::from_secs(1_700_000_000);
-        let event = write_check_event(&keys, created_at, 0).unwrap();
+        let event =
+            write_check_event(&keys, created_at, 0, far(), &CancellationToken::new()).unwrap();
         assert_eq!(event.kind, Kind::Custom(30078));
         assert_eq!(event.pubkey, keys.public_key());
         assert_eq!(event.created_at, created_at);

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bigbrotr_brotr::Network;
 use bigbrotr_service_runtime::egress::{Egress, EgressTransport};
+use bigbrotr_utils::{bounded_text, REMOTE_TEXT_MAX_BYTES};
 use nostr::{Event, EventBuilder, Keys, Kind, Tag, TagKind, Timestamp};
 use nostr_sdk::Client;
 
@@ -148,13 +149,17 @@ pub async fn publish_events(
             Ok(Ok(output)) => tracing::debug!(
                 target: TARGET,
                 event = %event.id,
-                failed = ?output.failed,
+                failed = ?output
+                    .failed
+                    .iter()
+                    .map(|(relay, reason)| (relay.as_str(), bounded_text(reason, REMOTE_TEXT_MAX_BYTES)))
+                    .collect::<Vec<_>>(),
                 "no relay accepted the event"
             ),
             Ok(Err(error)) => tracing::debug!(
                 target: TARGET,
                 event = %event.id,
-                %error,
+                error = %bounded_text(&error.to_string(), REMOTE_TEXT_MAX_BYTES),
                 "the event was not published"
             ),
             Err(_elapsed) => tracing::debug!(

@@ -55,7 +55,7 @@ async fn never_checked_and_stale_relays_are_due_and_fresh_ones_are_not() {
         last_checked,
     };
     let cutoff = NOW - 3_600;
-    let selected = select_due_relays(&fixture.brotr, &[Network::Clearnet], cutoff, 100)
+    let selected = select_due_relays(&fixture.brotr, &[Network::Clearnet], cutoff, 100, 0)
         .await
         .expect("selected");
     assert_eq!(
@@ -67,7 +67,7 @@ async fn never_checked_and_stale_relays_are_due_and_fresh_ones_are_not() {
         ]
     );
 
-    let limited = select_due_relays(&fixture.brotr, &[Network::Clearnet], cutoff, 2)
+    let limited = select_due_relays(&fixture.brotr, &[Network::Clearnet], cutoff, 2, 0)
         .await
         .expect("selected");
     assert_eq!(limited, selected[..2]);
@@ -77,6 +77,7 @@ async fn never_checked_and_stale_relays_are_due_and_fresh_ones_are_not() {
         &[Network::Clearnet, Network::Tor],
         cutoff,
         100,
+        0,
     )
     .await
     .expect("selected");
@@ -89,7 +90,7 @@ async fn never_checked_and_stale_relays_are_due_and_fresh_ones_are_not() {
             .collect::<Vec<_>>(),
         [onion]
     );
-    assert!(select_due_relays(&fixture.brotr, &[], cutoff, 100)
+    assert!(select_due_relays(&fixture.brotr, &[], cutoff, 100, 0)
         .await
         .expect("selected")
         .is_empty());
@@ -255,4 +256,112 @@ async fn results_are_published_as_nip66_events_when_enabled() {
         )
         .await;
     assert_eq!(announcement.len(), 1);
+}
+
+/// Stores a check of `relay_id` made at `generated_at` whose NIP-66 document
+/// says `readable`.
+async fn readable_check_at(
+    fixture: &Fixture,
+    relay_id: RelayId,
+    generated_at: i64,
+    readable: bool,
+) {
+    let stored = fixture
+        .brotr
+        .insert_relay_metadata_batch(&[RelayMetadata {
+            relay_id,
+            generated_at,
+            connected: true,
+            nip11: None,
+            nip66: Some(serde_json::json!({
+                "network": "clearnet",
+                "rtt_open": 10,
+                "readable": readable,
+                "rtt_read": readable.then_some(5),
+            })),
+        }])
+        .await
+        .expect("stored");
+    assert_eq!(stored, 1);
+}
+
+#[tokio::test]
+async fn relays_once_readable_keep_their_share_of_a_cycle_among_never_checked_junk() {
+    let fixture = Fixture::new().await;
+    let port = closed_port().await;
+    let now = bigbrotr_utils::now_timestamp();
+    // Junk: never checked, so first in line, and more than a cycle takes.
+    let mut junk = Vec::new();
+    for index in 0..30 {
+        let url = format!("ws://127.0.0.1:{port}/junk{index}");
+        fixture.relay(&url).await;
+        junk.push(url);
+    }
+    // Real relays due again: readable once, whatever their latest check says.
+    let mut real = Vec::new();
+    for index in 0..4 {
+        let url = format!("ws://127.0.0.1:{port}/real{index}");
+        let id = fixture.relay(&url).await;
+        readable_check_at(&fixture, id, now - 20_000, true).await;
+        if index % 2 == 0 {
+            readable_check_at(&fixture, id, now - 10_000, false).await;
+        }
+        real.push(url);
+    }
+    // Checked before, never readable: no reserved place.
+    let dull = format!("ws://127.0.0.1:{port}/dull");
+    let dull_id = fixture.relay(&dull).await;
+    readable_check_at(&fixture, dull_id, now - 30_000, false).await;
+
+    let cutoff = now - 3_600;
+    let urls = |relays: &[DueRelay]| relays.iter().map(|r| r.url.clone()).collect::<Vec<_>>();
+    let oldest_first = select_due_relays(&fixture.brotr, &[Network::Clearnet], cutoff, 10, 0)
+        .await
+        .expect("selected");
+    assert_eq!(urls(&oldest_first), junk[..10]);
+    let shared = select_due_relays(&fixture.brotr, &[Network::Clearnet], cutoff, 10, 5)
+        .await
+        .expect("selected");
+    // The four real relays (less than their five places), then junk; in
+    // the usual order: never checked first, then the longest unchecked.
+    let mut expected = junk[..6].to_vec();
+    expected.extend([
+        real[1].clone(),
+        real[3].clone(),
+        real[0].clone(),
+        real[2].clone(),
+    ]);
+    assert_eq!(urls(&shared), expected);
+    let few = select_due_relays(&fixture.brotr, &[Network::Clearnet], cutoff, 3, 2)
+        .await
+        .expect("selected");
+    assert_eq!(
+        urls(&few),
+        [junk[0].clone(), real[1].clone(), real[3].clone()]
+    );
+
+    // A cycle checks the real relays despite the junk.
+    let mut config = monitor_config();
+    config.max_relays_per_cycle = 10;
+    config.readable_share_percent = 50;
+    let report = monitor_with(&config)
+        .run_cycle(&fixture.brotr, &CancellationToken::new())
+        .await
+        .expect("a cycle");
+    assert_eq!(
+        (
+            report.clearnet.due,
+            report.clearnet.checked,
+            report.clearnet.stored
+        ),
+        (10, 10, 10)
+    );
+    for url in &real {
+        let checks = fixture.checks(url).await;
+        assert!(
+            checks.last().is_some_and(|check| check.generated_at >= now),
+            "{url} was not checked: {checks:?}"
+        );
+    }
+    assert_eq!(fixture.checks(&dull).await.len(), 1);
 }

@@ -7,4 +7,5 @@ mod checks;
 mod config;
 mod cycle;
 mod egress;
+mod hostile;
 mod support;

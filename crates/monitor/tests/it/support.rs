@@ -66,6 +66,31 @@ impl QueryPolicy for WriteOnly {
     }
 }
 
+/// Refuses every event and every `REQ` with its reason, as a hostile relay
+/// may, with megabytes of it.
+#[derive(Debug)]
+pub(crate) struct Refuse(pub(crate) String);
+
+impl WritePolicy for Refuse {
+    fn admit_event<'a>(
+        &'a self,
+        _event: &'a Event,
+        _addr: &'a SocketAddr,
+    ) -> BoxedFuture<'a, PolicyResult> {
+        Box::pin(async { PolicyResult::Reject(self.0.clone()) })
+    }
+}
+
+impl QueryPolicy for Refuse {
+    fn admit_query<'a>(
+        &'a self,
+        _query: &'a Filter,
+        _addr: &'a SocketAddr,
+    ) -> BoxedFuture<'a, PolicyResult> {
+        Box::pin(async { PolicyResult::Reject(self.0.clone()) })
+    }
+}
+
 /// An in-process relay behind an HTTP front on another port: the front
 /// answers NIP-11 requests itself and forwards WebSocket upgrades to the
 /// relay, so the relay's URL and its NIP-11 URL share host and port, as on
