@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use bigbrotr_brotr::Brotr;
 use bigbrotr_pool::Type;
+use bigbrotr_utils::{bounded_text, REMOTE_TEXT_MAX_BYTES};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -395,11 +396,13 @@ impl Finder {
                 Err(error) => {
                     found.report.http_failures += 1;
                     let error = anyhow::Error::new(error);
+                    // The chain may quote the server (a redirect's target).
+                    let error = format!("{error:#}");
                     tracing::warn!(
                         target: TARGET,
                         url = %source.url,
                         timeout_ms = millis(source.timeout),
-                        error = format!("{error:#}"),
+                        error = %bounded_text(&error, REMOTE_TEXT_MAX_BYTES),
                         "HTTP source not read"
                     );
                 }
