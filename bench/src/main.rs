@@ -7,6 +7,8 @@ mod corpus;
 mod cpu;
 mod db;
 mod measure;
+mod relay;
+mod scrape;
 mod soak;
 mod store;
 

@@ -8,6 +8,11 @@
 //! with is known exactly. The run ends when every sighting is archived or
 //! its time is up; the synchronizer is then stopped with `SIGTERM` and must
 //! exit cleanly.
+//!
+//! Each case (`BENCH_SOAK_CASE`) has relays behaving in one way: honest,
+//! silently capped, speaking NIP-77, and NIP-77 again over the archive the
+//! previous case left, which must download nothing. The synchronizer's own
+//! counters, read from its `/metrics`, tell what each way costs.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -19,16 +24,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use bigbrotr_config::Implementation;
-use bigbrotr_pool::ConnectionPool;
-use nostr::{Event, JsonUtil, Keys, Kind};
-use nostr_relay_builder::prelude::{RateLimit, RelayBuilder};
-use nostr_relay_builder::LocalRelay;
+use bigbrotr_pool::{ConnectionPool, Type};
+use nostr::{Event, JsonUtil, Keys, Kind, Timestamp};
 use serde_yaml::{Mapping, Value};
 
 use crate::child::{self, Bigbrotr};
 use crate::corpus;
 use crate::cpu::{self, CpuSnapshot};
 use crate::db::{BenchDb, Server};
+use crate::relay::{Behaviour, BenchRelay};
+use crate::scrape::{self, Metrics};
 use crate::store::WindowStore;
 use crate::{
     env_count, env_flag, group, load_average, megabytes, progress, workers, Locations,
@@ -62,6 +67,9 @@ const LOOP_INTERVAL: &str = "1s";
 /// The synchronizer's HTTP endpoint in the soak run: any free port on
 /// loopback, so it cannot collide with a running service.
 const HTTP_LISTEN: &str = "127.0.0.1:0";
+/// Where the relays listen, allowed by the copied egress policy (which
+/// refuses loopback by default).
+const RELAY_NETWORK: &str = "127.0.0.1/32";
 /// How often the child is checked for an early exit between samples.
 const POLL: Duration = Duration::from_millis(200);
 /// How long the synchronizer may take to exit after `SIGTERM` before it is
@@ -86,12 +94,117 @@ const OWN_SECTIONS: [&str; 6] = [
     "RUNTIME",
     "LOGGING",
 ];
-/// Name of the child's output files in the bench folder.
+/// Name of the child's output files in the bench folder, followed by the
+/// case's name.
 const LABEL: &str = "soak-synchronizer";
+/// The most events a capped relay returns to one `REQ`.
+const CAP: usize = 100;
+/// How long to wait, once everything is archived, for the synchronizer's
+/// cycle to end: its counters are added to at the end of a cycle.
+const SETTLE_WAIT: Duration = Duration::from_secs(120);
+/// The synchronizer's metrics read for the summary.
+const REQUESTS: &str = "bigbrotr_synchronizer_requests_total";
+const RECEIVED_BYTES: &str = "bigbrotr_synchronizer_received_bytes_total";
+const RECEIVED: &str = "bigbrotr_synchronizer_events_received_total";
+const STORED: &str = "bigbrotr_synchronizer_events_stored_total";
+const RECONCILIATIONS: &str = "bigbrotr_synchronizer_reconciliations_total";
+const SIGHTINGS: &str = "bigbrotr_synchronizer_sightings_total";
+const RELAY_SYNCS: &str = "bigbrotr_synchronizer_relays_total";
+
+/// How the relays of a run behave, and what ends the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Case {
+    /// Every `REQ` answered up to its `limit`; no NIP-77.
+    Honest,
+    /// At most [`CAP`] events per `REQ`, unannounced; no NIP-77.
+    Capped,
+    /// NIP-77 relays.
+    Nip77,
+    /// The NIP-77 relays again, on the archive of [`Case::Nip77`] with
+    /// every cursor reset: everything is walked again and nothing must be
+    /// downloaded.
+    Nip77Again,
+}
+
+impl Case {
+    const ALL: [Self; 4] = [Self::Honest, Self::Capped, Self::Nip77, Self::Nip77Again];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Honest => "honest",
+            Self::Capped => "capped",
+            Self::Nip77 => "nip77",
+            Self::Nip77Again => "nip77-again",
+        }
+    }
+
+    fn behaviour(self) -> Behaviour {
+        match self {
+            Self::Honest => Behaviour::Honest,
+            Self::Capped => Behaviour::Capped(CAP),
+            Self::Nip77 | Self::Nip77Again => Behaviour::Nip77,
+        }
+    }
+
+    /// The cases of `BENCH_SOAK_CASE` (default `all`), in the order they
+    /// run; `nip77-again` brings `nip77` along, whose archive it needs.
+    fn from_env() -> anyhow::Result<Vec<Self>> {
+        let value = std::env::var("BENCH_SOAK_CASE").unwrap_or_default();
+        let mut cases = Vec::new();
+        for name in value.split(',').map(str::trim) {
+            match name {
+                "" | "all" => cases.extend(Self::ALL),
+                "nip77-again" => cases.extend([Self::Nip77, Self::Nip77Again]),
+                _ => cases.push(
+                    Self::ALL
+                        .into_iter()
+                        .find(|case| case.name() == name)
+                        .with_context(|| {
+                            format!(
+                                "BENCH_SOAK_CASE: unknown case `{name}` \
+                                 (honest, capped, nip77, nip77-again or all)"
+                            )
+                        })?,
+                ),
+            }
+        }
+        Ok(Self::ALL
+            .into_iter()
+            .filter(|case| cases.contains(case))
+            .collect())
+    }
+}
+
+/// What ends a run, besides its time limit.
+#[derive(Debug, Clone, Copy)]
+enum Goal {
+    /// Every event and sighting archived.
+    Archived,
+    /// Every relay's cursor past `newest`: all walked again.
+    Walked { newest: Timestamp, relays: usize },
+}
+
+/// What one case measured, for the summary.
+#[derive(Debug)]
+struct CaseResult {
+    case: Case,
+    /// Events the run covered: all of them.
+    events: u64,
+    /// From the synchronizer's start to the sample that saw the goal
+    /// reached; `None` when it was not.
+    took: Option<Duration>,
+    /// The counters once the cycle that reached the goal ended.
+    metrics: Option<Metrics>,
+    /// Its peak RSS (`VmHWM`).
+    peak: Option<u64>,
+    /// The archive matched the relays, and the exit was clean.
+    passed: bool,
+}
 
 /// What a soak run does, from the environment.
 #[derive(Debug)]
 struct Settings {
+    cases: Vec<Case>,
     events: usize,
     relays: usize,
     sample: Duration,
@@ -109,6 +222,7 @@ impl Settings {
             "BENCH_SOAK_RELAYS must be at most {MAX_RELAYS}"
         );
         Ok(Self {
+            cases: Case::from_env()?,
             events: env_count("BENCH_SOAK_EVENTS", DEFAULT_EVENTS)?,
             relays,
             sample: secs(env_count("BENCH_SOAK_SAMPLE_SECS", DEFAULT_SAMPLE_SECS)?),
@@ -167,18 +281,8 @@ struct Sample {
     rss: Option<u64>,
     /// `VmHWM` in bytes.
     peak: Option<u64>,
-}
-
-/// An in-process relay; stops when dropped.
-struct SoakRelay {
-    url: String,
-    relay: LocalRelay,
-}
-
-impl Drop for SoakRelay {
-    fn drop(&mut self) {
-        self.relay.shutdown();
-    }
+    /// The goal of the run is reached.
+    done: bool,
 }
 
 /// The synchronizer as a child process; killed when dropped while still
@@ -233,15 +337,21 @@ pub(crate) fn main() -> anyhow::Result<()> {
     runtime.block_on(soak(&settings, &server))
 }
 
-/// Generates (or reuses) the events, starts the relays and runs the
-/// synchronizer on them.
+/// Generates (or reuses) the events, loads them into the relays' stores,
+/// runs each case on its own relays and database, and prints the summary.
 async fn soak(settings: &Settings, server: &Server) -> anyhow::Result<()> {
     let dir = &settings.locations.dir;
     let layout = Layout::new(settings.events, settings.relays);
     progress(&format!(
-        "soak: {} events in {}",
+        "soak: {} events in {}; cases: {}",
         group(settings.events as f64),
-        dir.display()
+        dir.display(),
+        settings
+            .cases
+            .iter()
+            .map(|case| case.name())
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
     let started = Instant::now();
     let (events_file, generated) = ensure_events(dir, settings.events, settings.workers)?;
@@ -255,143 +365,397 @@ async fn soak(settings: &Settings, server: &Server) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     ));
     let started = Instant::now();
-    let relays = start_relays(&events_file, &layout, settings.workers).await?;
+    let stores = load_stores(&events_file, &layout, settings.workers)?;
     let own = child::memory(std::process::id());
     progress(&format!(
-        "  {} relays loaded and listening in {:.1} s ({} sightings; this process now holds {})",
-        relays.len(),
+        "  {} relay stores loaded in {:.1} s ({} sightings; this process now holds {})",
+        stores.len(),
         started.elapsed().as_secs_f64(),
         group(layout.sightings as f64),
         own.map_or_else(|| "?".to_owned(), |memory| megabytes(memory.rss))
     ));
+    let newest = stores
+        .iter()
+        .filter_map(|store| store.newest())
+        .max()
+        .context("the relays hold no event")?;
 
-    let root = dir.join(format!("soak-root-{}", std::process::id()));
-    let urls: Vec<String> = relays.iter().map(|relay| relay.url.clone()).collect();
-    let outcome = match write_root(&settings.locations.root, &root, &urls) {
-        Ok(()) => in_fresh_db(settings, server, &root, &layout, &relays).await,
-        Err(error) => Err(error),
-    };
-    if root.exists() {
-        if let Err(error) = std::fs::remove_dir_all(&root) {
-            progress(&format!("  {} not removed: {error}", root.display()));
+    let mut results = Vec::new();
+    // The NIP-77 cases share their relays and database: the second runs
+    // on the archive the first left.
+    let mut runs: Vec<Vec<Case>> = Vec::new();
+    for &case in &settings.cases {
+        match runs.last_mut() {
+            Some(last) if case == Case::Nip77Again && last == &[Case::Nip77] => last.push(case),
+            _ => runs.push(vec![case]),
         }
     }
-    outcome
+    for cases in runs {
+        let relays = start_relays(&stores, cases[0].behaviour()).await?;
+        let root = dir.join(format!("soak-root-{}", std::process::id()));
+        let urls: Vec<String> = relays.iter().map(|relay| relay.url().to_owned()).collect();
+        let outcome = match write_root(&settings.locations.root, &root, &urls) {
+            Ok(()) => in_fresh_db(settings, server, &root, &layout, &relays, &cases, newest).await,
+            Err(error) => Err(error),
+        };
+        if root.exists() {
+            if let Err(error) = std::fs::remove_dir_all(&root) {
+                progress(&format!("  {} not removed: {error}", root.display()));
+            }
+        }
+        results.extend(outcome?);
+    }
+    print_summary(&results, &layout, settings);
+    Ok(())
 }
 
 /// Runs the synchronizer with the root folder `root` on a fresh database,
-/// dropped afterwards unless `BENCH_KEEP_DB` says otherwise.
+/// once per case of `cases`, dropped afterwards unless `BENCH_KEEP_DB` says
+/// otherwise.
 async fn in_fresh_db(
     settings: &Settings,
     server: &Server,
     root: &Path,
     layout: &Layout,
-    relays: &[SoakRelay],
-) -> anyhow::Result<()> {
+    relays: &[BenchRelay],
+    cases: &[Case],
+    newest: Timestamp,
+) -> anyhow::Result<Vec<CaseResult>> {
     let db = server.create("soak").await?;
-    let outcome = soak_on(settings, server, &db, root, layout, relays).await;
+    let outcome = async {
+        let bigbrotr = Bigbrotr {
+            binary: settings.locations.binary.clone(),
+            root: root.to_path_buf(),
+            implementation: IMPLEMENTATION.to_owned(),
+            log_dir: settings.locations.dir.clone(),
+            env_remove: own_overrides(),
+        };
+        bigbrotr.run("soak-db-init", db.name(), &["db", "init"])?;
+        let pool = server.pool(&db).await?;
+        let mut results = Vec::new();
+        for &case in cases {
+            let goal = if case == Case::Nip77Again {
+                reset_cursors(&pool).await?;
+                Goal::Walked {
+                    newest,
+                    relays: relays.len(),
+                }
+            } else {
+                Goal::Archived
+            };
+            let run = Run {
+                settings,
+                server,
+                bigbrotr: &bigbrotr,
+                db: &db,
+                pool: &pool,
+                layout,
+                relays,
+            };
+            match run.case(case, goal).await {
+                Ok(result) => results.push(result),
+                Err(error) => {
+                    pool.disconnect(Duration::from_secs(5)).await;
+                    return Err(error);
+                }
+            }
+        }
+        pool.disconnect(Duration::from_secs(5)).await;
+        Ok(results)
+    }
+    .await;
     let finished = db.finish(settings.keep).await;
-    outcome?;
-    finished
+    let results = outcome?;
+    finished?;
+    Ok(results)
 }
 
-/// Runs the synchronizer on `db` and reports.
-async fn soak_on(
-    settings: &Settings,
-    server: &Server,
-    db: &BenchDb,
-    root: &Path,
-    layout: &Layout,
-    relays: &[SoakRelay],
-) -> anyhow::Result<()> {
-    let dir = &settings.locations.dir;
-    let bigbrotr = Bigbrotr {
-        binary: settings.locations.binary.clone(),
-        root: root.to_path_buf(),
-        implementation: IMPLEMENTATION.to_owned(),
-        log_dir: dir.clone(),
-        env_remove: own_overrides(),
-    };
-    bigbrotr.run("soak-db-init", db.name(), &["db", "init"])?;
-    let pool = server.pool(db).await?;
-
-    progress(&format!(
-        "bigbrotr run synchronizer, sampled every {} s for at most {} s; its log: {}",
-        settings.sample.as_secs(),
-        settings.limit.as_secs(),
-        bigbrotr.output_paths(LABEL).1.display()
-    ));
-    println!(
-        "{:>7}  {:>10}  {:>10}  {:>6}  {:>12}  {:>7}  {:>8}",
-        "seconds", "events", "sightings", "done", "sightings/s", "RSS MB", "peak MB"
-    );
-    let start = Instant::now();
-    let mut running = Running {
-        child: bigbrotr.spawn(LABEL, db.name(), &["run", "synchronizer"])?,
-    };
-    let pid = running.pid();
-    let cpu_start = CpuSnapshot::take();
-    let (samples, early_exit) = sample(settings, &mut running, &pool, layout, start).await?;
-    let cpu_end = CpuSnapshot::take();
-    let child_cpu = cpu::process_cpu(pid);
-    let stop = stop(&mut running, early_exit).await?;
-
-    let (final_events, final_sightings) = archived(&pool).await?;
-    let per_relay = sightings_per_relay(&pool).await?;
-    pool.disconnect(Duration::from_secs(5)).await;
-
-    println!();
-    println!(
-        "BigBrotr synchronizer soak, through PgBouncer at {}: {} events on {} in-process relays \
-         ({} sightings), {} cores",
-        server.address(),
-        group(layout.events as f64),
-        relays.len(),
-        group(layout.sightings as f64),
-        settings.workers,
-    );
-    if let Some(load) = load_average() {
-        println!("load average (1, 5, 15 min) at the end: {load}; other work on the machine skews the figures");
-    }
-    let complete = samples
-        .iter()
-        .position(|sample| sample.sightings >= layout.sightings && sample.events >= layout.events);
-    print_rates(&samples, complete, layout, settings);
-    print_memory(&samples, layout);
-    if let (Some(start), Some(end), Some(last)) = (cpu_start, cpu_end, samples.last()) {
-        let used = start.until(&end);
-        let per = |d: Duration| d.as_secs_f64() * 1e6 / last.sightings.max(1) as f64;
-        println!(
-            "CPU time per sighting (µs), from /proc: synchronizer {:.1}, relays (this process) {:.1}, \
-             postgres {:.1}, pgbouncer {:.1}",
-            child_cpu.map_or(f64::NAN, per),
-            per(used.client),
-            per(used.postgres),
-            per(used.pgbouncer),
-        );
-    }
-    print_stop(&stop);
-    print_check(
-        layout,
-        relays,
-        complete.is_some(),
-        final_events,
-        final_sightings,
-        &per_relay,
-        settings,
-    );
-    print_log(&bigbrotr.output_paths(LABEL).1);
+/// Forgets every relay's cursor, so that the next run walks everything
+/// again.
+async fn reset_cursors(pool: &ConnectionPool) -> anyhow::Result<()> {
+    pool.execute(
+        "UPDATE sync_cursors SET created_at = NULL, event_id = NULL, filter_hash = NULL",
+        &[],
+    )
+    .await
+    .context("resetting the cursors")?;
     Ok(())
 }
 
+/// What a run of the synchronizer works with.
+struct Run<'a> {
+    settings: &'a Settings,
+    server: &'a Server,
+    bigbrotr: &'a Bigbrotr,
+    db: &'a BenchDb,
+    pool: &'a ConnectionPool,
+    layout: &'a Layout,
+    relays: &'a [BenchRelay],
+}
+
+impl Run<'_> {
+    /// Runs the synchronizer on the database until `goal` is reached or the
+    /// time is up, and reports.
+    async fn case(&self, case: Case, goal: Goal) -> anyhow::Result<CaseResult> {
+        let Self {
+            settings,
+            server,
+            bigbrotr,
+            db,
+            pool,
+            layout,
+            relays,
+        } = *self;
+        let label = format!("{LABEL}-{}", case.name());
+        let log = bigbrotr.output_paths(&label).1;
+        println!();
+        progress(&format!(
+            "case {}: bigbrotr run synchronizer, sampled every {} s for at most {} s; its log: {}",
+            case.name(),
+            settings.sample.as_secs(),
+            settings.limit.as_secs(),
+            log.display()
+        ));
+        println!(
+            "{:>7}  {:>10}  {:>10}  {:>6}  {:>12}  {:>7}  {:>8}",
+            "seconds", "events", "sightings", "done", "sightings/s", "RSS MB", "peak MB"
+        );
+        let start = Instant::now();
+        let mut running = Running {
+            child: bigbrotr.spawn(&label, db.name(), &["run", "synchronizer"])?,
+        };
+        let pid = running.pid();
+        let cpu_start = CpuSnapshot::take();
+        let (samples, early_exit) =
+            sample(settings, &mut running, pool, layout, goal, start).await?;
+        let cpu_end = CpuSnapshot::take();
+        let child_cpu = cpu::process_cpu(pid);
+        let complete = samples.iter().position(|sample| sample.done);
+        let metrics = if early_exit.is_none() {
+            settle(&log, complete.is_some(), relays.len()).await
+        } else {
+            None
+        };
+        let peak = child::memory(pid)
+            .map(|memory| memory.peak)
+            .into_iter()
+            .chain(samples.iter().filter_map(|sample| sample.peak))
+            .max();
+        let stop = stop(&mut running, early_exit).await?;
+
+        let (final_events, final_sightings) = archived(pool).await?;
+        let per_relay = sightings_per_relay(pool).await?;
+
+        println!();
+        println!(
+            "BigBrotr synchronizer soak, case {}, through PgBouncer at {}: {} events on {} \
+             in-process relays ({} sightings), {} cores",
+            case.name(),
+            server.address(),
+            group(layout.events as f64),
+            relays.len(),
+            group(layout.sightings as f64),
+            settings.workers,
+        );
+        if let Some(load) = load_average() {
+            println!("load average (1, 5, 15 min) at the end: {load}; other work on the machine skews the figures");
+        }
+        print_rates(&samples, complete, layout, settings);
+        print_memory(&samples, layout);
+        if let (Some(start), Some(end), Some(last)) = (cpu_start, cpu_end, samples.last()) {
+            let used = start.until(&end);
+            let per = |d: Duration| d.as_secs_f64() * 1e6 / last.sightings.max(1) as f64;
+            println!(
+                "CPU time per sighting (µs), from /proc: synchronizer {:.1}, relays (this process) {:.1}, \
+                 postgres {:.1}, pgbouncer {:.1}",
+                child_cpu.map_or(f64::NAN, per),
+                per(used.client),
+                per(used.postgres),
+                per(used.pgbouncer),
+            );
+        }
+        print_stop(&stop);
+        let mut passed = print_check(
+            layout,
+            relays,
+            complete.is_some(),
+            final_events,
+            final_sightings,
+            &per_relay,
+            settings,
+        );
+        passed &= stop.status.success() && !stop.early && !stop.killed;
+        if case == Case::Nip77Again && complete.is_some() {
+            passed &= print_no_download(metrics.as_ref());
+        }
+        print_log(&log);
+        Ok(CaseResult {
+            case,
+            events: layout.events,
+            took: complete.map(|index| samples[index].at),
+            metrics,
+            peak,
+            passed,
+        })
+    }
+}
+
+/// Waits for the cycle that reached the goal to end (every relay's sync
+/// ended once more since), then reads the synchronizer's counters; `None`
+/// when they could not be read.
+async fn settle(log: &Path, complete: bool, relays: usize) -> Option<Metrics> {
+    let deadline = Instant::now() + SETTLE_WAIT;
+    let mut address = scrape::http_address(log);
+    while address.is_none() && Instant::now() < deadline {
+        tokio::time::sleep(POLL).await;
+        address = scrape::http_address(log);
+    }
+    let Some(address) = address else {
+        println!("metrics: the synchronizer's log names no HTTP address");
+        return None;
+    };
+    let mut latest = match scrape::scrape(address).await {
+        Ok(metrics) => metrics,
+        Err(error) => {
+            println!("metrics: {error:#}");
+            return None;
+        }
+    };
+    if !complete {
+        return Some(latest);
+    }
+    let before = latest.total(RELAY_SYNCS);
+    while latest.total(RELAY_SYNCS) < before + relays as f64 {
+        if Instant::now() >= deadline {
+            println!(
+                "metrics: the cycle did not end within {} s; its counters are missing",
+                SETTLE_WAIT.as_secs()
+            );
+            break;
+        }
+        tokio::time::sleep(POLL).await;
+        match scrape::scrape(address).await {
+            Ok(metrics) => latest = metrics,
+            Err(error) => {
+                println!("metrics: {error:#}");
+                return None;
+            }
+        }
+    }
+    Some(latest)
+}
+
+/// Whether the run downloaded no event: on relays whose events are all
+/// archived with provenance, reconciliation must find nothing missing.
+fn print_no_download(metrics: Option<&Metrics>) -> bool {
+    let Some(metrics) = metrics else {
+        println!("check: whether events were downloaded again is unknown (no metrics)");
+        return false;
+    };
+    let (received, requests) = (metrics.total(RECEIVED), metrics.total(REQUESTS));
+    if received == 0.0 {
+        println!(
+            "check: no event downloaded again ({} REQs, {} reconciliations)",
+            group(requests),
+            group(metrics.total(RECONCILIATIONS))
+        );
+        true
+    } else {
+        println!(
+            "MISMATCH: {} events downloaded again ({} REQs) from relays whose events were all archived",
+            group(received),
+            group(requests)
+        );
+        false
+    }
+}
+
+/// One line per case: the rate and what the archive cost in requests and
+/// bytes, from the synchronizer's counters.
+fn print_summary(results: &[CaseResult], layout: &Layout, settings: &Settings) {
+    println!();
+    println!(
+        "Summary: {} events on {} relays ({} sightings), {} cores; \"per event\": per distinct event \
+         the relays hold, all archived by each run (nip77-again walks them again and archives none)",
+        group(layout.events as f64),
+        settings.relays,
+        group(layout.sightings as f64),
+        settings.workers
+    );
+    println!(
+        "{:<12} {:>8} {:>9} {:>10} {:>11} {:>14} {:>9} {:>9} {:>8} {:>6}",
+        "case",
+        "seconds",
+        "events/s",
+        "REQs/1000",
+        "bytes/event",
+        "received/event",
+        "reconcil.",
+        "sightings",
+        "peak MB",
+        "check"
+    );
+    for result in results {
+        let per_event = |name: &str| {
+            result.metrics.as_ref().map_or_else(
+                || "?".to_owned(),
+                |metrics| {
+                    let value = metrics.total(name) / result.events.max(1) as f64;
+                    if name == REQUESTS {
+                        format!("{:.1}", value * 1000.0)
+                    } else if name == RECEIVED {
+                        format!("{value:.3}")
+                    } else {
+                        group(value)
+                    }
+                },
+            )
+        };
+        let count = |name: &str| {
+            result
+                .metrics
+                .as_ref()
+                .map_or_else(|| "?".to_owned(), |metrics| group(metrics.total(name)))
+        };
+        println!(
+            "{:<12} {:>8} {:>9} {:>10} {:>11} {:>14} {:>9} {:>9} {:>8} {:>6}",
+            result.case.name(),
+            result.took.map_or_else(
+                || "-".to_owned(),
+                |took| format!("{:.0}", took.as_secs_f64())
+            ),
+            result
+                .took
+                .map_or_else(|| "-".to_owned(), |took| group(rate(result.events, took))),
+            per_event(REQUESTS),
+            per_event(RECEIVED_BYTES),
+            per_event(RECEIVED),
+            count(RECONCILIATIONS),
+            count(SIGHTINGS),
+            mb(result.peak),
+            if result.passed { "ok" } else { "FAILED" },
+        );
+        if let Some(metrics) = &result.metrics {
+            if result.case != Case::Nip77Again && metrics.total(STORED) as u64 != result.events {
+                println!(
+                    "  ({} events stored by the counters, {} expected)",
+                    group(metrics.total(STORED)),
+                    group(result.events as f64)
+                );
+            }
+        }
+    }
+}
+
 /// Samples the archive and the child's memory every `settings.sample`
-/// until every sighting is archived, the time is up, or the child exits
-/// (returned with its status).
+/// until `goal` is reached, the time is up, or the child exits (returned
+/// with its status).
 async fn sample(
     settings: &Settings,
     running: &mut Running,
     pool: &ConnectionPool,
     layout: &Layout,
+    goal: Goal,
     start: Instant,
 ) -> anyhow::Result<(Vec<Sample>, Option<ExitStatus>)> {
     let pid = running.pid();
@@ -415,7 +779,15 @@ async fn sample(
         }
         let memory = child::memory(pid);
         let at = start.elapsed();
-        let (events, sightings) = match archived(pool).await {
+        let counts = async {
+            let (events, sightings) = archived(pool).await?;
+            let done = match goal {
+                Goal::Archived => sightings >= layout.sightings && events >= layout.events,
+                Goal::Walked { newest, relays } => walked_past(pool, newest).await? >= relays,
+            };
+            anyhow::Ok((events, sightings, done))
+        };
+        let (events, sightings, done) = match counts.await {
             Ok(counts) => counts,
             Err(error) => {
                 progress(&format!(
@@ -434,6 +806,7 @@ async fn sample(
             sightings,
             rss: memory.map(|memory| memory.rss),
             peak: memory.map(|memory| memory.peak),
+            done,
         };
         let rate = samples.last().map_or_else(
             || rate(sightings, at),
@@ -455,7 +828,7 @@ async fn sample(
             mb(current.peak),
         );
         samples.push(current);
-        if (sightings >= layout.sightings && events >= layout.events) || at >= settings.limit {
+        if done || at >= settings.limit {
             return Ok((samples, None));
         }
     }
@@ -537,6 +910,21 @@ async fn archived(pool: &ConnectionPool) -> anyhow::Result<(u64, u64)> {
         u64::try_from(events).context("a negative count")?,
         u64::try_from(sightings).context("a negative count")?,
     ))
+}
+
+/// The relays whose cursor is past `newest`: every event they hold was
+/// walked.
+async fn walked_past(pool: &ConnectionPool, newest: Timestamp) -> anyhow::Result<usize> {
+    let newest = i64::try_from(newest.as_secs()).context("a timestamp past 2^63")?;
+    let row = pool
+        .fetch_one(
+            "SELECT count(*) FROM sync_cursors WHERE created_at > $1",
+            &[(&newest, Type::INT8)],
+        )
+        .await
+        .context("counting the relays walked to the end")?;
+    let count: i64 = row.get(0);
+    usize::try_from(count).context("a negative count")
 }
 
 /// Sightings archived per relay URL.
@@ -811,16 +1199,17 @@ fn print_stop(stop: &Stop) {
     println!("synchronizer: {how}, {code}{verdict}");
 }
 
-/// Whether the archive holds what the relays hold.
+/// Whether the archive holds what the relays hold; returns whether it
+/// does.
 fn print_check(
     layout: &Layout,
-    relays: &[SoakRelay],
+    relays: &[BenchRelay],
     complete: bool,
     events: u64,
     sightings: u64,
     per_relay: &[(String, u64)],
     settings: &Settings,
-) {
+) -> bool {
     if !complete {
         println!(
             "check: not made, the run ended before everything was archived \
@@ -830,7 +1219,7 @@ fn print_check(
             group(sightings as f64),
             group(layout.sightings as f64),
         );
-        return;
+        return false;
     }
     let mut problems = Vec::new();
     if events != layout.events {
@@ -850,12 +1239,12 @@ fn print_check(
     for (relay, range) in relays.iter().zip(&layout.ranges) {
         let found = per_relay
             .iter()
-            .find(|(url, _)| *url == relay.url)
+            .find(|(url, _)| url == relay.url())
             .map_or(0, |(_, count)| *count);
         if found != range.len() as u64 {
             problems.push(format!(
                 "{} holds {} events, {} archived with provenance to it",
-                relay.url,
+                relay.url(),
                 group(range.len() as f64),
                 group(found as f64)
             ));
@@ -863,13 +1252,14 @@ fn print_check(
     }
     let extra: Vec<&str> = per_relay
         .iter()
-        .filter(|(url, count)| *count > 0 && relays.iter().all(|relay| relay.url != *url))
+        .filter(|(url, count)| *count > 0 && relays.iter().all(|relay| relay.url() != url))
         .map(|(url, _)| url.as_str())
         .collect();
     if !extra.is_empty() {
         problems.push(format!("sightings of unknown relays: {}", extra.join(", ")));
     }
-    if problems.is_empty() {
+    let passed = problems.is_empty();
+    if passed {
         println!(
             "check: {} events and {} sightings archived, as expected; every relay's provenance complete",
             group(events as f64),
@@ -883,6 +1273,7 @@ fn print_check(
     if settings.keep {
         println!("(BENCH_KEEP_DB=1: the database is kept for inspection)");
     }
+    passed
 }
 
 /// Counts the warnings and errors of the synchronizer's log and shows the
@@ -965,13 +1356,13 @@ fn ensure_events(dir: &Path, count: usize, workers: usize) -> anyhow::Result<(Pa
     Ok((path, true))
 }
 
-/// Starts one relay per range of `layout`, holding those events of the
-/// file at `path`, read on `workers` threads.
-async fn start_relays(
+/// One store per range of `layout`, holding those events of the file at
+/// `path`, read on `workers` threads.
+fn load_stores(
     path: &Path,
     layout: &Layout,
     workers: usize,
-) -> anyhow::Result<Vec<SoakRelay>> {
+) -> anyhow::Result<Vec<Arc<WindowStore>>> {
     let events = read_events(path, workers)?;
     anyhow::ensure!(
         events.len() as u64 == layout.events,
@@ -980,7 +1371,7 @@ async fn start_relays(
         events.len(),
         layout.events
     );
-    let mut relays = Vec::with_capacity(layout.ranges.len());
+    let mut stores = Vec::with_capacity(layout.ranges.len());
     for range in &layout.ranges {
         let part = events.get(range.clone()).unwrap_or_default().to_vec();
         let store = WindowStore::new(part);
@@ -989,19 +1380,19 @@ async fn start_relays(
             "the events of {} are not all distinct",
             path.display()
         );
-        let builder = RelayBuilder::default()
-            .database(store)
-            .rate_limit(RateLimit {
-                max_reqs: 1000,
-                notes_per_minute: 100_000,
-            });
-        let relay = LocalRelay::new(builder);
-        relay
-            .run()
-            .await
-            .map_err(|error| anyhow::anyhow!("starting a relay: {error}"))?;
-        let url = relay.url().await.as_str_without_trailing_slash().to_owned();
-        relays.push(SoakRelay { url, relay });
+        stores.push(Arc::new(store));
+    }
+    Ok(stores)
+}
+
+/// Starts one relay per store, behaving as `behaviour` says.
+async fn start_relays(
+    stores: &[Arc<WindowStore>],
+    behaviour: Behaviour,
+) -> anyhow::Result<Vec<BenchRelay>> {
+    let mut relays = Vec::with_capacity(stores.len());
+    for store in stores {
+        relays.push(BenchRelay::start(Arc::clone(store), behaviour).await?);
     }
     Ok(relays)
 }
@@ -1063,8 +1454,9 @@ fn read_events(path: &Path, workers: usize) -> anyhow::Result<Vec<Arc<Event>>> {
 
 /// Writes the root folder of the soak run: a copy of the repository's
 /// implementation with the synchronizer syncing `relays` from the start of
-/// time to now, a cycle every second, its HTTP endpoint on a free port and
-/// its log at `info` on standard error.
+/// time to now, a cycle every second, its HTTP endpoint on a free port,
+/// its log at `info` on standard error, and the egress policy letting it
+/// reach the relays on loopback.
 fn write_root(repo_root: &Path, root: &Path, relays: &[String]) -> anyhow::Result<()> {
     if root.exists() {
         std::fs::remove_dir_all(root).with_context(|| format!("removing {}", root.display()))?;
@@ -1089,6 +1481,16 @@ fn write_root(repo_root: &Path, root: &Path, relays: &[String]) -> anyhow::Resul
         &config.join("core").join("runtime.yaml"),
         &[("runtime.http.listen", Value::from(HTTP_LISTEN))],
     )?;
+    let egress = config.join("core").join("egress.yaml");
+    if egress.is_file() {
+        patch_yaml(
+            &egress,
+            &[(
+                "egress.allow",
+                Value::Sequence(vec![Value::from(RELAY_NETWORK)]),
+            )],
+        )?;
+    }
     let mut console = Mapping::new();
     for (key, value) in [
         ("type", "console"),

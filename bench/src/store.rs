@@ -1,29 +1,33 @@
-//! The event store of the soak benchmark's relays: a `nostr-relay-builder`
-//! database holding events sorted newest first and answering a time window
-//! by binary search.
+//! The event store of the soak benchmark's relays: events sorted newest
+//! first, a time window answered by binary search, an `ids` filter by a
+//! hash map, and a NIP-77 reconciliation built from a window.
 //!
-//! The relay builder's own `MemoryDatabase` answers a filter without
-//! authors by walking every event it holds from the newest, so each `REQ`
-//! of a window in the past costs time in proportion to the events held: at
-//! 300 000 events a relay, the relays of the soak run spent more CPU time
-//! than the synchronizer they feed. Here a window costs its own events and
-//! a binary search, and the events are shared (`Arc`) by the relays holding
-//! them.
+//! A general relay database answers a filter without authors by walking
+//! every event it holds from the newest, so each `REQ` of a window in the
+//! past costs time in proportion to the events held: at 300 000 events a
+//! relay, such relays spent more CPU time than the synchronizer they feed.
+//! Here a window costs its own events and a binary search, and the events
+//! are shared (`Arc`) by the relays holding them.
 
-use std::sync::{Arc, PoisonError, RwLock};
+use std::collections::HashMap;
+use std::sync::Arc;
 
+use negentropy::{Id, Negentropy, NegentropyStorageVector};
 use nostr::filter::MatchEventOptions;
-use nostr::util::BoxedFuture;
-use nostr::{Event, EventId, Filter};
-use nostr_relay_builder::prelude::{
-    Backend, DatabaseError, DatabaseEventStatus, Events, NostrDatabase, SaveEventStatus,
-};
+use nostr::{Event, EventId, Filter, Timestamp};
+
+/// Events returned to a `REQ` without a `limit`, as common relays do.
+const DEFAULT_LIMIT: usize = 500;
+/// The largest NIP-77 message the relay sends, in bytes before hex: the
+/// frame size common relays use.
+const NEGENTROPY_FRAME_LIMIT: u64 = 60_000;
 
 /// Events held newest first (the order of [`Event`]'s `Ord`: `created_at`
-/// descending, then id).
+/// descending, then id), with an index by id.
 #[derive(Debug, Default)]
 pub(crate) struct WindowStore {
-    events: RwLock<Vec<Arc<Event>>>,
+    events: Vec<Arc<Event>>,
+    by_id: HashMap<EventId, usize>,
 }
 
 impl WindowStore {
@@ -31,136 +35,82 @@ impl WindowStore {
     pub(crate) fn new(mut events: Vec<Arc<Event>>) -> Self {
         events.sort_unstable_by(|a, b| a.as_ref().cmp(b.as_ref()));
         events.dedup_by(|a, b| a.id == b.id);
-        Self {
-            events: RwLock::new(events),
-        }
+        let by_id = events
+            .iter()
+            .enumerate()
+            .map(|(index, event)| (event.id, index))
+            .collect();
+        Self { events, by_id }
     }
 
     /// Events held.
     pub(crate) fn len(&self) -> usize {
-        self.read().len()
+        self.events.len()
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<Arc<Event>>> {
-        self.events.read().unwrap_or_else(PoisonError::into_inner)
+    /// The newest `created_at` held.
+    pub(crate) fn newest(&self) -> Option<Timestamp> {
+        self.events.first().map(|event| event.created_at)
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Vec<Arc<Event>>> {
-        self.events.write().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Calls `each` on the events matching `filter`, newest first, until
-    /// it returns `false`.
-    fn matching(&self, filter: &Filter, mut each: impl FnMut(&Arc<Event>) -> bool) {
-        let events = self.read();
-        // Newest first: the window is the run between the first event not
-        // newer than `until` and the first one older than `since`.
-        let start = filter
-            .until
-            .map_or(0, |until| events.partition_point(|e| e.created_at > until));
-        let end = filter.since.map_or(events.len(), |since| {
-            events.partition_point(|e| e.created_at >= since)
+    /// The events between the filter's `since` and `until`, newest first.
+    fn window(&self, filter: &Filter) -> &[Arc<Event>] {
+        let start = filter.until.map_or(0, |until| {
+            self.events.partition_point(|e| e.created_at > until)
         });
-        for event in events.get(start..end).unwrap_or_default() {
-            if filter.match_event(event, MatchEventOptions::new()) && !each(event) {
-                return;
-            }
+        let end = filter.since.map_or(self.events.len(), |since| {
+            self.events.partition_point(|e| e.created_at >= since)
+        });
+        self.events.get(start..end).unwrap_or_default()
+    }
+
+    /// The events matching `filter`, at most its `limit` (or the default
+    /// one) and `cap`: by id when it names ids, else newest first.
+    pub(crate) fn query(&self, filter: &Filter, cap: usize) -> Vec<Arc<Event>> {
+        let limit = filter.limit.unwrap_or(DEFAULT_LIMIT).min(cap);
+        let matches = |event: &&Arc<Event>| filter.match_event(event, MatchEventOptions::new());
+        match &filter.ids {
+            Some(ids) => ids
+                .iter()
+                .filter_map(|id| self.by_id.get(id).map(|&index| &self.events[index]))
+                .filter(matches)
+                .take(limit)
+                .cloned()
+                .collect(),
+            None => self
+                .window(filter)
+                .iter()
+                .filter(matches)
+                .take(limit)
+                .cloned()
+                .collect(),
         }
     }
-}
 
-impl NostrDatabase for WindowStore {
-    fn backend(&self) -> Backend {
-        Backend::Custom("bench window store".to_owned())
-    }
-
-    fn save_event<'a>(
-        &'a self,
-        event: &'a Event,
-    ) -> BoxedFuture<'a, Result<SaveEventStatus, DatabaseError>> {
-        Box::pin(async move {
-            let mut events = self.write();
-            // Events of the same second are ordered by id: an equal one is
-            // found at its place.
-            match events.binary_search_by(|held| held.as_ref().cmp(event)) {
-                Ok(_) => {}
-                Err(place) => events.insert(place, Arc::new(event.clone())),
+    /// The relay's side of a NIP-77 reconciliation of the events matching
+    /// `filter` (whatever its `limit`: a reconciliation covers them all).
+    pub(crate) fn negentropy(
+        &self,
+        filter: &Filter,
+    ) -> Result<Negentropy<'static, NegentropyStorageVector>, negentropy::Error> {
+        let window = self.window(filter);
+        let mut storage = NegentropyStorageVector::with_capacity(window.len());
+        for event in window {
+            if filter.match_event(event, MatchEventOptions::new()) {
+                storage.insert(
+                    event.created_at.as_secs(),
+                    Id::from_byte_array(event.id.to_bytes()),
+                )?;
             }
-            Ok(SaveEventStatus::Success)
-        })
-    }
-
-    fn check_id<'a>(
-        &'a self,
-        event_id: &'a EventId,
-    ) -> BoxedFuture<'a, Result<DatabaseEventStatus, DatabaseError>> {
-        Box::pin(async move {
-            let held = self.read().iter().any(|event| event.id == *event_id);
-            Ok(if held {
-                DatabaseEventStatus::Saved
-            } else {
-                DatabaseEventStatus::NotExistent
-            })
-        })
-    }
-
-    fn event_by_id<'a>(
-        &'a self,
-        event_id: &'a EventId,
-    ) -> BoxedFuture<'a, Result<Option<Event>, DatabaseError>> {
-        Box::pin(async move {
-            Ok(self
-                .read()
-                .iter()
-                .find(|event| event.id == *event_id)
-                .map(|event| event.as_ref().clone()))
-        })
-    }
-
-    fn count(&self, filter: Filter) -> BoxedFuture<'_, Result<usize, DatabaseError>> {
-        Box::pin(async move {
-            let mut count = 0;
-            self.matching(&filter, |_| {
-                count += 1;
-                true
-            });
-            Ok(count)
-        })
-    }
-
-    fn query(&self, filter: Filter) -> BoxedFuture<'_, Result<Events, DatabaseError>> {
-        Box::pin(async move {
-            let mut found = Events::new(&filter);
-            let limit = filter.limit.unwrap_or(usize::MAX);
-            let mut taken = 0;
-            self.matching(&filter, |event| {
-                found.insert(event.as_ref().clone());
-                taken += 1;
-                taken < limit
-            });
-            Ok(found)
-        })
-    }
-
-    fn delete(&self, filter: Filter) -> BoxedFuture<'_, Result<(), DatabaseError>> {
-        Box::pin(async move {
-            self.write()
-                .retain(|event| !filter.match_event(event, MatchEventOptions::new()));
-            Ok(())
-        })
-    }
-
-    fn wipe(&self) -> BoxedFuture<'_, Result<(), DatabaseError>> {
-        Box::pin(async move {
-            self.write().clear();
-            Ok(())
-        })
+        }
+        storage.seal()?;
+        Negentropy::owned(storage, NEGENTROPY_FRAME_LIMIT)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use nostr::{EventBuilder, Keys, Kind, Timestamp};
+    use nostr::{EventBuilder, Keys, Kind};
 
     use super::*;
 
@@ -173,67 +123,96 @@ mod tests {
         )
     }
 
-    fn created(events: &Events) -> Vec<u64> {
+    fn created(events: &[Arc<Event>]) -> Vec<u64> {
         events
             .iter()
             .map(|event| event.created_at.as_secs())
             .collect()
     }
 
-    #[tokio::test]
-    async fn a_window_returns_its_events_newest_first_up_to_the_limit() {
+    fn window(since: u64, until: u64) -> Filter {
+        Filter::new()
+            .since(Timestamp::from_secs(since))
+            .until(Timestamp::from_secs(until))
+    }
+
+    #[test]
+    fn a_window_returns_its_events_newest_first_up_to_the_limit_and_the_cap() {
         let keys = Keys::generate();
         let store = WindowStore::new((1..=10).rev().map(|at| note(&keys, at * 10)).collect());
         assert_eq!(store.len(), 10);
-        let window = |since: u64, until: u64| {
-            Filter::new()
-                .since(Timestamp::from_secs(since))
-                .until(Timestamp::from_secs(until))
-        };
-        let all = store
-            .query(window(30, 70))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(created(&all), [70, 60, 50, 40, 30]);
-        let some = store
-            .query(window(25, 75).limit(2))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(created(&some), [70, 60]);
-        let none = store
-            .query(window(31, 39))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert!(none.is_empty());
-        let count = store
-            .count(Filter::new())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(count, 10);
+        assert_eq!(store.newest(), Some(Timestamp::from_secs(100)));
+        assert_eq!(
+            created(&store.query(&window(30, 70), usize::MAX)),
+            [70, 60, 50, 40, 30]
+        );
+        assert_eq!(
+            created(&store.query(&window(25, 75).limit(3), usize::MAX)),
+            [70, 60, 50]
+        );
+        assert_eq!(created(&store.query(&window(25, 75).limit(3), 2)), [70, 60]);
+        assert!(store.query(&window(31, 39), usize::MAX).is_empty());
+        assert_eq!(store.query(&Filter::new(), usize::MAX).len(), 10);
     }
 
-    #[tokio::test]
-    async fn a_saved_event_is_found_once() {
+    #[test]
+    fn ids_are_found_by_id_and_unknown_ones_left_out() {
         let keys = Keys::generate();
-        let store = WindowStore::new(vec![note(&keys, 10), note(&keys, 30)]);
-        let event = note(&keys, 20);
-        for _ in 0..2 {
-            store
-                .save_event(&event)
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
-        }
-        let all = store
-            .query(Filter::new())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(created(&all), [30, 20, 10]);
-        assert_eq!(
-            store
-                .check_id(&event.id)
-                .await
-                .unwrap_or_else(|e| panic!("{e}")),
-            DatabaseEventStatus::Saved
+        let events: Vec<Arc<Event>> = (1..=5).map(|at| note(&keys, at)).collect();
+        let store = WindowStore::new(events.clone());
+        let unknown = note(&keys, 9);
+        let found = store.query(
+            &Filter::new().ids([events[1].id, unknown.id, events[3].id]),
+            usize::MAX,
         );
+        let mut found = created(&found);
+        found.sort_unstable();
+        assert_eq!(found, [2, 4]);
+    }
+
+    #[test]
+    fn a_reconciliation_lists_what_the_client_lacks() {
+        let keys = Keys::generate();
+        let events: Vec<Arc<Event>> = (1..=20).map(|at| note(&keys, at)).collect();
+        let store = WindowStore::new(events.clone());
+        let mut relay = store
+            .negentropy(&window(5, 14))
+            .unwrap_or_else(|e| panic!("{e}"));
+        // The client holds the window's events but 7 and 9.
+        let mut held = NegentropyStorageVector::new();
+        for event in events.iter().filter(|event| {
+            let at = event.created_at.as_secs();
+            (5..=14).contains(&at) && at != 7 && at != 9
+        }) {
+            held.insert(
+                event.created_at.as_secs(),
+                Id::from_byte_array(event.id.to_bytes()),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        }
+        held.seal().unwrap_or_else(|e| panic!("{e}"));
+        let mut client =
+            Negentropy::owned(held, NEGENTROPY_FRAME_LIMIT).unwrap_or_else(|e| panic!("{e}"));
+        let mut message = client.initiate().unwrap_or_else(|e| panic!("{e}"));
+        let (mut have, mut need) = (Vec::new(), Vec::new());
+        loop {
+            let answer = relay.reconcile(&message).unwrap_or_else(|e| panic!("{e}"));
+            match client
+                .reconcile_with_ids(&answer, &mut have, &mut need)
+                .unwrap_or_else(|e| panic!("{e}"))
+            {
+                Some(next) => message = next,
+                None => break,
+            }
+        }
+        let mut need: Vec<EventId> = need
+            .into_iter()
+            .map(|id| EventId::from_byte_array(id.to_bytes()))
+            .collect();
+        need.sort();
+        let mut expected = vec![events[6].id, events[8].id];
+        expected.sort();
+        assert_eq!(need, expected);
+        assert!(have.is_empty());
     }
 }
