@@ -28,7 +28,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Context as _;
-use bigbrotr_config::{BrotrFile, ConfigFile, Env, Implementation, PoolFile};
+use bigbrotr_config::{BrotrFile, ConfigFile, EgressFile, Env, Implementation, PoolFile};
 use bigbrotr_finder::FinderFile;
 use bigbrotr_initializer::InitializerFile;
 use bigbrotr_logging::LoggingFile;
@@ -137,6 +137,11 @@ const KNOWN_FILES: &[KnownFile] = &[
         kind: "core",
         file: "runtime",
         document: |source| document::<RuntimeFile>(source, |_| Vec::new()),
+    },
+    KnownFile {
+        kind: "core",
+        file: "egress",
+        document: |source| document::<EgressFile>(source, |_| Vec::new()),
     },
     KnownFile {
         kind: "services",

@@ -12,7 +12,9 @@ use bigbrotr_test_support::{workspace_root, TestDb};
 const SHIPPED_SEEDS: i64 = 30;
 
 /// `bigbrotr` on the shipped implementation `implementation`, reaching the
-/// test database `db`, its HTTP endpoint on any free port, logging at info.
+/// test database `db`, its HTTP endpoint on any free port, logging at info,
+/// its egress policy the shipped strict one but for 127.0.0.1, where the
+/// test relays run.
 fn bigbrotr(db: &TestDb, implementation: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_bigbrotr"));
     command
@@ -22,6 +24,7 @@ fn bigbrotr(db: &TestDb, implementation: &str) -> Command {
         .env("DB_NAME", db.name())
         .env("LOG_LEVEL", "info")
         .env("BIGBROTR_RUNTIME__HTTP__LISTEN", "127.0.0.1:0")
+        .env("BIGBROTR_EGRESS__ALLOW", "[127.0.0.1/32]")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -493,5 +496,85 @@ async fn a_synchronizer_stopped_by_sigterm_mid_run_then_started_again_archives_e
         scalar(&db, "SELECT count(*) FROM events_relays").await,
         total
     );
+    relay.shutdown();
+}
+
+/// An internal service on a loopback port the egress policy does not allow
+/// (only the test relay's own address and port are) is never connected to
+/// by the monitor and the finder, though events and the relay list name it
+/// in every form: a literal address, its IPv4-mapped form and `localhost`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_internal_service_named_by_events_sees_no_connection_from_a_finder_and_monitor_cycle() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use nostr::{EventBuilder, Keys, Kind, Tag, Timestamp};
+
+    let internal = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = internal.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
+    std::thread::spawn(move || {
+        for stream in internal.incoming() {
+            counter.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    let named = [
+        format!("ws://127.0.0.1:{port}"),
+        format!("ws://[::ffff:127.0.0.1]:{port}"),
+        format!("ws://localhost:{port}"),
+    ];
+    let keys = Keys::generate();
+    let mut list = EventBuilder::new(Kind::RelayList, "");
+    for url in &named {
+        list = list.tag(Tag::parse(["r", url.as_str()]).unwrap());
+    }
+    let list = list
+        .custom_created_at(Timestamp::from_secs(1_700_000_000))
+        .sign_with_keys(&keys)
+        .unwrap();
+    let (relay, url) = local_relay(&[list]).await;
+    let db = database_with_relay(&url).await;
+    // Also recorded already, as an older, looser configuration might have.
+    for url in &named {
+        db.client()
+            .await
+            .unwrap()
+            .execute_typed(
+                "SELECT * FROM insert_relays(ARRAY[$1], ARRAY['clearnet'], 1)",
+                &[(url, tokio_postgres::types::Type::TEXT)],
+            )
+            .await
+            .expect("the relay recorded");
+    }
+    let only_the_relay = format!("[{}]", url.trim_start_matches("ws://"));
+    let run = |args: &'static [&'static str]| {
+        let mut command = archiving(&db, args);
+        command.env("BIGBROTR_EGRESS__ALLOW", &only_the_relay);
+        command.spawn().expect("bigbrotr starts")
+    };
+    exits_0(run(&["run", "monitor", "--once"]), "monitor").await;
+    exits_0(run(&["run", "finder", "--once"]), "finder").await;
+
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        0,
+        "the internal service was reached"
+    );
+    // The relay was checked; every name of the internal service was stored
+    // refused, with the reason.
+    assert_eq!(
+        scalar(&db, "SELECT count(*) FROM relay_metadata WHERE connected").await,
+        1
+    );
+    let refused = scalar(
+        &db,
+        "SELECT count(*) FROM relay_metadata m JOIN nip66 n ON n.id = m.nip66_id \
+         WHERE NOT m.connected AND n.data ? 'egress_denied'",
+    )
+    .await;
+    let distinct_urls = scalar(&db, "SELECT count(*) FROM relays").await;
+    assert_eq!(refused + 1, distinct_urls, "relays: {distinct_urls}");
     relay.shutdown();
 }
