@@ -8,7 +8,10 @@
 //!
 //! A [`Monitor`] is built from the implementation's
 //! `config/services/monitor.yaml` (its timeouts, checks and proof-of-work
-//! limit) with the key of `MONITOR_PRIVATE_KEY`, or a new one.
+//! limit) with the key of `MONITOR_PRIVATE_KEY`, or a new one, connecting
+//! through the egress policy of `config/core/egress.yaml` (which refuses
+//! loopback and private addresses: the in-process relay's address is added
+//! to its exceptions with `BIGBROTR_EGRESS__ALLOW`).
 //! [`Monitor::check_relay`] fetches the NIP-11 document and times the NIP-66
 //! open, read and write checks (the write check publishes a kind 30078 event
 //! that expires after an hour, and reads it back). [`check_and_store`]
@@ -22,16 +25,26 @@ use bigbrotr_brotr::Brotr;
 use bigbrotr_config::{Env, Implementation};
 use bigbrotr_examples::{InProcessRelay, POOL_CLOSE_GRACE};
 use bigbrotr_monitor::{Monitor, MonitorFile, RelayCheck};
-use bigbrotr_service_runtime::service_keys;
+use bigbrotr_service_runtime::{load_egress_file, service_keys, Egress};
 
 /// The monitor of `implementation`, configured by its
-/// `config/services/monitor.yaml`.
+/// `config/services/monitor.yaml`, connecting through the egress policy of
+/// its `config/core/egress.yaml`, as `bigbrotr run monitor` does.
 fn monitor(implementation: &Implementation, env: &Env) -> anyhow::Result<Monitor> {
     let file: MonitorFile = implementation
         .load("services", "monitor", env)
         .context("loading config/services/monitor.yaml")?;
     let keys = service_keys(env, &file.monitor.keys_env, "monitor")?;
-    Ok(Monitor::new(&file.monitor, &file.nostr, keys)?)
+    let egress = load_egress_file(implementation, env)?;
+    Ok(Monitor::new(&file.monitor, &file.nostr, keys)?
+        .with_egress(Egress::new(egress.egress.policy())))
+}
+
+/// `env` with the in-process relay at `url` (`ws://127.0.0.1:PORT`) as the
+/// one exception to the egress policy.
+fn allowing(env: &Env, url: &str) -> Env {
+    let address = url.trim_start_matches("ws://").trim_end_matches('/');
+    bigbrotr_examples::with_var(env, "BIGBROTR_EGRESS__ALLOW", &format!("[{address}]"))
 }
 
 /// Checks the relay at `relay_url` and stores the check. Returns the check
@@ -71,6 +84,10 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     let (implementation, env) = bigbrotr_examples::implementation(Env::from_process())?;
+    let env = match &_local_relay {
+        Some(_) => allowing(&env, &url),
+        None => env,
+    };
     let monitor = monitor(&implementation, &env)?;
     let brotr =
         bigbrotr_examples::open_archive(&implementation, &env, "bigbrotr-example-check").await?;
@@ -111,8 +128,15 @@ mod tests {
         let brotr = bigbrotr_examples::open_archive(&implementation, &env, "test")
             .await
             .unwrap();
-        let monitor = monitor(&implementation, &env).unwrap();
         let relay = InProcessRelay::start(&[]).await.unwrap();
+        // The shipped policy refuses loopback: a monitor without the
+        // exception stores the relay refused, and never connects.
+        let strict = monitor(&implementation, &env).unwrap();
+        let refused = strict.check_relay(relay.url()).await;
+        assert!(!refused.connected);
+        assert!(refused.egress_denied.is_some(), "{refused:?}");
+        let env = with_var(&env, "BIGBROTR_EGRESS__ALLOW", "[127.0.0.1/32]");
+        let monitor = monitor(&implementation, &env).unwrap();
 
         let (check, stored) = check_and_store(&brotr, &monitor, relay.url())
             .await
