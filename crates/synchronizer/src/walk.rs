@@ -41,8 +41,14 @@ enum Step {
     /// Complete; the next window is `grow` times as long (at least 1), or
     /// half as long when `shrink`.
     Done { grow: i64, shrink: bool },
-    /// Too long for its density: walk a window of this length instead.
-    Shorter(i64),
+    /// Too long for its density: walk windows of `length` up to `oldest`
+    /// instead, then go on after `until`: the first answer, newest first,
+    /// held every event of `oldest + 1..=until` already.
+    Shorter {
+        length: i64,
+        oldest: i64,
+        until: i64,
+    },
     /// The walk ends here.
     Stop(RelayOutcome),
 }
@@ -66,6 +72,9 @@ impl Session<'_> {
         let mut length = i64::try_from(config.window.as_secs())
             .unwrap_or(i64::MAX)
             .max(1);
+        // Stretches fetched already by the first answer of windows that were
+        // shortened, innermost last: `(oldest, until)`, see `Step::Shorter`.
+        let mut fetched_above: Vec<(i64, i64)> = Vec::new();
         loop {
             if since > end {
                 return Ok(RelayOutcome::CaughtUp);
@@ -73,7 +82,10 @@ impl Session<'_> {
             if let Some(outcome) = self.interrupted() {
                 return Ok(outcome);
             }
-            let until = since.saturating_add(length - 1).min(end);
+            let mut until = since.saturating_add(length - 1).min(end);
+            if let Some((oldest, _)) = fetched_above.last() {
+                until = until.min(*oldest);
+            }
             let step = if self.reconciling {
                 self.reconcile_window(since, until, source).await?
             } else {
@@ -88,6 +100,14 @@ impl Session<'_> {
                         }
                         return Ok(RelayOutcome::CutOff);
                     }
+                    let mut until = until;
+                    while let Some((oldest, above)) = fetched_above.last().copied() {
+                        if until != oldest {
+                            break;
+                        }
+                        until = above;
+                        fetched_above.pop();
+                    }
                     if !resweep {
                         // The cursor moves there with the next flush.
                         self.batch.position = Some(Cursor::end_of(until));
@@ -99,7 +119,14 @@ impl Session<'_> {
                         length = (length / 2).max(1);
                     }
                 }
-                Step::Shorter(shorter) => length = shorter,
+                Step::Shorter {
+                    length: shorter,
+                    oldest,
+                    until,
+                } => {
+                    length = shorter;
+                    fetched_above.push((oldest, until));
+                }
                 Step::Stop(outcome) => return Ok(outcome),
             }
         }
@@ -322,7 +349,11 @@ impl Session<'_> {
                         // held open (its cursor moves only when it ends).
                         let span = (until - oldest + 1).max(1);
                         if oldest - since > MAX_PAGES * span && length > 4 * span {
-                            return Ok(Step::Shorter(4 * span));
+                            return Ok(Step::Shorter {
+                                length: 4 * span,
+                                oldest,
+                                until,
+                            });
                         }
                     }
                     page_until = oldest;
