@@ -27,6 +27,8 @@ use nostr_sdk::pool::transport::websocket::{
 };
 use nostr_sdk::util::BoxedFuture;
 
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
 use crate::error::{Error, Result};
 
 /// Loads `config/core/egress.yaml` of `implementation`; an implementation
@@ -53,6 +55,17 @@ pub fn load_egress_file(implementation: &Implementation, env: &Env) -> Result<Eg
 /// connected), the name does not resolve or the TCP connection fails, and
 /// with [`Error::WebSocket`] when the handshake fails or `timeout` passes.
 pub async fn connect_websocket(egress: &Egress, url: &Url, timeout: Duration) -> Result<WebSocket> {
+    connect_websocket_with(egress, url, timeout, None).await
+}
+
+/// [`connect_websocket`] reading messages within `config` (its message
+/// and frame sizes, say) rather than the library's defaults.
+pub async fn connect_websocket_with(
+    egress: &Egress,
+    url: &Url,
+    timeout: Duration,
+    config: Option<WebSocketConfig>,
+) -> Result<WebSocket> {
     let websocket = |reason: String| Error::WebSocket {
         url: url.to_string(),
         reason,
@@ -68,10 +81,14 @@ pub async fn connect_websocket(egress: &Egress, url: &Url, timeout: Duration) ->
             .connect(host, port, timeout)
             .await
             .map_err(|source| Error::Egress { source })?;
-        let (socket, _response) =
-            Box::pin(tokio_tungstenite::client_async_tls(url.as_str(), stream))
-                .await
-                .map_err(|error| websocket(error.to_string()))?;
+        let (socket, _response) = Box::pin(tokio_tungstenite::client_async_tls_with_config(
+            url.as_str(),
+            stream,
+            config,
+            None,
+        ))
+        .await
+        .map_err(|error| websocket(error.to_string()))?;
         Ok(WebSocket::Tokio(socket))
     };
     tokio::time::timeout(timeout, attempt)

@@ -50,7 +50,9 @@ pub mod status;
 pub use config::{
     load_runtime_file, load_service_file, HttpConfig, RuntimeConfig, RuntimeFile, ServiceFile,
 };
-pub use egress::{connect_websocket, load_egress_file, Egress, EgressTransport};
+pub use egress::{
+    connect_websocket, connect_websocket_with, load_egress_file, Egress, EgressTransport,
+};
 pub use error::{Error, Result};
 pub use http::HttpServer;
 pub use keys::{keys_from_env, service_keys};

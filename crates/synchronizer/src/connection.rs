@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use async_wsocket::futures_util::{SinkExt, StreamExt};
 use async_wsocket::{Message, Url, WebSocket};
+use bigbrotr_service_runtime::{connect_websocket_with, Error as RuntimeError};
 use bigbrotr_utils::Egress;
 use negentropy::{Id, Negentropy, NegentropyStorageVector};
 use nostr::secp256k1::schnorr::Signature;
@@ -222,21 +223,23 @@ impl RelayConnection {
             .max_message_size(Some(wire.max_message))
             .max_frame_size(Some(wire.max_frame));
         let connect = async {
-            let stream = match proxy {
-                Some(proxy) => Socks5Stream::connect(proxy, (host.as_str(), port))
-                    .await
-                    .map_err(|error| connect_error(&error))?
-                    .into_inner(),
+            let Some(proxy) = proxy else {
                 // Resolved once and checked: the connection goes to an
                 // address the policy allows, never to a second resolution.
-                None => egress
-                    .connect(&host, port, timeout)
+                return connect_websocket_with(egress, &parsed, timeout, Some(config))
                     .await
-                    .map_err(|error| match error.egress_denied() {
-                        Some(denied) => FetchError::Denied(denied.to_string()),
-                        None => connect_error(&error),
-                    })?,
+                    .map_err(|error| match error {
+                        RuntimeError::Egress { source } => match source.egress_denied() {
+                            Some(denied) => FetchError::Denied(denied.to_string()),
+                            None => connect_error(&source),
+                        },
+                        error => connect_error(&error),
+                    });
             };
+            let stream = Socks5Stream::connect(proxy, (host.as_str(), port))
+                .await
+                .map_err(|error| connect_error(&error))?
+                .into_inner();
             let _ = stream.set_nodelay(true);
             let (socket, _) =
                 client_async_tls_with_config(parsed.as_str(), stream, Some(config), None)
