@@ -175,6 +175,13 @@ async fn a_copied_and_edited_implementation_is_checked_created_filled_and_monito
         "    nip11: 10s",
         "    nip11: 2s",
     );
+    // The in-process relay listens on 127.0.0.1, which the shipped egress
+    // policy refuses: allow exactly that network.
+    edit(
+        &dir.join("config/core/egress.yaml"),
+        "  allow: []",
+        "  allow: [\"127.0.0.1/32\"]",
+    );
     let check = bigbrotr(root.path(), &db, &["config", "check"]).await;
     assert_success(&check, "config check");
     let out = stdout(&check);
