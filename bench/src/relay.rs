@@ -1,7 +1,8 @@
 //! The soak benchmark's relays: a WebSocket server on `127.0.0.1` per
 //! relay, answering from a [`WindowStore`] the way the relay of a case
-//! behaves: every `REQ` whole, at most a silent cap per `REQ`, or with
-//! NIP-77 reconciliation too.
+//! behaves: every `REQ` whole, at most a silent cap per `REQ`, with NIP-77
+//! reconciliation too, or every `REQ` whole with garbage and forged copies
+//! mixed in.
 //!
 //! They are written here rather than with `nostr-relay-builder` because a
 //! case needs a relay that does not reconcile and says so: the builder's
@@ -16,11 +17,17 @@ use anyhow::Context as _;
 use async_wsocket::futures_util::{SinkExt, StreamExt};
 use async_wsocket::native::{self, Message};
 use negentropy::{Negentropy, NegentropyStorageVector};
-use nostr::{ClientMessage, JsonUtil, RelayMessage, SubscriptionId};
+use nostr::secp256k1::Message as Digest;
+use nostr::{ClientMessage, Event, JsonUtil, Keys, RelayMessage, SubscriptionId};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::store::WindowStore;
+use crate::store::{Entry, WindowStore};
+
+/// What a hostile relay serves in place of an event: not an event at all.
+const GARBAGE: &str = r#"{"id":"garbage"}"#;
+/// A hostile relay puts a bad message before every this-many-th event.
+const HOSTILE_EVERY: u64 = 3;
 
 /// How a relay answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +40,12 @@ pub(crate) enum Behaviour {
     Capped(usize),
     /// Every `REQ` up to its `limit`, and NIP-77 reconciliation.
     Nip77,
+    /// As [`Behaviour::Honest`], but before every third event of a
+    /// connection another `EVENT`: in turn a garbage one (`{"id":"garbage"}`)
+    /// and a forged copy of the event (the same id, another key's
+    /// signature); garbage before a raw entry. The limit of a `REQ` counts
+    /// the real events only.
+    Hostile,
 }
 
 /// A relay listening on loopback; stops, with its connections, when
@@ -87,20 +100,37 @@ async fn accept(listener: TcpListener, store: Arc<WindowStore>, behaviour: Behav
     }
 }
 
+/// What a relay keeps about one connection.
+struct Session {
+    behaviour: Behaviour,
+    reconciliations: HashMap<SubscriptionId, Negentropy<'static, NegentropyStorageVector>>,
+    /// Events sent so far (hostile relays).
+    events_sent: u64,
+    /// Bad messages sent so far (hostile relays).
+    bad_sent: u64,
+    /// The key signing forged copies (hostile relays).
+    forger: Option<Keys>,
+}
+
 /// One client's connection, until it closes or breaks.
 async fn serve(stream: TcpStream, store: Arc<WindowStore>, behaviour: Behaviour) {
     let Ok(socket) = native::accept(stream).await else {
         return;
     };
     let (mut tx, mut rx) = socket.split();
-    let mut reconciliations: HashMap<SubscriptionId, Negentropy<'static, NegentropyStorageVector>> =
-        HashMap::new();
+    let mut session = Session {
+        behaviour,
+        reconciliations: HashMap::new(),
+        events_sent: 0,
+        bad_sent: 0,
+        forger: (behaviour == Behaviour::Hostile).then(Keys::generate),
+    };
     while let Some(Ok(message)) = rx.next().await {
         let Message::Text(text) = message else {
             continue;
         };
         let answers = match ClientMessage::from_json(text.as_bytes()) {
-            Ok(message) => answer(&store, behaviour, &mut reconciliations, message),
+            Ok(message) => answer(&store, &mut session, message),
             Err(error) => vec![RelayMessage::notice(format!("invalid: {error}")).as_json()],
         };
         for json in answers {
@@ -115,12 +145,9 @@ async fn serve(stream: TcpStream, store: Arc<WindowStore>, behaviour: Behaviour)
 }
 
 /// The messages answering `message`, as JSON.
-fn answer(
-    store: &WindowStore,
-    behaviour: Behaviour,
-    reconciliations: &mut HashMap<SubscriptionId, Negentropy<'static, NegentropyStorageVector>>,
-    message: ClientMessage<'_>,
-) -> Vec<String> {
+fn answer(store: &WindowStore, session: &mut Session, message: ClientMessage<'_>) -> Vec<String> {
+    let behaviour = session.behaviour;
+    let reconciliations = &mut session.reconciliations;
     match message {
         ClientMessage::Req {
             subscription_id,
@@ -128,19 +155,18 @@ fn answer(
         } => {
             let mut cap = match behaviour {
                 Behaviour::Capped(cap) => cap,
-                Behaviour::Honest | Behaviour::Nip77 => usize::MAX,
+                Behaviour::Honest | Behaviour::Nip77 | Behaviour::Hostile => usize::MAX,
             };
             let mut answers = Vec::new();
             for filter in &filters {
-                let events = store.query(filter, cap);
-                cap -= events.len().min(cap);
-                answers.extend(events.iter().map(|event| {
-                    RelayMessage::Event {
-                        subscription_id: Cow::Borrowed(subscription_id.as_ref()),
-                        event: Cow::Borrowed(event.as_ref()),
+                let entries = store.query(filter, cap);
+                cap -= entries.len().min(cap);
+                for entry in &entries {
+                    if let Some(bad) = session.bad_before(entry, &subscription_id) {
+                        answers.push(bad);
                     }
-                    .as_json()
-                }));
+                    answers.push(event_message(&subscription_id, entry));
+                }
             }
             answers.push(RelayMessage::eose(subscription_id.into_owned()).as_json());
             answers
@@ -161,7 +187,7 @@ fn answer(
         } => {
             let subscription_id = subscription_id.into_owned();
             match behaviour {
-                Behaviour::Honest => {
+                Behaviour::Honest | Behaviour::Hostile => {
                     vec![RelayMessage::notice("unknown message type: NEG-OPEN").as_json()]
                 }
                 Behaviour::Capped(_) => vec![RelayMessage::NegErr {
@@ -200,6 +226,71 @@ fn answer(
         }
         ClientMessage::Close(_) | ClientMessage::Auth(_) => Vec::new(),
     }
+}
+
+impl Session {
+    /// The bad message a hostile relay sends before `entry`, if this is
+    /// the time for one; counts the event.
+    fn bad_before(&mut self, entry: &Entry, subscription_id: &SubscriptionId) -> Option<String> {
+        let forger = self.forger.as_ref()?;
+        self.events_sent += 1;
+        if self.events_sent % HOSTILE_EVERY != 0 {
+            return None;
+        }
+        self.bad_sent += 1;
+        let forged = match entry {
+            Entry::Event(event) if self.bad_sent % 2 == 0 => Some(forge(event, forger)),
+            Entry::Event(_) | Entry::Raw(_) => None,
+        };
+        Some(match forged {
+            Some(forged) => RelayMessage::Event {
+                subscription_id: Cow::Borrowed(subscription_id),
+                event: Cow::Owned(forged),
+            }
+            .as_json(),
+            None => raw_event_message(subscription_id, GARBAGE),
+        })
+    }
+}
+
+/// A copy of `event` with the same id, signed by `forger`: its id checks,
+/// its signature does not.
+fn forge(event: &Event, forger: &Keys) -> Event {
+    let sig = forger.sign_schnorr(&Digest::from_digest(event.id.to_bytes()));
+    Event::new(
+        event.id,
+        event.pubkey,
+        event.created_at,
+        event.kind,
+        event.tags.iter().cloned(),
+        event.content.clone(),
+        sig,
+    )
+}
+
+/// The `EVENT` message carrying `entry` to `subscription_id`.
+fn event_message(subscription_id: &SubscriptionId, entry: &Entry) -> String {
+    match entry {
+        Entry::Event(event) => RelayMessage::Event {
+            subscription_id: Cow::Borrowed(subscription_id),
+            event: Cow::Borrowed(event.as_ref()),
+        }
+        .as_json(),
+        Entry::Raw(raw) => raw_event_message(subscription_id, &raw.json),
+    }
+}
+
+/// `["EVENT", <subscription id>, <json>]`, with `json` as it is.
+fn raw_event_message(subscription_id: &SubscriptionId, json: &str) -> String {
+    let id = nostr::serde_json::to_string(subscription_id.as_str())
+        .unwrap_or_else(|_| "\"\"".to_owned());
+    let mut message = String::with_capacity(json.len() + id.len() + 12);
+    message.push_str("[\"EVENT\",");
+    message.push_str(&id);
+    message.push(',');
+    message.push_str(json);
+    message.push(']');
+    message
 }
 
 /// The next message of a reconciliation, in hex, answering the hex

@@ -12,8 +12,11 @@
 //! Each case (`BENCH_SOAK_CASE`) has relays behaving in one way: honest,
 //! silently capped, speaking NIP-77, and NIP-77 again over the archive the
 //! previous case left, which must download nothing. The synchronizer's own
-//! counters, read from its `/metrics`, tell what each way costs.
+//! counters, read from its `/metrics`, tell what each way costs. A last
+//! case, run only when asked for, has hostile relays: events far over the
+//! synchronizer's size limits, garbage and forged copies among the events.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::ops::Range;
@@ -25,7 +28,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use bigbrotr_config::Implementation;
 use bigbrotr_pool::{ConnectionPool, Type};
-use nostr::{Event, JsonUtil, Keys, Kind, Timestamp};
+use nostr::{Event, EventBuilder, JsonUtil, Keys, Kind, Timestamp};
 use serde_yaml::{Mapping, Value};
 
 use crate::child::{self, Bigbrotr};
@@ -34,7 +37,7 @@ use crate::cpu::{self, CpuSnapshot};
 use crate::db::{BenchDb, Server};
 use crate::relay::{Behaviour, BenchRelay};
 use crate::scrape::{self, Metrics};
-use crate::store::WindowStore;
+use crate::store::{RawEvent, WindowStore};
 use crate::{
     env_count, env_flag, group, load_average, megabytes, progress, workers, Locations,
     IMPLEMENTATION,
@@ -44,6 +47,14 @@ use crate::{
 const DEFAULT_EVENTS: usize = 1_200_000;
 /// Relays started when `BENCH_SOAK_RELAYS` is not set.
 const DEFAULT_RELAYS: usize = 2;
+/// Relays of the hostile case when `BENCH_SOAK_RELAYS` is not set.
+const HOSTILE_RELAYS: usize = 4;
+/// Events over the synchronizer's size limits held by every hostile relay,
+/// each alone in its second.
+const GIANTS: usize = 3;
+/// Bytes of content of each of them: far over the default
+/// `synchronizer.sizes.max_message` (5 MiB).
+const GIANT_CONTENT: usize = 64 << 20;
 /// The most relays: the synchronizer's default `concurrency.clearnet`, so
 /// that every relay is synced at once.
 const MAX_RELAYS: usize = 20;
@@ -110,6 +121,7 @@ const STORED: &str = "bigbrotr_synchronizer_events_stored_total";
 const RECONCILIATIONS: &str = "bigbrotr_synchronizer_reconciliations_total";
 const SIGHTINGS: &str = "bigbrotr_synchronizer_sightings_total";
 const RELAY_SYNCS: &str = "bigbrotr_synchronizer_relays_total";
+const REJECTED: &str = "bigbrotr_synchronizer_events_rejected_total";
 
 /// How the relays of a run behave, and what ends the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,10 +136,23 @@ enum Case {
     /// every cursor reset: everything is walked again and nothing must be
     /// downloaded.
     Nip77Again,
+    /// Hostile relays (no NIP-77): [`GIANTS`] events over the size limits
+    /// each, and garbage or a forged copy before every third event. Run
+    /// only when asked for.
+    Hostile,
 }
 
 impl Case {
+    /// The cases of `all`.
     const ALL: [Self; 4] = [Self::Honest, Self::Capped, Self::Nip77, Self::Nip77Again];
+    /// Every case, in the order they run.
+    const KNOWN: [Self; 5] = [
+        Self::Honest,
+        Self::Capped,
+        Self::Nip77,
+        Self::Nip77Again,
+        Self::Hostile,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -135,6 +160,7 @@ impl Case {
             Self::Capped => "capped",
             Self::Nip77 => "nip77",
             Self::Nip77Again => "nip77-again",
+            Self::Hostile => "hostile",
         }
     }
 
@@ -143,6 +169,7 @@ impl Case {
             Self::Honest => Behaviour::Honest,
             Self::Capped => Behaviour::Capped(CAP),
             Self::Nip77 | Self::Nip77Again => Behaviour::Nip77,
+            Self::Hostile => Behaviour::Hostile,
         }
     }
 
@@ -156,19 +183,19 @@ impl Case {
                 "" | "all" => cases.extend(Self::ALL),
                 "nip77-again" => cases.extend([Self::Nip77, Self::Nip77Again]),
                 _ => cases.push(
-                    Self::ALL
+                    Self::KNOWN
                         .into_iter()
                         .find(|case| case.name() == name)
                         .with_context(|| {
                             format!(
                                 "BENCH_SOAK_CASE: unknown case `{name}` \
-                                 (honest, capped, nip77, nip77-again or all)"
+                                 (honest, capped, nip77, nip77-again, hostile or all)"
                             )
                         })?,
                 ),
             }
         }
-        Ok(Self::ALL
+        Ok(Self::KNOWN
             .into_iter()
             .filter(|case| cases.contains(case))
             .collect())
@@ -190,6 +217,10 @@ struct CaseResult {
     case: Case,
     /// Events the run covered: all of them.
     events: u64,
+    /// Relays of the run.
+    relays: usize,
+    /// Rows of `quarantine` at the end.
+    quarantined: Option<u64>,
     /// From the synchronizer's start to the sample that saw the goal
     /// reached; `None` when it was not.
     took: Option<Duration>,
@@ -207,6 +238,8 @@ struct Settings {
     cases: Vec<Case>,
     events: usize,
     relays: usize,
+    /// Relays of the hostile case.
+    hostile_relays: usize,
     sample: Duration,
     limit: Duration,
     locations: Locations,
@@ -221,16 +254,31 @@ impl Settings {
             relays <= MAX_RELAYS,
             "BENCH_SOAK_RELAYS must be at most {MAX_RELAYS}"
         );
+        let hostile_relays = if std::env::var_os("BENCH_SOAK_RELAYS").is_some() {
+            relays
+        } else {
+            HOSTILE_RELAYS
+        };
         Ok(Self {
             cases: Case::from_env()?,
             events: env_count("BENCH_SOAK_EVENTS", DEFAULT_EVENTS)?,
             relays,
+            hostile_relays,
             sample: secs(env_count("BENCH_SOAK_SAMPLE_SECS", DEFAULT_SAMPLE_SECS)?),
             limit: secs(env_count("BENCH_SOAK_SECS", DEFAULT_SECS)?),
             locations: Locations::from_env()?,
             keep: env_flag("BENCH_KEEP_DB"),
             workers: workers(),
         })
+    }
+
+    /// Relays of the run of `case`.
+    fn relays_of(&self, case: Case) -> usize {
+        if case == Case::Hostile {
+            self.hostile_relays
+        } else {
+            self.relays
+        }
     }
 }
 
@@ -248,6 +296,9 @@ struct Layout {
     events: u64,
     /// (event, relay) sightings.
     sightings: u64,
+    /// Events every relay holds besides its range, too large to archive:
+    /// each must be recorded in `quarantine` for each relay, never stored.
+    giants: Vec<Arc<RawEvent>>,
 }
 
 impl Layout {
@@ -266,6 +317,7 @@ impl Layout {
             ranges,
             events: events as u64,
             sightings: sightings as u64,
+            giants: Vec::new(),
         }
     }
 }
@@ -341,7 +393,6 @@ pub(crate) fn main() -> anyhow::Result<()> {
 /// runs each case on its own relays and database, and prints the summary.
 async fn soak(settings: &Settings, server: &Server) -> anyhow::Result<()> {
     let dir = &settings.locations.dir;
-    let layout = Layout::new(settings.events, settings.relays);
     progress(&format!(
         "soak: {} events in {}; cases: {}",
         group(settings.events as f64),
@@ -364,19 +415,17 @@ async fn soak(settings: &Settings, server: &Server) -> anyhow::Result<()> {
         },
         started.elapsed().as_secs_f64()
     ));
-    let started = Instant::now();
-    let stores = load_stores(&events_file, &layout, settings.workers)?;
-    let own = child::memory(std::process::id());
-    progress(&format!(
-        "  {} relay stores loaded in {:.1} s ({} sightings; this process now holds {})",
-        stores.len(),
-        started.elapsed().as_secs_f64(),
-        group(layout.sightings as f64),
-        own.map_or_else(|| "?".to_owned(), |memory| megabytes(memory.rss))
-    ));
-    let newest = stores
+    let events = read_events(&events_file, settings.workers)?;
+    anyhow::ensure!(
+        events.len() == settings.events,
+        "{} holds {} events, not {}",
+        events_file.display(),
+        events.len(),
+        settings.events
+    );
+    let newest = events
         .iter()
-        .filter_map(|store| store.newest())
+        .map(|event| event.created_at)
         .max()
         .context("the relays hold no event")?;
 
@@ -390,12 +439,50 @@ async fn soak(settings: &Settings, server: &Server) -> anyhow::Result<()> {
             _ => runs.push(vec![case]),
         }
     }
+    // The stores of the last layout, reused by the next run when it has the
+    // same one.
+    let mut loaded: Option<(Layout, Vec<Arc<WindowStore>>)> = None;
     for cases in runs {
-        let relays = start_relays(&stores, cases[0].behaviour()).await?;
+        let case = cases[0];
+        let relay_count = settings.relays_of(case);
+        let hostile = case == Case::Hostile;
+        let reusable = loaded.as_ref().is_some_and(|(layout, _)| {
+            layout.ranges.len() == relay_count && layout.giants.is_empty() != hostile
+        });
+        if !reusable {
+            // The previous stores go first: at full size they are large.
+            drop(loaded.take());
+            let mut layout = Layout::new(settings.events, relay_count);
+            if hostile {
+                let started = Instant::now();
+                layout.giants = sign_giants(&events)?;
+                progress(&format!(
+                    "  {} events of {} each signed in {:.1} s, served by every relay",
+                    layout.giants.len(),
+                    megabytes(GIANT_CONTENT as u64),
+                    started.elapsed().as_secs_f64()
+                ));
+            }
+            let started = Instant::now();
+            let stores = make_stores(&events, &layout)?;
+            let own = child::memory(std::process::id());
+            progress(&format!(
+                "  {} relay stores loaded in {:.1} s ({} sightings; this process now holds {})",
+                stores.len(),
+                started.elapsed().as_secs_f64(),
+                group(layout.sightings as f64),
+                own.map_or_else(|| "?".to_owned(), |memory| megabytes(memory.rss))
+            ));
+            loaded = Some((layout, stores));
+        }
+        let Some((layout, stores)) = loaded.as_ref() else {
+            anyhow::bail!("no relay stores loaded");
+        };
+        let relays = start_relays(stores, case.behaviour()).await?;
         let root = dir.join(format!("soak-root-{}", std::process::id()));
         let urls: Vec<String> = relays.iter().map(|relay| relay.url().to_owned()).collect();
         let outcome = match write_root(&settings.locations.root, &root, &urls) {
-            Ok(()) => in_fresh_db(settings, server, &root, &layout, &relays, &cases, newest).await,
+            Ok(()) => in_fresh_db(settings, server, &root, layout, &relays, &cases, newest).await,
             Err(error) => Err(error),
         };
         if root.exists() {
@@ -405,7 +492,7 @@ async fn soak(settings: &Settings, server: &Server) -> anyhow::Result<()> {
         }
         results.extend(outcome?);
     }
-    print_summary(&results, &layout, settings);
+    print_summary(&results, settings);
     Ok(())
 }
 
@@ -545,6 +632,7 @@ impl Run<'_> {
 
         let (final_events, final_sightings) = archived(pool).await?;
         let per_relay = sightings_per_relay(pool).await?;
+        let quarantine = quarantine_rows(pool).await?;
 
         println!();
         println!(
@@ -588,10 +676,23 @@ impl Run<'_> {
         if case == Case::Nip77Again && complete.is_some() {
             passed &= print_no_download(metrics.as_ref());
         }
+        if !layout.giants.is_empty() {
+            passed &= print_quarantine(layout, relays, &quarantine, pool).await?;
+            if let Some(metrics) = &metrics {
+                println!(
+                    "synchronizer counters: {} events rejected (garbage, forged, oversized…), \
+                     {} relay syncs ended",
+                    group(metrics.total(REJECTED)),
+                    group(metrics.total(RELAY_SYNCS)),
+                );
+            }
+        }
         print_log(&log);
         Ok(CaseResult {
             case,
             events: layout.events,
+            relays: relays.len(),
+            quarantined: Some(quarantine.len() as u64),
             took: complete.map(|index| samples[index].at),
             metrics,
             peak,
@@ -672,19 +773,18 @@ fn print_no_download(metrics: Option<&Metrics>) -> bool {
 
 /// One line per case: the rate and what the archive cost in requests and
 /// bytes, from the synchronizer's counters.
-fn print_summary(results: &[CaseResult], layout: &Layout, settings: &Settings) {
+fn print_summary(results: &[CaseResult], settings: &Settings) {
     println!();
     println!(
-        "Summary: {} events on {} relays ({} sightings), {} cores; \"per event\": per distinct event \
-         the relays hold, all archived by each run (nip77-again walks them again and archives none)",
-        group(layout.events as f64),
-        settings.relays,
-        group(layout.sightings as f64),
+        "Summary: {} events, {} cores; \"per event\": per distinct event the relays hold, all \
+         archived by each run (nip77-again walks them again and archives none)",
+        group(settings.events as f64),
         settings.workers
     );
     println!(
-        "{:<12} {:>8} {:>9} {:>10} {:>11} {:>14} {:>9} {:>9} {:>8} {:>6}",
+        "{:<12} {:>6} {:>8} {:>9} {:>10} {:>11} {:>14} {:>9} {:>9} {:>10} {:>8} {:>6}",
         "case",
+        "relays",
         "seconds",
         "events/s",
         "REQs/1000",
@@ -692,6 +792,7 @@ fn print_summary(results: &[CaseResult], layout: &Layout, settings: &Settings) {
         "received/event",
         "reconcil.",
         "sightings",
+        "quarantine",
         "peak MB",
         "check"
     );
@@ -718,8 +819,9 @@ fn print_summary(results: &[CaseResult], layout: &Layout, settings: &Settings) {
                 .map_or_else(|| "?".to_owned(), |metrics| group(metrics.total(name)))
         };
         println!(
-            "{:<12} {:>8} {:>9} {:>10} {:>11} {:>14} {:>9} {:>9} {:>8} {:>6}",
+            "{:<12} {:>6} {:>8} {:>9} {:>10} {:>11} {:>14} {:>9} {:>9} {:>10} {:>8} {:>6}",
             result.case.name(),
+            result.relays,
             result.took.map_or_else(
                 || "-".to_owned(),
                 |took| format!("{:.0}", took.as_secs_f64())
@@ -732,6 +834,9 @@ fn print_summary(results: &[CaseResult], layout: &Layout, settings: &Settings) {
             per_event(RECEIVED),
             count(RECONCILIATIONS),
             count(SIGHTINGS),
+            result
+                .quarantined
+                .map_or_else(|| "?".to_owned(), |rows| group(rows as f64)),
             mb(result.peak),
             if result.passed { "ok" } else { "FAILED" },
         );
@@ -1276,6 +1381,139 @@ fn print_check(
     passed
 }
 
+/// One row of `quarantine`.
+#[derive(Debug)]
+struct Quarantined {
+    url: String,
+    created_at: Option<i64>,
+    /// In hex.
+    event_id: Option<String>,
+    size: Option<i64>,
+    reason: String,
+}
+
+/// Every row of `quarantine`, with its relay's URL.
+async fn quarantine_rows(pool: &ConnectionPool) -> anyhow::Result<Vec<Quarantined>> {
+    let rows = pool
+        .fetch_all(
+            "SELECT r.url, q.created_at, encode(q.event_id, 'hex'), q.size, q.reason \
+             FROM quarantine AS q JOIN relays AS r ON r.id = q.relay_id \
+             ORDER BY r.url, q.created_at, q.id",
+            &[],
+        )
+        .await
+        .context("reading the quarantine")?;
+    Ok(rows
+        .iter()
+        .map(|row| Quarantined {
+            url: row.get(0),
+            created_at: row.get(1),
+            event_id: row.get(2),
+            size: row.get(3),
+            reason: row.get(4),
+        })
+        .collect())
+}
+
+/// Whether every relay's giant events were recorded in `quarantine` (by
+/// their second or their id) and none was archived; returns whether so.
+async fn print_quarantine(
+    layout: &Layout,
+    relays: &[BenchRelay],
+    rows: &[Quarantined],
+    pool: &ConnectionPool,
+) -> anyhow::Result<bool> {
+    let expected = layout.giants.len() * relays.len();
+    let mut problems = Vec::new();
+    let mut matched = vec![false; rows.len()];
+    for relay in relays {
+        for giant in &layout.giants {
+            let second = i64::try_from(giant.created_at.as_secs()).unwrap_or(i64::MAX);
+            let id = giant.id.to_hex();
+            let mut found = false;
+            for (row, matched) in rows.iter().zip(matched.iter_mut()) {
+                if row.url == relay.url()
+                    && (row.created_at == Some(second) || row.event_id.as_deref() == Some(&id))
+                {
+                    *matched = true;
+                    found = true;
+                }
+            }
+            if !found {
+                problems.push(format!(
+                    "{} served the giant event of second {second}: not in quarantine",
+                    relay.url()
+                ));
+            }
+        }
+    }
+    let ids: Vec<String> = layout
+        .giants
+        .iter()
+        .map(|giant| format!("decode('{}', 'hex')", giant.id.to_hex()))
+        .collect();
+    let row = pool
+        .fetch_one(
+            &format!(
+                "SELECT count(*) FROM events WHERE id IN ({})",
+                ids.join(", ")
+            ),
+            &[],
+        )
+        .await
+        .context("looking for the giant events in the archive")?;
+    let stored: i64 = row.get(0);
+    if stored > 0 {
+        problems.push(format!("{stored} giant events archived"));
+    }
+    let mut reasons: Vec<String> = Vec::new();
+    for row in rows {
+        let reason = row.reason.split(':').next().unwrap_or_default().to_owned();
+        if !reasons.contains(&reason) {
+            reasons.push(reason);
+        }
+    }
+    let with_id = rows.iter().filter(|row| row.event_id.is_some()).count();
+    let with_size = rows.iter().filter(|row| row.size.is_some()).count();
+    println!(
+        "quarantine: {} rows ({} giant events × {} relays = {expected}); reasons: {}; \
+         {with_id} with an event id, {with_size} with a size",
+        rows.len(),
+        layout.giants.len(),
+        relays.len(),
+        if reasons.is_empty() {
+            "none".to_owned()
+        } else {
+            reasons.join(", ")
+        },
+    );
+    if let Some(row) = rows.first() {
+        println!(
+            "  e.g. {} second {} id {} size {}: {}",
+            row.url,
+            row.created_at
+                .map_or_else(|| "?".to_owned(), |at| at.to_string()),
+            row.event_id.as_deref().unwrap_or("?"),
+            row.size
+                .map_or_else(|| "?".to_owned(), |size| size.to_string()),
+            row.reason.chars().take(200).collect::<String>()
+        );
+    }
+    let extra = matched.iter().filter(|matched| !**matched).count();
+    if extra > 0 {
+        println!("  {extra} rows name no giant event of their relay");
+    }
+    let passed = problems.is_empty();
+    if passed {
+        println!("check: every giant event recorded in quarantine for every relay, none archived");
+    } else {
+        for problem in problems {
+            println!("MISMATCH: {problem}");
+        }
+    }
+    Ok(passed)
+}
+
 /// Counts the warnings and errors of the synchronizer's log and shows the
 /// first few.
 fn print_log(path: &Path) {
@@ -1356,33 +1594,52 @@ fn ensure_events(dir: &Path, count: usize, workers: usize) -> anyhow::Result<(Pa
     Ok((path, true))
 }
 
-/// One store per range of `layout`, holding those events of the file at
-/// `path`, read on `workers` threads.
-fn load_stores(
-    path: &Path,
-    layout: &Layout,
-    workers: usize,
-) -> anyhow::Result<Vec<Arc<WindowStore>>> {
-    let events = read_events(path, workers)?;
-    anyhow::ensure!(
-        events.len() as u64 == layout.events,
-        "{} holds {} events, not {}",
-        path.display(),
-        events.len(),
-        layout.events
-    );
+/// One store per range of `layout`, holding those of `events` and the
+/// layout's giants.
+fn make_stores(events: &[Arc<Event>], layout: &Layout) -> anyhow::Result<Vec<Arc<WindowStore>>> {
     let mut stores = Vec::with_capacity(layout.ranges.len());
     for range in &layout.ranges {
         let part = events.get(range.clone()).unwrap_or_default().to_vec();
-        let store = WindowStore::new(part);
+        let store = WindowStore::new(part).with_raw(&layout.giants);
         anyhow::ensure!(
             store.len() == range.len(),
-            "the events of {} are not all distinct",
-            path.display()
+            "the events are not all distinct"
         );
         stores.push(Arc::new(store));
     }
     Ok(stores)
+}
+
+/// [`GIANTS`] events of [`GIANT_CONTENT`] bytes of content, each alone in
+/// its second (a second none of `events` has) spread over theirs, signed
+/// once: their JSON is shared by every relay serving them.
+fn sign_giants(events: &[Arc<Event>]) -> anyhow::Result<Vec<Arc<RawEvent>>> {
+    let mut taken: HashSet<u64> = events
+        .iter()
+        .map(|event| event.created_at.as_secs())
+        .collect();
+    let oldest = taken.iter().min().copied().unwrap_or_default();
+    let newest = taken.iter().max().copied().unwrap_or_default();
+    let keys = Keys::generate();
+    let mut giants = Vec::with_capacity(GIANTS);
+    for index in 1..=GIANTS as u64 {
+        let mut second = oldest + (newest - oldest) * index / (GIANTS as u64 + 1);
+        while !taken.insert(second) {
+            second += 1;
+        }
+        let mut content = format!("giant {index} ");
+        content.extend(std::iter::repeat_n('x', GIANT_CONTENT - content.len()));
+        let event = EventBuilder::new(Kind::TextNote, content)
+            .custom_created_at(Timestamp::from_secs(second))
+            .sign_with_keys(&keys)
+            .context("signing a giant event")?;
+        giants.push(Arc::new(RawEvent {
+            id: event.id,
+            created_at: event.created_at,
+            json: event.as_json().into(),
+        }));
+    }
+    Ok(giants)
 }
 
 /// Starts one relay per store, behaving as `behaviour` says.

@@ -1,6 +1,8 @@
 //! The event store of the soak benchmark's relays: events sorted newest
 //! first, a time window answered by binary search, an `ids` filter by a
-//! hash map, and a NIP-77 reconciliation built from a window.
+//! hash map, and a NIP-77 reconciliation built from a window. Besides its
+//! events, a store may hold raw entries: JSON served as it is, shared by
+//! every relay holding it (events far too large to hold once per relay).
 //!
 //! A general relay database answers a filter without authors by walking
 //! every event it holds from the newest, so each `REQ` of a window in the
@@ -22,12 +24,39 @@ const DEFAULT_LIMIT: usize = 500;
 /// frame size common relays use.
 const NEGENTROPY_FRAME_LIMIT: u64 = 60_000;
 
+/// An event held as the JSON a relay serves, shared by every store holding
+/// it; only its id and `created_at` are known to the store.
+#[derive(Debug)]
+pub(crate) struct RawEvent {
+    pub(crate) id: EventId,
+    pub(crate) created_at: Timestamp,
+    pub(crate) json: Arc<str>,
+}
+
+/// One answer of a store: a signed event, or a raw entry.
+#[derive(Debug, Clone)]
+pub(crate) enum Entry {
+    Event(Arc<Event>),
+    Raw(Arc<RawEvent>),
+}
+
+impl Entry {
+    fn created_at(&self) -> Timestamp {
+        match self {
+            Self::Event(event) => event.created_at,
+            Self::Raw(raw) => raw.created_at,
+        }
+    }
+}
+
 /// Events held newest first (the order of [`Event`]'s `Ord`: `created_at`
-/// descending, then id), with an index by id.
+/// descending, then id), with an index by id; and raw entries, newest
+/// first, which match a filter by its `ids`, `since` and `until` only.
 #[derive(Debug, Default)]
 pub(crate) struct WindowStore {
     events: Vec<Arc<Event>>,
     by_id: HashMap<EventId, usize>,
+    raw: Vec<Arc<RawEvent>>,
 }
 
 impl WindowStore {
@@ -40,17 +69,25 @@ impl WindowStore {
             .enumerate()
             .map(|(index, event)| (event.id, index))
             .collect();
-        Self { events, by_id }
+        Self {
+            events,
+            by_id,
+            raw: Vec::new(),
+        }
+    }
+
+    /// The store holding `raw` besides its events.
+    pub(crate) fn with_raw(mut self, raw: &[Arc<RawEvent>]) -> Self {
+        self.raw.extend(raw.iter().cloned());
+        self.raw
+            .sort_unstable_by(|a, b| (b.created_at, a.id).cmp(&(a.created_at, b.id)));
+        self.raw.dedup_by(|a, b| a.id == b.id);
+        self
     }
 
     /// Events held.
     pub(crate) fn len(&self) -> usize {
         self.events.len()
-    }
-
-    /// The newest `created_at` held.
-    pub(crate) fn newest(&self) -> Option<Timestamp> {
-        self.events.first().map(|event| event.created_at)
     }
 
     /// The events between the filter's `since` and `until`, newest first.
@@ -64,26 +101,65 @@ impl WindowStore {
         self.events.get(start..end).unwrap_or_default()
     }
 
-    /// The events matching `filter`, at most its `limit` (or the default
+    /// The raw entries between the filter's `since` and `until`, newest
+    /// first.
+    fn raw_window(&self, filter: &Filter) -> &[Arc<RawEvent>] {
+        let start = filter.until.map_or(0, |until| {
+            self.raw.partition_point(|e| e.created_at > until)
+        });
+        let end = filter.since.map_or(self.raw.len(), |since| {
+            self.raw.partition_point(|e| e.created_at >= since)
+        });
+        self.raw.get(start..end).unwrap_or_default()
+    }
+
+    /// The entries matching `filter`, at most its `limit` (or the default
     /// one) and `cap`: by id when it names ids, else newest first.
-    pub(crate) fn query(&self, filter: &Filter, cap: usize) -> Vec<Arc<Event>> {
+    pub(crate) fn query(&self, filter: &Filter, cap: usize) -> Vec<Entry> {
         let limit = filter.limit.unwrap_or(DEFAULT_LIMIT).min(cap);
         let matches = |event: &&Arc<Event>| filter.match_event(event, MatchEventOptions::new());
         match &filter.ids {
             Some(ids) => ids
                 .iter()
-                .filter_map(|id| self.by_id.get(id).map(|&index| &self.events[index]))
-                .filter(matches)
+                .filter_map(|id| match self.by_id.get(id) {
+                    Some(&index) => Some(&self.events[index])
+                        .filter(matches)
+                        .map(|event| Entry::Event(Arc::clone(event))),
+                    None => self
+                        .raw_window(filter)
+                        .iter()
+                        .find(|raw| raw.id == *id)
+                        .map(|raw| Entry::Raw(Arc::clone(raw))),
+                })
                 .take(limit)
-                .cloned()
                 .collect(),
-            None => self
-                .window(filter)
-                .iter()
-                .filter(matches)
-                .take(limit)
-                .cloned()
-                .collect(),
+            None => {
+                let mut events = self
+                    .window(filter)
+                    .iter()
+                    .filter(matches)
+                    .map(|event| Entry::Event(Arc::clone(event)))
+                    .peekable();
+                let mut raw = self
+                    .raw_window(filter)
+                    .iter()
+                    .map(|raw| Entry::Raw(Arc::clone(raw)))
+                    .peekable();
+                // Both newest first: merged.
+                let mut merged = Vec::new();
+                while merged.len() < limit {
+                    let raw_first = match (events.peek(), raw.peek()) {
+                        (Some(event), Some(raw)) => raw.created_at() > event.created_at(),
+                        (None, Some(_)) => true,
+                        (_, None) => false,
+                    };
+                    match if raw_first { raw.next() } else { events.next() } {
+                        Some(entry) => merged.push(entry),
+                        None => break,
+                    }
+                }
+                merged
+            }
         }
     }
 
@@ -94,7 +170,8 @@ impl WindowStore {
         filter: &Filter,
     ) -> Result<Negentropy<'static, NegentropyStorageVector>, negentropy::Error> {
         let window = self.window(filter);
-        let mut storage = NegentropyStorageVector::with_capacity(window.len());
+        let raw = self.raw_window(filter);
+        let mut storage = NegentropyStorageVector::with_capacity(window.len() + raw.len());
         for event in window {
             if filter.match_event(event, MatchEventOptions::new()) {
                 storage.insert(
@@ -103,6 +180,12 @@ impl WindowStore {
                 )?;
             }
         }
+        for raw in raw {
+            storage.insert(
+                raw.created_at.as_secs(),
+                Id::from_byte_array(raw.id.to_bytes()),
+            )?;
+        }
         storage.seal()?;
         Negentropy::owned(storage, NEGENTROPY_FRAME_LIMIT)
     }
@@ -110,7 +193,7 @@ impl WindowStore {
 
 #[cfg(test)]
 mod tests {
-    use nostr::{EventBuilder, Keys, Kind};
+    use nostr::{EventBuilder, JsonUtil, Keys, Kind};
 
     use super::*;
 
@@ -123,11 +206,20 @@ mod tests {
         )
     }
 
-    fn created(events: &[Arc<Event>]) -> Vec<u64> {
-        events
+    fn created(entries: &[Entry]) -> Vec<u64> {
+        entries
             .iter()
-            .map(|event| event.created_at.as_secs())
+            .map(|entry| entry.created_at().as_secs())
             .collect()
+    }
+
+    fn raw(keys: &Keys, created_at: u64) -> Arc<RawEvent> {
+        let event = note(keys, created_at);
+        Arc::new(RawEvent {
+            id: event.id,
+            created_at: event.created_at,
+            json: event.as_json().into(),
+        })
     }
 
     fn window(since: u64, until: u64) -> Filter {
@@ -141,7 +233,6 @@ mod tests {
         let keys = Keys::generate();
         let store = WindowStore::new((1..=10).rev().map(|at| note(&keys, at * 10)).collect());
         assert_eq!(store.len(), 10);
-        assert_eq!(store.newest(), Some(Timestamp::from_secs(100)));
         assert_eq!(
             created(&store.query(&window(30, 70), usize::MAX)),
             [70, 60, 50, 40, 30]
@@ -168,6 +259,40 @@ mod tests {
         let mut found = created(&found);
         found.sort_unstable();
         assert_eq!(found, [2, 4]);
+    }
+
+    #[test]
+    fn raw_entries_are_merged_into_windows_and_found_by_id() {
+        let keys = Keys::generate();
+        let giants = [raw(&keys, 55), raw(&keys, 5)];
+        let store =
+            WindowStore::new((1..=10).map(|at| note(&keys, at * 10)).collect()).with_raw(&giants);
+        assert_eq!(store.len(), 10);
+        assert_eq!(
+            created(&store.query(&window(30, 70), usize::MAX)),
+            [70, 60, 55, 50, 40, 30]
+        );
+        assert_eq!(
+            created(&store.query(&window(0, 60).limit(3), usize::MAX)),
+            [60, 55, 50]
+        );
+        assert_eq!(created(&store.query(&window(0, 12), usize::MAX)), [10, 5]);
+        let found = store.query(&Filter::new().ids([giants[0].id]), usize::MAX);
+        assert!(matches!(found.as_slice(), [Entry::Raw(raw)] if raw.id == giants[0].id));
+        let mut relay = store
+            .negentropy(&window(50, 60))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut empty = NegentropyStorageVector::new();
+        empty.seal().unwrap_or_else(|e| panic!("{e}"));
+        let mut client =
+            Negentropy::owned(empty, NEGENTROPY_FRAME_LIMIT).unwrap_or_else(|e| panic!("{e}"));
+        let message = client.initiate().unwrap_or_else(|e| panic!("{e}"));
+        let answer = relay.reconcile(&message).unwrap_or_else(|e| panic!("{e}"));
+        let (mut have, mut need) = (Vec::new(), Vec::new());
+        let _ = client
+            .reconcile_with_ids(&answer, &mut have, &mut need)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(need.len(), 3);
     }
 
     #[test]
