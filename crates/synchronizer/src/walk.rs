@@ -94,7 +94,9 @@ impl Session<'_> {
             match step {
                 Step::Done { grow, shrink } => {
                     self.report.counts.windows += 1;
-                    if self.cut_off() {
+                    // Not while a shortened window's stretch is pending: what
+                    // its first answer fetched would be asked for again.
+                    if fetched_above.is_empty() && self.cut_off() {
                         if !resweep {
                             self.batch.position = Some(Cursor::end_of(until));
                         }
@@ -582,7 +584,14 @@ impl Session<'_> {
             let mid = low + (high - low) / 2;
             let filter = self.sync.inner.filter.window(mid, until, self.limit);
             match self.request(&filter, mid, until, self.limit).await? {
-                Ok(_) => high = mid,
+                Ok(fetched) => {
+                    high = mid;
+                    // Valid answers for `mid..=until`: kept, not fetched
+                    // again when that stretch is walked.
+                    if !self.store(fetched.events, Source::Window).await? {
+                        return Ok(Err(RelayOutcome::LeaseLost));
+                    }
+                }
                 Err(RelayOutcome::Failed(FetchError::MessageTooLarge(_))) => {
                     low = mid;
                     if let Err(outcome) = self.reconnect().await {
@@ -731,6 +740,18 @@ impl Session<'_> {
         match error {
             FetchError::Cancelled => RelayOutcome::Cancelled,
             FetchError::TotalTimeout => RelayOutcome::TimeUp,
+            // Handled by the caller, which reconnects and skips it.
+            error @ FetchError::MessageTooLarge(_) => {
+                tracing::debug!(
+                    target: TARGET,
+                    url = %self.sync.relay.url,
+                    since,
+                    until,
+                    error = %error,
+                    "a message over the size limit"
+                );
+                RelayOutcome::Failed(error)
+            }
             error => {
                 tracing::info!(
                     target: TARGET,
