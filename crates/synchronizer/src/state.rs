@@ -282,24 +282,26 @@ pub async fn nip77_relay_count(brotr: &Brotr) -> Result<u64> {
 }
 
 /// The `(created_at, id)` of the events archived with provenance to
-/// `relay` and created from `since` to `until` (`sync_relay_event_ids`):
-/// the local set of a reconciliation.
+/// `relay` and created from `since` to `until` (`sync_relay_event_ids`),
+/// at most `limit` of them: the local set of a reconciliation.
 pub(crate) async fn relay_event_ids(
     brotr: &Brotr,
     relay: RelayId,
     since: i64,
     until: i64,
+    limit: i64,
 ) -> Result<Vec<(i64, EventId)>> {
     const WHAT: &str = "sync_relay_event_ids";
     let relay_id = relay.get();
     let rows = brotr
         .pool()
         .fetch_all(
-            "SELECT id, created_at FROM sync_relay_event_ids($1, $2, $3)",
+            "SELECT id, created_at FROM sync_relay_event_ids($1, $2, $3) LIMIT $4",
             &[
                 (&relay_id, Type::INT4),
                 (&since, Type::INT8),
                 (&until, Type::INT8),
+                (&limit, Type::INT8),
             ],
         )
         .await

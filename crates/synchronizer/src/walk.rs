@@ -49,6 +49,9 @@ enum Step {
         oldest: i64,
         until: i64,
     },
+    /// Too many events for one reconciliation: walk a window of this
+    /// length from the same start instead (nothing of this one is kept).
+    Retry(i64),
     /// The walk ends here.
     Stop(RelayOutcome),
 }
@@ -121,6 +124,7 @@ impl Session<'_> {
                         length = (length / 2).max(1);
                     }
                 }
+                Step::Retry(shorter) => length = shorter,
                 Step::Shorter {
                     length: shorter,
                     oldest,
@@ -159,6 +163,8 @@ impl Session<'_> {
                     .await?
                 {
                     Step::Stop(outcome) => return Ok(outcome),
+                    // Too large to reconcile at once: still pending.
+                    Step::Retry(_) => (false, 0),
                     _ => (self.report.counts.pending_added == added, 0),
                 }
             } else if range.since == range.until {
@@ -376,7 +382,22 @@ impl Session<'_> {
     ) -> anyhow::Result<Step> {
         let sync = self.sync;
         let relay: RelayId = sync.relay.relay_id;
-        let local = relay_event_ids(&sync.brotr, relay, since, until).await?;
+        // Memory stays bounded whatever the relay holds: a window with too
+        // many events, on either side, is reconciled in smaller parts.
+        let most = RECONCILE_TARGET * 10;
+        let too_many = |count: usize| count > most && until > since;
+        let shorter = ((until - since + 1) / 8).max(1);
+        let local = relay_event_ids(
+            &sync.brotr,
+            relay,
+            since,
+            until,
+            i64::try_from(most + 1).unwrap_or(i64::MAX),
+        )
+        .await?;
+        if too_many(local.len()) {
+            return Ok(Step::Retry(shorter));
+        }
         let filter = sync
             .inner
             .filter
@@ -430,6 +451,9 @@ impl Session<'_> {
             self.state.nip77_checked_at = Some(self.now);
         }
         self.report.counts.reconciliations += 1;
+        if too_many(need.len()) {
+            return Ok(Step::Retry(shorter));
+        }
         let found = local.len() + need.len();
         let seen_at = bigbrotr_utils::now_timestamp();
         let mut missing = Vec::with_capacity(need.len());
