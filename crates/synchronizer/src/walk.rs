@@ -75,6 +75,10 @@ impl Session<'_> {
         let mut length = i64::try_from(config.window.as_secs())
             .unwrap_or(i64::MAX)
             .max(1);
+        // After a window too large to reconcile at once, windows grow to at
+        // most this, doubled with each window that completes, so that an
+        // empty stretch before dense data does not lead back to it at once.
+        let mut ceiling: Option<i64> = None;
         // Stretches fetched already by the first answer of windows that were
         // shortened, innermost last: `(oldest, until)`, see `Step::Shorter`.
         let mut fetched_above: Vec<(i64, i64)> = Vec::new();
@@ -118,13 +122,19 @@ impl Session<'_> {
                         self.batch.position = Some(Cursor::end_of(until));
                     }
                     since = until.saturating_add(1);
+                    if let Some(most) = ceiling {
+                        ceiling = Some(most.saturating_mul(2));
+                    }
                     if grow > 1 {
-                        length = length.saturating_mul(grow);
+                        length = length.saturating_mul(grow).min(ceiling.unwrap_or(i64::MAX));
                     } else if shrink {
                         length = (length / 2).max(1);
                     }
                 }
-                Step::Retry(shorter) => length = shorter,
+                Step::Retry(shorter) => {
+                    length = shorter;
+                    ceiling = Some(shorter);
+                }
                 Step::Shorter {
                     length: shorter,
                     oldest,
