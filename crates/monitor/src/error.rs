@@ -33,12 +33,12 @@ pub enum Error {
         source: nostr::event::builder::Error,
     },
     /// The proof of work a relay asks for was not mined in time.
-    #[error("proof of work of difficulty {difficulty} not mined within {} ms", after.as_millis())]
+    #[error("proof of work of difficulty {difficulty} not mined within {} ms", within.as_millis())]
     PowTimeout {
         /// The difficulty asked for, in bits.
         difficulty: u8,
-        /// How long mining went on.
-        after: std::time::Duration,
+        /// The time mining was given (`timeouts.pow`).
+        within: std::time::Duration,
     },
     /// Mining proof of work was stopped: the check was abandoned.
     #[error("proof of work of difficulty {difficulty} not mined: the check was abandoned")]

@@ -294,9 +294,9 @@ impl Monitor {
         // past the check.
         let stop = CancellationToken::new();
         let _stop_on_drop = stop.clone().drop_guard();
-        let deadline = std::time::Instant::now() + config.timeouts.pow;
+        let budget = config.timeouts.pow;
         let built = tokio::task::spawn_blocking(move || {
-            write_check_event(&keys, Timestamp::now(), difficulty, deadline, &stop)
+            write_check_event(&keys, Timestamp::now(), difficulty, budget, &stop)
         })
         .await;
         let event = match built {
