@@ -9,7 +9,7 @@ use super::fixtures::Layout;
 use super::sampling::Quarantined;
 use super::settings::Settings;
 use super::synchronizer::{RECEIVED, RECONCILIATIONS, REQUESTS};
-use crate::group;
+use crate::output::group;
 use crate::relay::BenchRelay;
 use crate::scrape::Metrics;
 

@@ -55,9 +55,10 @@ use self::synchronizer::{settle, stop, Running, REJECTED, RELAY_SYNCS};
 use crate::child::{self, Bigbrotr};
 use crate::cpu::{self, CpuSnapshot};
 use crate::db::{BenchDb, Server};
+use crate::output::{group, load_average, megabytes, progress};
 use crate::relay::BenchRelay;
 use crate::store::WindowStore;
-use crate::{group, load_average, megabytes, progress, IMPLEMENTATION};
+use crate::IMPLEMENTATION;
 
 /// How often the child is checked for an early exit between samples.
 const POLL: Duration = Duration::from_millis(200);

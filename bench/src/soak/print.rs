@@ -13,7 +13,7 @@ use super::statistics::{
 use super::synchronizer::{
     Stop, RECEIVED, RECEIVED_BYTES, RECONCILIATIONS, REQUESTS, SIGHTINGS, STOP_WAIT, STORED,
 };
-use crate::{group, megabytes};
+use crate::output::{group, megabytes};
 
 /// One line per case: the rate and what the archive cost in requests and
 /// bytes, from the synchronizer's counters.

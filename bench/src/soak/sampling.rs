@@ -17,7 +17,7 @@ use super::statistics::rate;
 use super::synchronizer::Running;
 use super::POLL;
 use crate::child;
-use crate::{group, progress};
+use crate::output::{group, progress};
 
 /// One reading of the archive and of the synchronizer's memory.
 #[derive(Debug, Clone, Copy)]
