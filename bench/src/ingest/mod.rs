@@ -11,17 +11,75 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bigbrotr_config::Implementation;
+use clap::ArgAction;
 
 use self::print::{print_cpu, print_table, print_targets};
 use crate::child::{Bigbrotr, Run};
+use crate::cli::{count, flag, Locations, Shared};
 use crate::corpus::{self, CorpusFiles};
 use crate::cpu::{CpuSnapshot, CpuUse};
 use crate::db::Server;
 use crate::measure::{self, FIRST_RELAY, SECOND_RELAY};
 use crate::output::{group, load_average, progress};
-use crate::{env_count, env_flag, workers, Locations, IMPLEMENTATION};
+use crate::{workers, IMPLEMENTATION};
 
-/// What a run measures, from the environment.
+/// The settings of the ingest benchmark.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Events in the corpus
+    #[arg(
+        long,
+        env = "BENCH_EVENTS",
+        value_name = "COUNT",
+        default_value_t = 100_000,
+        value_parser = count
+    )]
+    events: usize,
+    /// Measure the large import too (set to anything but empty or `0`)
+    #[arg(
+        long,
+        env = "BENCH_LARGE",
+        action = ArgAction::SetTrue,
+        value_parser = flag,
+        default_value = "0"
+    )]
+    large: bool,
+    /// Events of the large import
+    #[arg(
+        long,
+        env = "BENCH_LARGE_EVENTS",
+        value_name = "COUNT",
+        default_value_t = 1_000_000,
+        value_parser = count
+    )]
+    large_events: usize,
+    /// Batches written at once (as `bigbrotr import` does)
+    #[arg(
+        long,
+        env = "BENCH_TASKS",
+        value_name = "COUNT",
+        default_value_t = 3,
+        value_parser = count
+    )]
+    tasks: usize,
+    /// Items per `insert_event_batch` call [default: `brotr.batch_size`]
+    #[arg(long, env = "BENCH_BATCH", value_name = "COUNT", value_parser = count)]
+    batch: Option<usize>,
+    /// Rows per `COPY` transaction
+    #[arg(
+        long,
+        env = "BENCH_COPY_ROWS",
+        value_name = "COUNT",
+        default_value_t = 10_000,
+        value_parser = count
+    )]
+    copy_rows: usize,
+    /// The settings both benchmarks take.
+    #[command(flatten)]
+    shared: Shared,
+}
+
+/// What a run measures, from its settings.
 #[derive(Debug)]
 struct Settings {
     events: usize,
@@ -37,22 +95,17 @@ struct Settings {
 }
 
 impl Settings {
-    fn from_env() -> anyhow::Result<Self> {
-        let Locations { dir, binary, root } = Locations::from_env()?;
+    fn new(args: &Args) -> anyhow::Result<Self> {
+        let Locations { dir, binary, root } = Locations::new(&args.shared)?;
         Ok(Self {
-            events: env_count("BENCH_EVENTS", 100_000)?,
-            large: env_flag("BENCH_LARGE")
-                .then(|| env_count("BENCH_LARGE_EVENTS", 1_000_000))
-                .transpose()?,
-            tasks: env_count("BENCH_TASKS", 3)?,
-            batch: std::env::var_os("BENCH_BATCH")
-                .is_some()
-                .then(|| env_count("BENCH_BATCH", 1))
-                .transpose()?,
-            copy_rows: env_count("BENCH_COPY_ROWS", 10_000)?,
+            events: args.events,
+            large: args.large.then_some(args.large_events),
+            tasks: args.tasks,
+            batch: args.batch,
+            copy_rows: args.copy_rows,
             workers: workers(),
             dir,
-            keep: env_flag("BENCH_KEEP_DB"),
+            keep: args.shared.keep_db,
             binary,
             root,
         })
@@ -80,8 +133,8 @@ impl Figure {
 }
 
 /// Runs the ingest benchmark.
-pub(crate) fn run() -> anyhow::Result<()> {
-    let settings = Settings::from_env()?;
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+    let settings = Settings::new(&args)?;
     anyhow::ensure!(
         settings.binary.is_file(),
         "{} not found: build it first (cargo build --release -p bigbrotr), or set BIGBROTR_BIN",

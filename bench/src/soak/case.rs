@@ -62,10 +62,10 @@ impl Case {
         }
     }
 
-    /// The cases of `BENCH_SOAK_CASE` (default `all`), in the order they
-    /// run; `nip77-again` brings `nip77` along, whose archive it needs.
-    pub(super) fn from_env() -> anyhow::Result<Vec<Self>> {
-        let value = std::env::var("BENCH_SOAK_CASE").unwrap_or_default();
+    /// The cases `value` of `BENCH_SOAK_CASE` names (empty: `all`), in the
+    /// order they run; `nip77-again` brings `nip77` along, whose archive it
+    /// needs.
+    pub(super) fn list(value: &str) -> anyhow::Result<Vec<Self>> {
         let mut cases = Vec::new();
         for name in value.split(',').map(str::trim) {
             match name {

@@ -16,7 +16,7 @@
 //! case, run only when asked for, has hostile relays: events far over the
 //! synchronizer's size limits, garbage and forged copies among the events.
 //!
-//! The parts: `settings` (what a run does, from the environment), `case`
+//! The parts: `settings` (what a run does, from the command line), `case`
 //! (how the relays behave and what ends a run), `fixtures` (the events, the
 //! relays' stores and the relays), `root` (the root folder the synchronizer
 //! runs with), `synchronizer` (its process and its counters), `sampling`
@@ -50,6 +50,7 @@ use self::fixtures::{
 use self::print::{print_log, print_memory, print_rates, print_stop, print_summary};
 use self::root::{own_overrides, write_root};
 use self::sampling::{archived, quarantine_rows, sample, sightings_per_relay};
+pub(crate) use self::settings::Args;
 use self::settings::Settings;
 use self::synchronizer::{settle, stop, Running, REJECTED, RELAY_SYNCS};
 use crate::child::{self, Bigbrotr};
@@ -67,8 +68,8 @@ const POLL: Duration = Duration::from_millis(200);
 const LABEL: &str = "soak-synchronizer";
 
 /// Runs the soak benchmark.
-pub(crate) fn main() -> anyhow::Result<()> {
-    let settings = Settings::from_env()?;
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+    let settings = Settings::new(&args)?;
     let binary = &settings.locations.binary;
     anyhow::ensure!(
         binary.is_file(),

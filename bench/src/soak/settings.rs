@@ -1,10 +1,11 @@
-//! What a soak run does, from the environment: the cases, the events, the
-//! relays, how often to sample and for how long.
+//! What a soak run does, from the command line or the environment: the
+//! cases, the events, the relays, how often to sample and for how long.
 
 use std::time::Duration;
 
 use super::case::Case;
-use crate::{env_count, env_flag, workers, Locations};
+use crate::cli::{count, Locations, Shared};
+use crate::workers;
 
 /// Events generated when `BENCH_SOAK_EVENTS` is not set.
 const DEFAULT_EVENTS: usize = 1_200_000;
@@ -20,7 +21,55 @@ const DEFAULT_SAMPLE_SECS: usize = 5;
 /// Time limit of the run in seconds when `BENCH_SOAK_SECS` is not set.
 const DEFAULT_SECS: usize = 300;
 
-/// What a soak run does, from the environment.
+/// The settings of the soak run.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The cases: honest, capped, nip77, nip77-again (runs nip77 first,
+    /// whose archive it needs), hostile, several separated by commas, or
+    /// all (every case but hostile)
+    #[arg(
+        long = "case",
+        env = "BENCH_SOAK_CASE",
+        value_name = "CASES",
+        default_value = "all"
+    )]
+    cases: String,
+    /// Distinct events
+    #[arg(
+        long,
+        env = "BENCH_SOAK_EVENTS",
+        value_name = "COUNT",
+        default_value_t = DEFAULT_EVENTS,
+        value_parser = count
+    )]
+    events: usize,
+    /// Relays, at most 20 [default: 2, and 4 for hostile]
+    #[arg(long, env = "BENCH_SOAK_RELAYS", value_name = "COUNT", value_parser = count)]
+    relays: Option<usize>,
+    /// Seconds between samples
+    #[arg(
+        long,
+        env = "BENCH_SOAK_SAMPLE_SECS",
+        value_name = "SECONDS",
+        default_value_t = DEFAULT_SAMPLE_SECS,
+        value_parser = count
+    )]
+    sample_secs: usize,
+    /// Longest run of the synchronizer in seconds, per case
+    #[arg(
+        long,
+        env = "BENCH_SOAK_SECS",
+        value_name = "SECONDS",
+        default_value_t = DEFAULT_SECS,
+        value_parser = count
+    )]
+    secs: usize,
+    /// The settings both benchmarks take.
+    #[command(flatten)]
+    shared: Shared,
+}
+
+/// What a soak run does, from its settings.
 #[derive(Debug)]
 pub(super) struct Settings {
     pub(super) cases: Vec<Case>,
@@ -36,26 +85,26 @@ pub(super) struct Settings {
 }
 
 impl Settings {
-    pub(super) fn from_env() -> anyhow::Result<Self> {
-        let relays = env_count("BENCH_SOAK_RELAYS", DEFAULT_RELAYS)?;
+    pub(super) fn new(args: &Args) -> anyhow::Result<Self> {
+        let relays = args.relays.unwrap_or(DEFAULT_RELAYS);
         anyhow::ensure!(
             relays <= MAX_RELAYS,
             "BENCH_SOAK_RELAYS must be at most {MAX_RELAYS}"
         );
-        let hostile_relays = if std::env::var_os("BENCH_SOAK_RELAYS").is_some() {
+        let hostile_relays = if args.relays.is_some() {
             relays
         } else {
             HOSTILE_RELAYS
         };
         Ok(Self {
-            cases: Case::from_env()?,
-            events: env_count("BENCH_SOAK_EVENTS", DEFAULT_EVENTS)?,
+            cases: Case::list(&args.cases)?,
+            events: args.events,
             relays,
             hostile_relays,
-            sample: secs(env_count("BENCH_SOAK_SAMPLE_SECS", DEFAULT_SAMPLE_SECS)?),
-            limit: secs(env_count("BENCH_SOAK_SECS", DEFAULT_SECS)?),
-            locations: Locations::from_env()?,
-            keep: env_flag("BENCH_KEEP_DB"),
+            sample: secs(args.sample_secs),
+            limit: secs(args.secs),
+            locations: Locations::new(&args.shared)?,
+            keep: args.shared.keep_db,
             workers: workers(),
         })
     }
