@@ -13,6 +13,7 @@ use tokio::net::TcpStream;
 use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{CancelToken, Row};
 
+use crate::call::{self, Call, Miscount, Request};
 use crate::error::{breaks_connection, excerpt, Error, Result};
 use crate::pool::Inner;
 use crate::stats::Counters;
@@ -72,84 +73,33 @@ impl PooledConnection {
     }
 
     /// Runs one statement and returns the number of rows it affected.
-    #[tracing::instrument(
-        name = "pool.connection.execute",
-        target = "bigbrotr::pool",
-        level = "debug",
-        skip_all,
-        fields(sql = %excerpt(sql)),
-        err(level = "debug")
-    )]
     pub async fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
-        const WHAT: &str = "execute";
-        self.start(WHAT)?;
-        let client = self.client(WHAT)?;
-        let outcome = self.bounded(client.execute_typed(sql, params)).await;
-        self.settle(WHAT, sql, outcome)
+        self.run(&call::execute(sql, params)).await
     }
 
     /// Runs a query and returns its only row; no row or more than one is
     /// [`Error::RowCount`].
-    #[tracing::instrument(
-        name = "pool.connection.fetch_one",
-        target = "bigbrotr::pool",
-        level = "debug",
-        skip_all,
-        fields(sql = %excerpt(sql)),
-        err(level = "debug")
-    )]
     pub async fn fetch_one(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Row> {
-        const WHAT: &str = "fetch_one";
-        let rows = self.query(WHAT, sql, params).await?;
-        match self.at_most_one(WHAT, sql, rows, "exactly one")? {
-            Some(row) => Ok(row),
-            None => Err(self.row_count(WHAT, sql, "exactly one", 0)),
-        }
+        self.run(&call::fetch_one(sql, params)).await
     }
 
     /// Runs a query and returns its row, if any; more than one row is
     /// [`Error::RowCount`].
-    #[tracing::instrument(
-        name = "pool.connection.fetch_optional",
-        target = "bigbrotr::pool",
-        level = "debug",
-        skip_all,
-        fields(sql = %excerpt(sql)),
-        err(level = "debug")
-    )]
     pub async fn fetch_optional(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>> {
-        const WHAT: &str = "fetch_optional";
-        let rows = self.query(WHAT, sql, params).await?;
-        self.at_most_one(WHAT, sql, rows, "at most one")
+        self.run(&call::fetch_optional(sql, params)).await
     }
 
     /// Runs a query and returns all its rows.
-    #[tracing::instrument(
-        name = "pool.connection.fetch_all",
-        target = "bigbrotr::pool",
-        level = "debug",
-        skip_all,
-        fields(sql = %excerpt(sql)),
-        err(level = "debug")
-    )]
     pub async fn fetch_all(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>> {
-        self.query("fetch_all", sql, params).await
+        self.run(&call::fetch_all("fetch_all", sql, params)).await
     }
 
     /// Runs a script of one or more statements separated by `;` with the
     /// simple protocol, without parameters. A script of several statements
     /// runs as one implicit transaction unless it contains its own
     /// `BEGIN`/`COMMIT`.
-    #[tracing::instrument(
-        name = "pool.connection.batch_execute",
-        target = "bigbrotr::pool",
-        level = "debug",
-        skip_all,
-        fields(sql = %excerpt(script)),
-        err(level = "debug")
-    )]
     pub async fn batch_execute(&mut self, script: &str) -> Result<()> {
-        self.simple("batch_execute", script).await
+        self.run(&call::script("batch_execute", script)).await
     }
 
     /// Starts a transaction on this connection.
@@ -157,40 +107,46 @@ impl PooledConnection {
         PoolTransaction::begin(self).await
     }
 
-    async fn query(
-        &mut self,
-        what: &'static str,
-        sql: &str,
-        params: &[Param<'_>],
-    ) -> Result<Vec<Row>> {
-        self.start(what)?;
-        let client = self.client(what)?;
-        let outcome = self.bounded(client.query_typed(sql, params)).await;
-        self.settle(what, sql, outcome)
-    }
-
-    /// Runs `script` with the simple protocol as call `what`.
-    pub(crate) async fn simple(&mut self, what: &'static str, script: &str) -> Result<()> {
-        self.start(what)?;
-        let client = self.client(what)?;
-        let outcome = self.bounded(client.batch_execute(script)).await;
-        self.settle(what, script, outcome)
+    /// Runs `call` within `pool.command_timeout`.
+    pub(crate) async fn run<R: Request>(&mut self, call: &Call<'_, R>) -> Result<R::Output> {
+        self.run_within(self.inner.command_timeout, call).await
     }
 
     /// `SELECT 1` within `limit`, as call `what`.
     pub(crate) async fn ping(&mut self, what: &'static str, limit: Duration) -> Result<()> {
-        self.start(what)?;
-        let client = self.client(what)?;
+        let call = call::fetch_all(what, "SELECT 1", &[]);
+        self.run_within(limit, &call).await.map(drop)
+    }
+
+    /// Every call on a connection goes through here: it is counted, sent
+    /// within `limit`, and settled; a statement answered with a number of
+    /// rows the call refuses is [`Error::RowCount`].
+    #[tracing::instrument(
+        name = "pool.call",
+        target = "bigbrotr::pool",
+        level = "debug",
+        skip_all,
+        fields(call = call.what, sql = %excerpt(call.sql)),
+        err(level = "debug")
+    )]
+    async fn run_within<R: Request>(
+        &mut self,
+        limit: Duration,
+        call: &Call<'_, R>,
+    ) -> Result<R::Output> {
+        self.start(call.what)?;
+        let client = self.client(call.what)?;
         let outcome = self
             .inner
-            .bounded(limit, client.query_typed("SELECT 1", &[]))
+            .bounded(limit, call.request.send(call.sql, client))
             .await;
-        self.settle(what, "SELECT 1", outcome).map(drop)
+        self.settle(call.what, call.sql, outcome)?
+            .map_err(|miscount| self.row_count(call.what, call.sql, miscount))
     }
 
     /// Sends `BEGIN`.
     pub(crate) async fn begin_transaction(&mut self) -> Result<()> {
-        self.simple("BEGIN", "BEGIN").await?;
+        self.run(&call::script("BEGIN", "BEGIN")).await?;
         self.in_transaction = true;
         Ok(())
     }
@@ -198,7 +154,7 @@ impl PooledConnection {
     /// Sends `COMMIT` or `ROLLBACK` (`what`). Any answer from the server ends
     /// the transaction, a failed `COMMIT` included (the server rolled back).
     pub(crate) async fn end_transaction(&mut self, what: &'static str) -> Result<()> {
-        let result = self.simple(what, what).await;
+        let result = self.run(&call::script(what, what)).await;
         if result.is_ok()
             || matches!(&result, Err(Error::Query { source, .. }) if source.as_db_error().is_some())
         {
@@ -239,7 +195,7 @@ impl PooledConnection {
     /// Counts a call and marks the connection busy. A connection still busy
     /// from an earlier call was abandoned half-way: its state is unknown, so
     /// it is discarded.
-    pub(crate) fn start(&mut self, what: &'static str) -> Result<()> {
+    fn start(&mut self, what: &'static str) -> Result<()> {
         self.resume(what)?;
         Counters::bump(&self.inner.counters.calls);
         Ok(())
@@ -262,7 +218,7 @@ impl PooledConnection {
     }
 
     /// The driver client, unless discarded.
-    pub(crate) fn client(&self, what: &'static str) -> Result<&tokio_postgres::Client> {
+    fn client(&self, what: &'static str) -> Result<&tokio_postgres::Client> {
         self.object
             .as_deref()
             .map(|wrapper: &ClientWrapper| &**wrapper)
@@ -312,32 +268,13 @@ impl PooledConnection {
         }
     }
 
-    fn at_most_one(
-        &self,
-        what: &'static str,
-        sql: &str,
-        rows: Vec<Row>,
-        expected: &'static str,
-    ) -> Result<Option<Row>> {
-        if rows.len() > 1 {
-            return Err(self.row_count(what, sql, expected, rows.len()));
-        }
-        Ok(rows.into_iter().next())
-    }
-
-    fn row_count(
-        &self,
-        what: &'static str,
-        sql: &str,
-        expected: &'static str,
-        found: usize,
-    ) -> Error {
+    fn row_count(&self, what: &'static str, sql: &str, miscount: Miscount) -> Error {
         Counters::bump(&self.inner.counters.errors);
         Error::RowCount {
             what,
             statement: excerpt(sql),
-            expected,
-            found,
+            expected: miscount.expected,
+            found: miscount.found,
         }
     }
 

@@ -12,6 +12,11 @@
 //! - [`connection`]: [`PooledConnection`], one connection taken from the
 //!   pool; every statement goes through it, bounded by the command timeout,
 //!   and a connection that timed out or broke is discarded there.
+//! - `call`: each statement call (`execute`, `fetch_one`, `fetch_optional`,
+//!   `fetch_all`, `batch_execute`, …) written once: what it sends and what
+//!   it makes of the answer. The pool, a connection and a transaction run
+//!   the same calls, each with its own policy (retries, discarding, noting a
+//!   failed transaction).
 //! - [`transaction`]: [`PoolTransaction`], committed or rolled back as a
 //!   whole, and [`BinaryCopyIn`], the binary `COPY … FROM STDIN` offered only
 //!   inside a transaction.
@@ -28,6 +33,7 @@
 //! Statements and parameters come from [`tokio_postgres`], re-exported
 //! together with the items callers need: [`Row`], [`ToSql`], [`Type`].
 
+mod call;
 pub mod connection;
 pub mod error;
 pub mod pool;

@@ -16,8 +16,9 @@ use tokio_postgres::Row;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::call::{self, Call, Request};
 use crate::connection::{Outcome, PooledConnection};
-use crate::error::{excerpt, from_pool_error, Error, PoolErrorKind, Result};
+use crate::error::{from_pool_error, Error, PoolErrorKind, Result};
 use crate::setup::{self, Target};
 use crate::stats::{Counters, PoolStats};
 use crate::transaction::PoolTransaction;
@@ -317,103 +318,41 @@ impl ConnectionPool {
     /// Runs one statement and returns the number of rows it affected. Not
     /// retried: after a broken connection the statement may or may not have
     /// been applied. See [`execute_idempotent`](Self::execute_idempotent).
-    #[tracing::instrument(
-        name = "pool.execute",
-        target = "bigbrotr::pool",
-        level = "debug",
-        skip_all,
-        fields(sql = %excerpt(sql)),
-        err(level = "debug")
-    )]
     pub async fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
-        self.get_connection().await?.execute(sql, params).await
+        self.run(&call::execute(sql, params)).await
     }
 
     /// Like [`execute`](Self::execute), retried on transient errors: for
     /// statements that may safely run twice, such as
     /// `INSERT … ON CONFLICT DO NOTHING`.
-    #[tracing::instrument(
-        name = "pool.execute_idempotent",
-        target = "bigbrotr::pool",
-        level = "debug",
-        skip_all,
-        fields(sql = %excerpt(sql)),
-        err(level = "debug")
-    )]
     pub async fn execute_idempotent(&self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
-        self.retrying(Error::is_transient, || async move {
-            self.get_connection().await?.execute(sql, params).await
-        })
-        .await
+        self.run_retried(&call::execute(sql, params)).await
     }
 
     /// Runs a query and returns its only row, retried on transient errors;
     /// no row or more than one is [`Error::RowCount`].
-    #[tracing::instrument(
-        name = "pool.fetch_one",
-        target = "bigbrotr::pool",
-        level = "debug",
-        skip_all,
-        fields(sql = %excerpt(sql)),
-        err(level = "debug")
-    )]
     pub async fn fetch_one(&self, sql: &str, params: &[Param<'_>]) -> Result<Row> {
-        self.retrying(Error::is_transient, || async move {
-            self.get_connection().await?.fetch_one(sql, params).await
-        })
-        .await
+        self.run_retried(&call::fetch_one(sql, params)).await
     }
 
     /// Runs a query and returns its row, if any, retried on transient
     /// errors; more than one row is [`Error::RowCount`].
-    #[tracing::instrument(
-        name = "pool.fetch_optional",
-        target = "bigbrotr::pool",
-        level = "debug",
-        skip_all,
-        fields(sql = %excerpt(sql)),
-        err(level = "debug")
-    )]
     pub async fn fetch_optional(&self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>> {
-        self.retrying(Error::is_transient, || async move {
-            self.get_connection()
-                .await?
-                .fetch_optional(sql, params)
-                .await
-        })
-        .await
+        self.run_retried(&call::fetch_optional(sql, params)).await
     }
 
     /// Runs a query and returns all its rows, retried on transient errors.
-    #[tracing::instrument(
-        name = "pool.fetch_all",
-        target = "bigbrotr::pool",
-        level = "debug",
-        skip_all,
-        fields(sql = %excerpt(sql)),
-        err(level = "debug")
-    )]
     pub async fn fetch_all(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>> {
-        self.retrying(Error::is_transient, || async move {
-            self.get_connection().await?.fetch_all(sql, params).await
-        })
-        .await
+        self.run_retried(&call::fetch_all("fetch_all", sql, params))
+            .await
     }
 
     /// Runs a script of statements separated by `;` with the simple
     /// protocol, without parameters; not retried. Several statements run as
     /// one implicit transaction unless the script has its own
     /// `BEGIN`/`COMMIT`.
-    #[tracing::instrument(
-        name = "pool.batch_execute",
-        target = "bigbrotr::pool",
-        level = "debug",
-        skip_all,
-        fields(sql = %excerpt(script)),
-        err(level = "debug")
-    )]
     pub async fn batch_execute(&self, script: &str) -> Result<()> {
-        self.get_connection().await?.batch_execute(script).await
+        self.run(&call::script("batch_execute", script)).await
     }
 
     /// Takes a connection and starts a transaction on it; not retried.
@@ -515,6 +454,17 @@ impl ConnectionPool {
         } else {
             Ok(())
         }
+    }
+
+    /// Runs `call` once, on a connection of its own.
+    async fn run<R: Request>(&self, call: &Call<'_, R>) -> Result<R::Output> {
+        self.get_connection().await?.run(call).await
+    }
+
+    /// Runs `call` as [`run`](Self::run) does, again after a transient
+    /// error, as the `retry` section says.
+    async fn run_retried<R: Request>(&self, call: &Call<'_, R>) -> Result<R::Output> {
+        self.retrying(Error::is_transient, || self.run(call)).await
     }
 
     /// Opens `wanted` connections at once (holding each, so they are

@@ -3,12 +3,14 @@
 //! offers.
 
 use std::fmt;
+use std::future::Future;
 use std::pin::Pin;
 
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::Row;
+use tokio_postgres::{Client, Row};
 
+use crate::call::{self, Answer, Call, Request};
 use crate::connection::PooledConnection;
 use crate::error::{excerpt, Error, Result};
 use crate::Param;
@@ -48,79 +50,31 @@ impl PoolTransaction {
     }
 
     /// Runs one statement and returns the number of rows it affected.
-    #[tracing::instrument(
-        name = "pool.transaction.execute",
-        target = "bigbrotr::pool",
-        level = "debug",
-        skip_all,
-        fields(sql = %excerpt(sql)),
-        err(level = "debug")
-    )]
     pub async fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
-        let result = self.conn("execute")?.execute(sql, params).await;
-        self.note(result)
+        self.run(&call::execute(sql, params)).await
     }
 
     /// Runs a query and returns its only row; no row or more than one is
     /// [`Error::RowCount`] (which does not abort the transaction).
-    #[tracing::instrument(
-        name = "pool.transaction.fetch_one",
-        target = "bigbrotr::pool",
-        level = "debug",
-        skip_all,
-        fields(sql = %excerpt(sql)),
-        err(level = "debug")
-    )]
     pub async fn fetch_one(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Row> {
-        let result = self.conn("fetch_one")?.fetch_one(sql, params).await;
-        self.note(result)
+        self.run(&call::fetch_one(sql, params)).await
     }
 
     /// Runs a query and returns its row, if any; more than one row is
     /// [`Error::RowCount`] (which does not abort the transaction).
-    #[tracing::instrument(
-        name = "pool.transaction.fetch_optional",
-        target = "bigbrotr::pool",
-        level = "debug",
-        skip_all,
-        fields(sql = %excerpt(sql)),
-        err(level = "debug")
-    )]
     pub async fn fetch_optional(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>> {
-        let result = self
-            .conn("fetch_optional")?
-            .fetch_optional(sql, params)
-            .await;
-        self.note(result)
+        self.run(&call::fetch_optional(sql, params)).await
     }
 
     /// Runs a query and returns all its rows.
-    #[tracing::instrument(
-        name = "pool.transaction.fetch_all",
-        target = "bigbrotr::pool",
-        level = "debug",
-        skip_all,
-        fields(sql = %excerpt(sql)),
-        err(level = "debug")
-    )]
     pub async fn fetch_all(&mut self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>> {
-        let result = self.conn("fetch_all")?.fetch_all(sql, params).await;
-        self.note(result)
+        self.run(&call::fetch_all("fetch_all", sql, params)).await
     }
 
     /// Runs a script of statements separated by `;` with the simple
     /// protocol, without parameters.
-    #[tracing::instrument(
-        name = "pool.transaction.batch_execute",
-        target = "bigbrotr::pool",
-        level = "debug",
-        skip_all,
-        fields(sql = %excerpt(script)),
-        err(level = "debug")
-    )]
     pub async fn batch_execute(&mut self, script: &str) -> Result<()> {
-        let result = self.conn("batch_execute")?.batch_execute(script).await;
-        self.note(result)
+        self.run(&call::script("batch_execute", script)).await
     }
 
     /// Starts a binary `COPY … FROM STDIN` (`sql` such as
@@ -142,15 +96,15 @@ impl PoolTransaction {
         err(level = "debug")
     )]
     pub async fn copy_in_binary(&mut self, sql: &str, types: &[Type]) -> Result<BinaryCopyIn<'_>> {
-        const WHAT: &str = "COPY";
-        let conn = self.conn(WHAT)?;
-        conn.start(WHAT)?;
-        let client = conn.client(WHAT)?;
-        let outcome = conn.bounded(client.copy_in(sql)).await;
-        let result = conn.settle(WHAT, sql, outcome);
-        let sink = self.note(result)?;
+        let writer = self
+            .run(&Call {
+                what: "COPY",
+                sql,
+                request: CopyIn(types),
+            })
+            .await?;
         Ok(BinaryCopyIn {
-            writer: Box::pin(BinaryCopyInWriter::new(sink, types)),
+            writer: Box::pin(writer),
             columns: types.len(),
             statement: excerpt(sql),
             transaction: self,
@@ -193,6 +147,27 @@ impl PoolTransaction {
             .take()
             .ok_or(Error::Discarded { what: "ROLLBACK" })?;
         conn.end_transaction("ROLLBACK").await
+    }
+
+    /// Runs `call` on the transaction's connection, noting a failure.
+    async fn run<R: Request>(&mut self, call: &Call<'_, R>) -> Result<R::Output> {
+        let result = self.conn(call.what)?.run(call).await;
+        self.note(result)
+    }
+
+    /// Runs one step of a `COPY` already started (a row written, or the end)
+    /// on the transaction's connection, noting a failure.
+    async fn copy_step<T>(
+        &mut self,
+        statement: &str,
+        step: impl Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<T> {
+        const WHAT: &str = "COPY";
+        let conn = self.conn(WHAT)?;
+        conn.resume(WHAT)?;
+        let outcome = conn.bounded(step).await;
+        let result = conn.settle(WHAT, statement, outcome);
+        self.note(result)
     }
 
     fn conn(&mut self, what: &'static str) -> Result<&mut PooledConnection> {
@@ -256,7 +231,6 @@ impl BinaryCopyIn<'_> {
     /// of another length is refused with [`Error::CopyRowLength`] and leaves
     /// the copy as it was.
     pub async fn write(&mut self, row: &[&(dyn ToSql + Sync)]) -> Result<()> {
-        const WHAT: &str = "COPY";
         if row.len() != self.columns {
             // The driver would panic on a row of the wrong length.
             return Err(Error::CopyRowLength {
@@ -264,22 +238,30 @@ impl BinaryCopyIn<'_> {
                 found: row.len(),
             });
         }
-        let conn = self.transaction.conn(WHAT)?;
-        conn.resume(WHAT)?;
-        let outcome = conn.bounded(self.writer.as_mut().write(row)).await;
-        let result = conn.settle(WHAT, &self.statement, outcome);
-        self.transaction.note(result)
+        let step = self.writer.as_mut().write(row);
+        self.transaction.copy_step(&self.statement, step).await
     }
 
     /// Ends the copy and returns the number of rows copied.
     pub async fn finish(mut self) -> Result<u64> {
-        const WHAT: &str = "COPY";
-        let conn = self.transaction.conn(WHAT)?;
-        conn.resume(WHAT)?;
-        let outcome = conn.bounded(self.writer.as_mut().finish()).await;
-        let result = conn.settle(WHAT, &self.statement, outcome);
-        self.finished = true;
-        self.transaction.note(result)
+        let step = self.writer.as_mut().finish();
+        let result = self.transaction.copy_step(&self.statement, step).await;
+        // A copy that could not end is abandoned, as when dropped.
+        self.finished = result.is_ok();
+        result
+    }
+}
+
+/// The start of a binary `COPY … FROM STDIN`, answered with the writer of
+/// its rows, whose column types it holds.
+struct CopyIn<'t>(&'t [Type]);
+
+impl Request for CopyIn<'_> {
+    type Output = BinaryCopyInWriter;
+
+    async fn send(&self, sql: &str, client: &Client) -> Answer<BinaryCopyInWriter> {
+        let sink = client.copy_in(sql).await?;
+        Ok(Ok(BinaryCopyInWriter::new(sink, self.0)))
     }
 }
 
