@@ -445,7 +445,9 @@ impl ConnectionPool {
     /// A snapshot of the connections and counters.
     #[must_use]
     pub fn stats(&self) -> PoolStats {
-        self.inner.counters.snapshot(self.inner.pool.status())
+        self.inner
+            .counters
+            .snapshot(self.is_connected(), self.inner.pool.status())
     }
 
     fn ensure_open(&self) -> Result<()> {

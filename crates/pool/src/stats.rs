@@ -2,8 +2,11 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A snapshot of the pool: its connections now, and counters since it was
-/// built.
+use serde::Serialize;
+
+/// A snapshot of the pool: whether it is connected, its connections now, and
+/// counters since it was built. It serialises as a flat object of these
+/// fields, under their names here.
 ///
 /// A *call* is one statement sent on the caller's behalf: each `execute`,
 /// `fetch_*`, `batch_execute`, `COPY`, health check and transaction
@@ -11,9 +14,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// `SELECT 1` that [`connect`](crate::ConnectionPool::connect) runs on each
 /// connection it opens counts too; the `ROLLBACK` sent for a transaction
 /// dropped without commit or rollback does not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[non_exhaustive]
 pub struct PoolStats {
+    /// Whether [`connect`](crate::ConnectionPool::connect) succeeded and
+    /// the pool is not closed (see
+    /// [`is_connected`](crate::ConnectionPool::is_connected)).
+    pub connected: bool,
     /// Most connections the pool may hold; 0 once closed.
     pub max_size: usize,
     /// Connections open now, idle or in use.
@@ -65,9 +72,10 @@ impl Counters {
     }
 
     /// The counters, with the connection figures of `status`.
-    pub(crate) fn snapshot(&self, status: deadpool_postgres::Status) -> PoolStats {
+    pub(crate) fn snapshot(&self, connected: bool, status: deadpool_postgres::Status) -> PoolStats {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         PoolStats {
+            connected,
             max_size: status.max_size,
             size: status.size,
             idle: status.available,
@@ -93,15 +101,19 @@ mod tests {
         let counters = Counters::default();
         Counters::bump(&counters.calls);
         Counters::add(&counters.errors, 2);
-        let stats = counters.snapshot(deadpool_postgres::Status {
-            max_size: 10,
-            size: 4,
-            available: 1,
-            waiting: 0,
-        });
+        let stats = counters.snapshot(
+            true,
+            deadpool_postgres::Status {
+                max_size: 10,
+                size: 4,
+                available: 1,
+                waiting: 0,
+            },
+        );
         assert_eq!(
             stats,
             PoolStats {
+                connected: true,
                 max_size: 10,
                 size: 4,
                 idle: 1,
@@ -111,6 +123,23 @@ mod tests {
                 errors: 2,
                 ..PoolStats::default()
             }
+        );
+    }
+
+    #[test]
+    fn a_snapshot_serialises_as_a_flat_object_of_its_fields() {
+        let json = serde_json::to_string(&PoolStats {
+            connected: true,
+            max_size: 10,
+            calls: 3,
+            ..PoolStats::default()
+        })
+        .unwrap();
+        assert_eq!(
+            json,
+            "{\"connected\":true,\"max_size\":10,\"size\":0,\"idle\":0,\"in_use\":0,\
+             \"waiting\":0,\"calls\":3,\"errors\":0,\"timeouts\":0,\"retries\":0,\
+             \"discarded\":0,\"wait_timeouts\":0,\"connect_errors\":0}"
         );
     }
 }

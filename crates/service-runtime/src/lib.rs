@@ -60,7 +60,7 @@ pub use metrics::{Counter, Exposition, Gauge, MetricKind, Metrics, ServiceMetric
 pub use nostr::{nostr_options, NostrOptions};
 pub use registry::{LoadedService, ServiceRegistry};
 pub use run::{run_services, setup_logging, RunOptions, Signals};
-pub use runtime::{PoolStatus, ProcessState, ProcessStatus, RunReport, Runtime, ServiceHandle};
+pub use runtime::{ProcessState, ProcessStatus, RunReport, Runtime, ServiceHandle};
 pub use service::{run_loop, LoopService, Service, ServiceContext};
 pub use status::{ServiceStatus, State, StatusCell};
 pub use tokio_util::sync::CancellationToken;

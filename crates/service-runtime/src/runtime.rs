@@ -560,7 +560,7 @@ impl ProcessState {
             healthy: self.is_healthy(),
             shutting_down: self.shutting_down.load(Ordering::SeqCst),
             services: self.services(),
-            pool: PoolStatus::new(self.pool.is_connected(), &self.pool.stats()),
+            pool: self.pool.stats(),
         }
     }
 
@@ -588,61 +588,7 @@ pub struct ProcessStatus {
     /// Every service, in start order.
     pub services: Vec<ServiceStatus>,
     /// The shared connection pool.
-    pub pool: PoolStatus,
-}
-
-/// The connection pool in `/status`: [`PoolStats`] and whether it is
-/// connected.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PoolStatus {
-    /// Whether the pool is connected and not closed.
-    pub connected: bool,
-    /// Most connections the pool may hold.
-    pub max_size: usize,
-    /// Connections open now.
-    pub size: usize,
-    /// Connections open and idle now.
-    pub idle: usize,
-    /// Connections handed out now.
-    pub in_use: usize,
-    /// Callers waiting for a connection now.
-    pub waiting: usize,
-    /// Statements sent.
-    pub calls: u64,
-    /// Calls that failed.
-    pub errors: u64,
-    /// Calls cut off by `pool.command_timeout`.
-    pub timeouts: u64,
-    /// Attempts repeated after a transient error.
-    pub retries: u64,
-    /// Connections closed instead of being handed out again.
-    pub discarded: u64,
-    /// Times no connection became free within `pool.timeout`.
-    pub wait_timeouts: u64,
-    /// Failed attempts at opening a connection.
-    pub connect_errors: u64,
-}
-
-impl PoolStatus {
-    /// The status of a pool with `stats`.
-    #[must_use]
-    pub fn new(connected: bool, stats: &PoolStats) -> Self {
-        Self {
-            connected,
-            max_size: stats.max_size,
-            size: stats.size,
-            idle: stats.idle,
-            in_use: stats.in_use,
-            waiting: stats.waiting,
-            calls: stats.calls,
-            errors: stats.errors,
-            timeouts: stats.timeouts,
-            retries: stats.retries,
-            discarded: stats.discarded,
-            wait_timeouts: stats.wait_timeouts,
-            connect_errors: stats.connect_errors,
-        }
-    }
+    pub pool: PoolStats,
 }
 
 /// A metric with one sample per service: name, help, kind, and its value
