@@ -4,12 +4,13 @@
 //!
 //! # Layout
 //!
-//! - [`brotr`](mod@brotr): [`Brotr`], the archive's writes (relays, events
-//!   with the relays they were seen on, relay metadata), cleanups and reads,
-//!   each one call of the implementation's stored procedures; batches are
-//!   validated first, then stored in chunks of `brotr.batch_size`, one
-//!   transaction each. [`InsertEventsReport`] and [`Rejected`] tell what a
-//!   batch of events did.
+//! - `archive`: [`Brotr`], the archive's writes (relays, events with the
+//!   relays they were seen on, relay metadata), cleanups and reads, each one
+//!   call of the implementation's stored procedures, one module per job;
+//!   batches are validated first, then stored in chunks of
+//!   `brotr.batch_size`, one transaction each. [`InsertEventsReport`] and
+//!   [`Rejected`] tell what a batch of events did; [`EventFilter`] and
+//!   [`EventCursor`] page through events.
 //! - [`event`]: [`validate_event`] (id and signature, through `nostr`), and
 //!   the lossless mapping of an event to the `events` columns and back
 //!   (U+0000 kept in `content_raw` / `tags_raw`, tag values computed for
@@ -27,7 +28,7 @@
 //! - [`error`]: the [`Error`] of this crate, and why an event
 //!   ([`RejectReason`]) or a relay URL ([`InvalidRelayUrl`]) is refused.
 
-pub mod brotr;
+mod archive;
 pub mod error;
 pub mod event;
 pub mod metadata;
@@ -35,7 +36,7 @@ pub mod relay;
 pub mod schema;
 mod verify;
 
-pub use brotr::{Brotr, EventCursor, EventFilter, InsertEventsReport, Rejected};
+pub use archive::{Brotr, EventCursor, EventFilter, InsertEventsReport, Rejected};
 pub use error::{Error, InvalidRelayUrl, RejectReason, Result};
 pub use event::validate_event;
 pub use metadata::{document_id, RelayMetadata};

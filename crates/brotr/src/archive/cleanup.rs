@@ -1,0 +1,76 @@
+//! Cleanups: deleting the events and documents no relay refers to any
+//! more, a bounded number per call of the procedure.
+
+use bigbrotr_pool::Type;
+
+use super::{column, count, Brotr};
+use crate::error::{Error, Result};
+
+impl Brotr {
+    /// Deletes every event seen on no relay any more (its relays were
+    /// deleted), `limit` at a time so that no call holds many locks, and
+    /// returns how many were deleted. Safe while events are inserted.
+    pub async fn delete_orphan_events(&self, limit: u32) -> Result<u64> {
+        self.delete_orphans("delete_orphan_events", limit).await
+    }
+
+    /// Deletes every NIP-11 document no relay check refers to, `limit` at a
+    /// time, and returns how many were deleted.
+    pub async fn delete_orphan_nip11(&self, limit: u32) -> Result<u64> {
+        self.delete_orphans("delete_orphan_nip11", limit).await
+    }
+
+    /// Deletes every NIP-66 document no relay check refers to, `limit` at a
+    /// time, and returns how many were deleted.
+    pub async fn delete_orphan_nip66(&self, limit: u32) -> Result<u64> {
+        self.delete_orphans("delete_orphan_nip66", limit).await
+    }
+
+    #[tracing::instrument(
+        name = "brotr.delete_orphans",
+        target = "bigbrotr::brotr",
+        skip(self),
+        err(level = "debug")
+    )]
+    async fn delete_orphans(&self, what: &'static str, limit: u32) -> Result<u64> {
+        if limit == 0 {
+            return Err(Error::InvalidLimit { what });
+        }
+        let limit = i32::try_from(limit).unwrap_or(i32::MAX);
+        let sql = format!("SELECT {what}($1)");
+        let mut total = 0;
+        loop {
+            let row = self
+                .pool
+                .fetch_one(&sql, &[(&limit, Type::INT4)])
+                .await
+                .map_err(|source| Error::Database { what, source })?;
+            let deleted = count(column::<i64>(&row, 0, what, what)?);
+            if deleted == 0 {
+                break;
+            }
+            total += deleted;
+        }
+        if total > 0 {
+            tracing::info!(target: "bigbrotr::brotr", what, deleted = total, "orphans deleted");
+        }
+        Ok(total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::archive::tests::offline;
+    use crate::error::Error;
+
+    #[tokio::test]
+    async fn a_zero_cleanup_limit_is_refused_without_touching_the_database() {
+        let brotr = offline();
+        assert!(matches!(
+            brotr.delete_orphan_events(0).await,
+            Err(Error::InvalidLimit {
+                what: "delete_orphan_events"
+            })
+        ));
+    }
+}
