@@ -132,50 +132,14 @@ pub enum Error {
         source: tokio::task::JoinError,
     },
 
-    /// The schema folder or one of its files could not be read.
-    #[error("could not read {}", path.display())]
-    ReadSchema {
-        /// The folder or file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-
-    /// The schema folder holds no `NNN_name.sql` file.
-    #[error("{} holds no NNN_name.sql file", dir.display())]
-    SchemaEmpty {
-        /// The folder.
-        dir: PathBuf,
-    },
-
-    /// A `.sql` file of the schema folder is not named `NNN_name.sql`
-    /// (at least three digits, from 001, then `_`, then letters, digits,
-    /// `_` or `-`).
-    #[error("{} is not named NNN_name.sql", file.display())]
-    SchemaFileName {
-        /// The file.
-        file: PathBuf,
-    },
-
-    /// Two files of the schema folder have the same version.
-    #[error("{} and {} both have version {version}", first.display(), second.display())]
-    SchemaDuplicateVersion {
-        /// The version.
-        version: i32,
-        /// One file.
-        first: PathBuf,
-        /// The other.
-        second: PathBuf,
-    },
-
-    /// The versions of the schema files do not run 1, 2, 3, … without a gap.
-    #[error("schema version {expected} is missing: the next file is {}", found.display())]
-    SchemaVersionGap {
-        /// The version that should come next.
-        expected: i32,
-        /// The file found in its place.
-        found: PathBuf,
+    /// The schema folder could not be read, or its files are not named
+    /// `NNN_name.sql` and numbered 1, 2, 3, … without a gap; `source` (one
+    /// of [`bigbrotr_pool::Error`]'s schema-file variants) says which, and
+    /// is shown as this error.
+    #[error(transparent)]
+    SchemaFiles {
+        /// What [`read_schema_dir`](crate::read_schema_dir) said.
+        source: bigbrotr_pool::Error,
     },
 
     /// A file applied earlier has changed since: the database no longer
@@ -309,6 +273,16 @@ mod tests {
             source: bigbrotr_pool::Error::Closed,
         };
         assert!(error.sql_state().is_none());
+    }
+
+    #[test]
+    fn a_schema_folder_problem_reads_as_the_readers_error() {
+        let error = Error::SchemaFiles {
+            source: bigbrotr_pool::Error::SchemaEmpty {
+                dir: PathBuf::from("sql"),
+            },
+        };
+        assert_eq!(error.to_string(), "sql holds no NNN_name.sql file");
     }
 
     #[test]

@@ -24,7 +24,9 @@
 //!   [`document_id`], the content address of its NIP-11 and NIP-66
 //!   documents.
 //! - [`schema`]: [`apply_schema`], the runner applying an implementation's
-//!   numbered SQL files once each, recorded with their checksums.
+//!   numbered SQL files once each, recorded with their checksums. The files
+//!   are read by [`read_schema_dir`] ([`SchemaFile`]), which lives in
+//!   `bigbrotr-pool` so that the test databases read them the same way.
 //! - [`error`]: the [`Error`] of this crate, and why an event
 //!   ([`RejectReason`]) or a relay URL ([`InvalidRelayUrl`]) is refused.
 
@@ -37,8 +39,9 @@ pub mod schema;
 mod verify;
 
 pub use archive::{Brotr, EventCursor, EventFilter, InsertEventsReport, Rejected};
+pub use bigbrotr_pool::{read_schema_dir, SchemaFile};
 pub use error::{Error, InvalidRelayUrl, RejectReason, Result};
 pub use event::validate_event;
 pub use metadata::{document_id, RelayMetadata};
 pub use relay::{validate_relay_url, Network, Relay, RelayId, RelayUrlNormalized, UnknownNetwork};
-pub use schema::{apply_schema, read_schema_dir, Migration, SchemaFile, SchemaReport};
+pub use schema::{apply_schema, Migration, SchemaReport};

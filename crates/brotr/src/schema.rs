@@ -1,14 +1,14 @@
 //! The schema runner: applies an implementation's numbered SQL files in
 //! order, each once, and refuses a database that no longer matches them.
 //!
-//! Files are named `NNN_name.sql` (`001_tables.sql`, `002_functions.sql`,
-//! …): versions from 1 without a gap, at least three digits. Other files of
-//! the folder (a `README.md`) are ignored; a `.sql` file named otherwise is
-//! an error. Each file is applied in one transaction together with its row
-//! in `schema_migrations` (version, name, SHA-256 of the file's bytes,
-//! applied_at), so a file is applied whole and recorded, or not at all. A
-//! file must therefore not contain `BEGIN`/`COMMIT` itself, nor statements
-//! that cannot run in a transaction (`CREATE INDEX CONCURRENTLY`).
+//! The files, `NNN_name.sql` numbered from 1 without a gap, are read by
+//! [`read_schema_dir`], which lives in `bigbrotr-pool` so that the test
+//! databases are built from the very same bytes. Each file is applied in
+//! one transaction together with its row in `schema_migrations` (version,
+//! name, SHA-256 of the file's bytes, applied_at), so a file is applied
+//! whole and recorded, or not at all. A file must therefore not contain
+//! `BEGIN`/`COMMIT` itself, nor statements that cannot run in a transaction
+//! (`CREATE INDEX CONCURRENTLY`).
 //!
 //! Several processes may run the runner at once: each transaction first
 //! takes the same `pg_advisory_xact_lock` and checks again, inside the lock,
@@ -18,11 +18,9 @@
 //! `command_timeout`.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use bigbrotr_pool::{ConnectionPool, PoolTransaction, Type};
-use sha2::{Digest, Sha256};
+use bigbrotr_pool::{read_schema_dir, ConnectionPool, PoolTransaction, SchemaFile, Type};
 
 use crate::error::{Error, Result};
 
@@ -39,33 +37,6 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 );
 COMMENT ON TABLE schema_migrations IS
     'The SQL files applied to this database, one row per file NNN_name.sql: version NNN, name, SHA-256 of the file, when it was applied (Unix seconds).'";
-
-/// One `NNN_name.sql` file of a schema folder.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SchemaFile {
-    /// The number `NNN`.
-    pub version: i32,
-    /// The part between the number and `.sql`: `tables` for
-    /// `001_tables.sql`.
-    pub name: String,
-    /// Where the file is.
-    pub path: PathBuf,
-    /// SHA-256 of the file's bytes.
-    pub checksum: [u8; 32],
-    /// The file's text.
-    pub sql: String,
-}
-
-impl fmt::Debug for SchemaFile {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SchemaFile")
-            .field("version", &self.version)
-            .field("name", &self.name)
-            .field("path", &self.path)
-            .field("checksum", &bigbrotr_utils::short_hash(&self.checksum))
-            .finish_non_exhaustive()
-    }
-}
 
 /// One schema version: its number and name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,89 +80,18 @@ impl SchemaReport {
     }
 }
 
-/// Reads the `NNN_name.sql` files of `dir`, sorted by version, and checks
-/// their names: versions 1, 2, 3, … without gap or repeat.
-pub fn read_schema_dir(dir: &Path) -> Result<Vec<SchemaFile>> {
-    let read_error = |path: &Path| {
-        let path = path.to_owned();
-        move |source| Error::ReadSchema { path, source }
-    };
-    let mut by_version: BTreeMap<i32, SchemaFile> = BTreeMap::new();
-    for entry in std::fs::read_dir(dir).map_err(read_error(dir))? {
-        let path = entry.map_err(read_error(dir))?.path();
-        if path.extension().is_none_or(|ext| ext != "sql") || !path.is_file() {
-            continue;
-        }
-        let (version, name) =
-            parse_file_name(&path).ok_or_else(|| Error::SchemaFileName { file: path.clone() })?;
-        let bytes = std::fs::read(&path).map_err(read_error(&path))?;
-        let checksum: [u8; 32] = Sha256::digest(&bytes).into();
-        let sql = String::from_utf8(bytes).map_err(|e| Error::ReadSchema {
-            path: path.clone(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-        })?;
-        let file = SchemaFile {
-            version,
-            name,
-            path,
-            checksum,
-            sql,
-        };
-        if let Some(first) = by_version.get(&version) {
-            let (first, second) = if first.path <= file.path {
-                (first.path.clone(), file.path)
-            } else {
-                (file.path, first.path.clone())
-            };
-            return Err(Error::SchemaDuplicateVersion {
-                version,
-                first,
-                second,
-            });
-        }
-        by_version.insert(version, file);
-    }
-    if by_version.is_empty() {
-        return Err(Error::SchemaEmpty {
-            dir: dir.to_owned(),
-        });
-    }
-    let files: Vec<SchemaFile> = by_version.into_values().collect();
-    for (expected, file) in (1..).zip(&files) {
-        if file.version != expected {
-            return Err(Error::SchemaVersionGap {
-                expected,
-                found: file.path.clone(),
-            });
-        }
-    }
-    Ok(files)
-}
-
-/// The version and name of `NNN_name.sql`.
-fn parse_file_name(path: &Path) -> Option<(i32, String)> {
-    let stem = path.file_stem()?.to_str()?;
-    let (digits, name) = stem.split_once('_')?;
-    let valid_name = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if digits.len() < 3 || !digits.chars().all(|c| c.is_ascii_digit()) || !valid_name {
-        return None;
-    }
-    let version: i32 = digits.parse().ok()?;
-    (version > 0).then(|| (version, name.to_owned()))
-}
-
 /// Applies the schema files of `sql_dir` that the database does not have
 /// yet, each in one transaction with its `schema_migrations` row, and
 /// reports which were applied and which were present already. Running it
 /// again applies nothing.
 ///
 /// Refused, before anything is applied:
-/// - a folder whose file names are wrong ([`Error::SchemaFileName`],
-///   [`Error::SchemaDuplicateVersion`], [`Error::SchemaVersionGap`],
-///   [`Error::SchemaEmpty`]);
+/// - a folder that cannot be read or whose file names are wrong
+///   ([`Error::SchemaFiles`], holding the reader's
+///   [`SchemaFileName`](bigbrotr_pool::Error::SchemaFileName),
+///   [`SchemaDuplicateVersion`](bigbrotr_pool::Error::SchemaDuplicateVersion),
+///   [`SchemaVersionGap`](bigbrotr_pool::Error::SchemaVersionGap) or
+///   [`SchemaEmpty`](bigbrotr_pool::Error::SchemaEmpty));
 /// - a database with a version newer than every file
 ///   ([`Error::SchemaTooNew`]): it belongs to a newer release;
 /// - an applied file whose bytes changed since ([`Error::SchemaChecksumMismatch`]).
@@ -206,7 +106,7 @@ fn parse_file_name(path: &Path) -> Option<(i32, String)> {
     err(level = "debug")
 )]
 pub async fn apply_schema(pool: &ConnectionPool, sql_dir: &Path) -> Result<SchemaReport> {
-    let files = read_schema_dir(sql_dir)?;
+    let files = read_schema_dir(sql_dir).map_err(|source| Error::SchemaFiles { source })?;
     let known_version = files.last().map_or(0, |f| f.version);
 
     let mut tx = begin_locked(pool, "create schema_migrations").await?;
@@ -346,104 +246,6 @@ fn database(what: &'static str) -> impl Fn(bigbrotr_pool::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        for (name, text) in files {
-            std::fs::write(dir.path().join(name), text).unwrap();
-        }
-        dir
-    }
-
-    #[test]
-    fn files_are_read_in_version_order_with_their_checksums() {
-        let dir = dir_with(&[
-            ("002_functions.sql", "SELECT 2;"),
-            ("001_tables.sql", "SELECT 1;"),
-            ("010_x.sql", "x"),
-            ("README.md", "ignored"),
-        ]);
-        let Err(Error::SchemaVersionGap { expected: 3, found }) = read_schema_dir(dir.path())
-        else {
-            panic!("expected a gap at 3");
-        };
-        assert!(found.ends_with("010_x.sql"));
-
-        std::fs::remove_file(dir.path().join("010_x.sql")).unwrap();
-        let files = read_schema_dir(dir.path()).unwrap();
-        let names: Vec<(i32, &str)> = files.iter().map(|f| (f.version, f.name.as_str())).collect();
-        assert_eq!(names, [(1, "tables"), (2, "functions")]);
-        let expected: [u8; 32] = Sha256::digest(b"SELECT 1;").into();
-        assert_eq!(files[0].checksum, expected);
-        assert_eq!(files[1].sql, "SELECT 2;");
-    }
-
-    #[test]
-    fn a_badly_named_sql_file_is_refused() {
-        for name in [
-            "1_tables.sql",
-            "001tables.sql",
-            "001_.sql",
-            "abc_tables.sql",
-            "000_zero.sql",
-            "001_ta bles.sql",
-        ] {
-            let dir = dir_with(&[(name, "")]);
-            assert!(
-                matches!(
-                    read_schema_dir(dir.path()),
-                    Err(Error::SchemaFileName { .. })
-                ),
-                "{name}"
-            );
-        }
-    }
-
-    #[test]
-    fn two_files_with_one_version_are_refused() {
-        let dir = dir_with(&[("001_a.sql", ""), ("001_b.sql", "")]);
-        let Err(Error::SchemaDuplicateVersion {
-            version: 1,
-            first,
-            second,
-        }) = read_schema_dir(dir.path())
-        else {
-            panic!("expected a duplicate");
-        };
-        assert!(first.ends_with("001_a.sql"));
-        assert!(second.ends_with("001_b.sql"));
-    }
-
-    #[test]
-    fn versions_must_start_at_one() {
-        let dir = dir_with(&[("002_b.sql", "")]);
-        assert!(matches!(
-            read_schema_dir(dir.path()),
-            Err(Error::SchemaVersionGap { expected: 1, .. })
-        ));
-    }
-
-    #[test]
-    fn a_folder_without_schema_files_is_refused() {
-        let dir = dir_with(&[("README.md", "")]);
-        assert!(matches!(
-            read_schema_dir(dir.path()),
-            Err(Error::SchemaEmpty { .. })
-        ));
-        let missing = dir.path().join("missing");
-        assert!(matches!(
-            read_schema_dir(&missing),
-            Err(Error::ReadSchema { .. })
-        ));
-    }
-
-    #[test]
-    fn longer_version_numbers_are_accepted() {
-        assert_eq!(
-            parse_file_name(Path::new("0001_a-b_c.sql")),
-            Some((1, "a-b_c".to_owned()))
-        );
-    }
 
     #[test]
     fn the_report_version_is_the_highest_known() {

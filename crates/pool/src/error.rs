@@ -12,7 +12,7 @@ use deadpool_postgres::{PoolError, TimeoutType};
 use crate::tls::TlsProblem;
 
 /// Everything that can go wrong while pooling connections and running
-/// statements.
+/// statements, or reading the SQL files of a schema folder.
 ///
 /// [`Error::is_transient`] tells the errors worth retrying (the connection or
 /// the server went away) from the others (SQL errors, timeouts, a closed
@@ -184,6 +184,52 @@ pub enum Error {
     /// [`ConnectionPool::disconnect`]: crate::ConnectionPool::disconnect
     #[error("the connection pool is closed")]
     Closed,
+
+    /// The schema folder or one of its files could not be read.
+    #[error("could not read {}", path.display())]
+    ReadSchema {
+        /// The folder or file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The schema folder holds no `NNN_name.sql` file.
+    #[error("{} holds no NNN_name.sql file", dir.display())]
+    SchemaEmpty {
+        /// The folder.
+        dir: PathBuf,
+    },
+
+    /// A `.sql` file of the schema folder is not named `NNN_name.sql`
+    /// (at least three digits, from 001, then `_`, then letters, digits,
+    /// `_` or `-`).
+    #[error("{} is not named NNN_name.sql", file.display())]
+    SchemaFileName {
+        /// The file.
+        file: PathBuf,
+    },
+
+    /// Two files of the schema folder have the same version.
+    #[error("{} and {} both have version {version}", first.display(), second.display())]
+    SchemaDuplicateVersion {
+        /// The version.
+        version: i32,
+        /// One file.
+        first: PathBuf,
+        /// The other.
+        second: PathBuf,
+    },
+
+    /// The versions of the schema files do not run 1, 2, 3, … without a gap.
+    #[error("schema version {expected} is missing: the next file is {}", found.display())]
+    SchemaVersionGap {
+        /// The version that should come next.
+        expected: i32,
+        /// The file found in its place.
+        found: PathBuf,
+    },
 
     /// The database stayed unreachable through every configured attempt;
     /// `source` is the error of the last one.

@@ -24,6 +24,9 @@
 //!   the pool was built.
 //! - [`error`]: the [`Error`] of this crate, [`PoolErrorKind`] telling which
 //!   deadpool step failed, and which errors are transient.
+//! - `schema_files`: [`read_schema_dir`], the numbered SQL files of a schema
+//!   folder ([`SchemaFile`]) listed, checked, ordered and checksummed, for
+//!   the schema runner of `bigbrotr-brotr` and for the test databases alike.
 //! - `setup`: the driver configuration (application name, connect timeout,
 //!   keepalives), the deadpool pool and the retry policy.
 //! - `tls`: [`tls_connector`], the rustls connector of every connection,
@@ -37,6 +40,7 @@ mod call;
 pub mod connection;
 pub mod error;
 pub mod pool;
+mod schema_files;
 mod setup;
 pub mod stats;
 mod tls;
@@ -45,6 +49,7 @@ pub mod transaction;
 pub use connection::PooledConnection;
 pub use error::{Error, PoolErrorKind, Result};
 pub use pool::{BoxFuture, ConnectionPool};
+pub use schema_files::{read_schema_dir, SchemaFile};
 pub use setup::APPLICATION_NAME;
 pub use stats::PoolStats;
 pub use tls::{driver_ssl_mode, tls_connector, TlsConnector, TlsProblem};

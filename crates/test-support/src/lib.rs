@@ -22,6 +22,7 @@ mod cluster;
 pub use cluster::{PrivateCluster, TlsFiles};
 
 use bigbrotr_config::{DatabaseConfig, Env, Implementation, PoolFile};
+use bigbrotr_pool::SchemaFile;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use secrecy::ExposeSecret;
 
@@ -49,14 +50,13 @@ pub enum Error {
         #[source]
         source: tokio_postgres::Error,
     },
-    /// A SQL file of the implementation could not be read.
-    #[error("could not read {}", path.display())]
-    ReadSql {
-        /// The file.
-        path: PathBuf,
-        /// Why.
+    /// The implementation's SQL folder could not be read, or its files are
+    /// not named and numbered as the schema runner requires.
+    #[error("could not read the SQL files")]
+    SchemaFiles {
+        /// What the reader said.
         #[source]
-        source: std::io::Error,
+        source: Box<bigbrotr_pool::Error>,
     },
     /// A SQL file of the implementation failed to apply.
     #[error("applying {} failed", path.display())]
@@ -381,68 +381,59 @@ impl TestDb {
 
     /// The implementation's SQL files, in the order they are applied.
     pub fn sql_files(&self) -> Result<Vec<PathBuf>> {
-        implementation_sql_files(&self.implementation)
+        sql_files(&implementation_sql_dir(&self.implementation))
     }
 
     async fn apply_sql(&self) -> Result<()> {
         let client = self.client().await?;
-        apply_sql(&client, &self.sql_files()?).await
+        apply_sql(&client, &implementation_sql_files(&self.implementation)?).await
     }
 }
 
 /// The SQL files of `implementation`, in the order they are applied.
-pub(crate) fn implementation_sql_files(implementation: &str) -> Result<Vec<PathBuf>> {
-    sql_files(
-        &workspace_root()
-            .join("implementations")
-            .join(implementation)
-            .join("sql"),
-    )
+pub(crate) fn implementation_sql_files(implementation: &str) -> Result<Vec<SchemaFile>> {
+    schema_files(&implementation_sql_dir(implementation))
+}
+
+/// The SQL folder of `implementation`.
+fn implementation_sql_dir(implementation: &str) -> PathBuf {
+    workspace_root()
+        .join("implementations")
+        .join(implementation)
+        .join("sql")
 }
 
 /// Applies `files` in order on `client`, each in one transaction: a file
 /// applies whole or not at all.
-pub(crate) async fn apply_sql(client: &tokio_postgres::Client, files: &[PathBuf]) -> Result<()> {
-    for path in files {
-        let sql = std::fs::read_to_string(path).map_err(|source| Error::ReadSql {
-            path: path.clone(),
-            source,
-        })?;
+pub(crate) async fn apply_sql(client: &tokio_postgres::Client, files: &[SchemaFile]) -> Result<()> {
+    for file in files {
         client
-            .batch_execute(&format!("BEGIN;\n{sql}\n;COMMIT;"))
+            .batch_execute(&format!("BEGIN;\n{}\n;COMMIT;", file.sql))
             .await
             .map_err(|source| Error::ApplySql {
-                path: path.clone(),
+                path: file.path.clone(),
                 source,
             })?;
     }
     Ok(())
 }
 
-/// Every `NNN_*.sql` file of `dir`, sorted by name; none when `dir` is missing.
+/// Every `NNN_name.sql` file of `dir`, in the order they are applied; none
+/// when `dir` is missing.
 pub fn sql_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(Error::ReadSql {
-                path: dir.to_owned(),
-                source,
-            })
-        }
-    };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| {
-            path.extension().is_some_and(|ext| ext == "sql")
-                && path
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.chars().take(3).all(|c| c.is_ascii_digit()) && n.len() > 4)
-        })
-        .collect();
-    files.sort();
-    Ok(files)
+    let files = schema_files(dir)?;
+    Ok(files.into_iter().map(|file| file.path).collect())
+}
+
+/// The `NNN_name.sql` files of `dir` as the schema runner reads them (the
+/// same listing, order, checks and bytes); none when `dir` is missing.
+fn schema_files(dir: &Path) -> Result<Vec<SchemaFile>> {
+    if !dir.exists() {
+        return Ok(Vec::new());
+    }
+    bigbrotr_pool::read_schema_dir(dir).map_err(|source| Error::SchemaFiles {
+        source: Box::new(source),
+    })
 }
 
 fn build_pool(config: &DatabaseConfig, database: &str, max_size: usize) -> Result<Pool> {
