@@ -17,7 +17,7 @@
 //! - [`validate`]: the [`Validate`] trait and the [`Problem`]s it reports.
 //! - [`duration`]: serde helpers for durations written as seconds or with a
 //!   unit (`"500ms"`, `"5m"`).
-//! - [`tree`]: [`merge`] and [`get_path`] on raw YAML trees.
+//! - [`tree`]: [`get_path`] on raw YAML trees.
 //! - [`database`]: the file `config/core/pool.yaml` ([`PoolFile`]) and its
 //!   sections [`DatabaseConfig`] (with its [`SslMode`]), [`PoolConfig`],
 //!   [`RetryConfig`] and [`RoleConfig`].
@@ -54,5 +54,5 @@ pub use expand::expand;
 pub use implementation::{ConfigFileEntry, Implementation};
 pub use load::{load_file, load_str, load_yaml, ConfigFile, ExpansionDefaults};
 pub use service::{LoopConfig, NostrConfig, ServiceConfig};
-pub use tree::{get_path, merge};
+pub use tree::get_path;
 pub use validate::{Problem, ProblemList, Problems, Validate};

@@ -2,26 +2,6 @@
 
 use serde_yaml::Value;
 
-/// Deep merge of two trees: mappings are merged key by key, recursively,
-/// with `overlay` winning; any other value of `overlay` replaces the value
-/// of `base` (sequences are replaced, not concatenated).
-#[must_use]
-pub fn merge(base: Value, overlay: Value) -> Value {
-    match (base, overlay) {
-        (Value::Mapping(mut base), Value::Mapping(overlay)) => {
-            for (key, value) in overlay {
-                let merged = match base.remove(&key) {
-                    Some(old) => merge(old, value),
-                    None => value,
-                };
-                base.insert(key, merged);
-            }
-            Value::Mapping(base)
-        }
-        (_, overlay) => overlay,
-    }
-}
-
 /// The value at a dotted `path` such as `database.pool.max_size`; a segment
 /// made of digits indexes a sequence (`logging.outputs.0.level`). The empty
 /// path is `value` itself. `None` when some segment does not exist.
@@ -52,28 +32,6 @@ mod tests {
 
     fn yaml(text: &str) -> Value {
         serde_yaml::from_str(text).expect("valid YAML")
-    }
-
-    #[test]
-    fn merging_maps_merges_recursively_and_the_overlay_wins() {
-        let merged = merge(
-            yaml("database: {host: a, port: 1}\npool: {max_size: 10}\nlist: [1, 2]"),
-            yaml("database: {port: 2, user: u}\nlist: [3]\nextra: true"),
-        );
-        assert_eq!(
-            merged,
-            yaml("database: {host: a, port: 2, user: u}\npool: {max_size: 10}\nlist: [3]\nextra: true")
-        );
-    }
-
-    #[test]
-    fn merging_a_non_map_replaces_the_base() {
-        assert_eq!(merge(yaml("{a: 1}"), yaml("5")), yaml("5"));
-        assert_eq!(merge(yaml("5"), yaml("{a: 1}")), yaml("{a: 1}"));
-        assert_eq!(
-            merge(yaml("{a: {b: 1}}"), yaml("{a: null}")),
-            yaml("{a: null}")
-        );
     }
 
     #[test]

@@ -63,9 +63,7 @@ pub struct DetailedFormat(Stamp);
 /// `{"timestamp":"2024-01-15T10:30:45.123Z","level":"INFO","service":"…","target":"…","message":"…",…}`.
 ///
 /// Every field is a top-level key after the fixed ones, keeping its JSON
-/// type; a field named like a fixed key is written as `field.<name>`. The
-/// `metrics` field written by [`log_metrics`](crate::log_metrics) is embedded
-/// as an object.
+/// type; a field named like a fixed key is written as `field.<name>`.
 #[derive(Debug, Clone)]
 pub struct JsonFormat(Stamp);
 
@@ -170,10 +168,6 @@ where
         write_json_pair(&mut writer, "message", &Value::from(message))?;
         for (name, value) in &collected.fields {
             writer.write_char(',')?;
-            let embedded = (name == "metrics")
-                .then(|| embedded_object(value))
-                .flatten();
-            let value = embedded.as_ref().unwrap_or(value);
             if JSON_KEYS.contains(&name.as_str()) {
                 write_json_pair(&mut writer, &format!("field.{name}"), value)?;
             } else {
@@ -259,16 +253,6 @@ fn write_json_pair(writer: &mut impl fmt::Write, key: &str, value: &Value) -> fm
     write_json(writer, &Value::from(key))?;
     writer.write_char(':')?;
     write_json(writer, value)
-}
-
-/// The JSON object a string field holds, if it holds one.
-fn embedded_object(value: &Value) -> Option<Value> {
-    let Value::String(text) = value else {
-        return None;
-    };
-    serde_json::from_str::<Value>(text)
-        .ok()
-        .filter(Value::is_object)
 }
 
 #[cfg(test)]
@@ -502,16 +486,5 @@ mod tests {
         assert!(needs_quotes("tab\there"));
         assert!(needs_quotes("bell\u{7}"));
         assert!(needs_quotes(r#""quoted""#));
-    }
-
-    #[test]
-    fn only_a_string_holding_a_json_object_is_embedded() {
-        assert_eq!(
-            embedded_object(&Value::from(r#"{"a":1}"#)),
-            Some(serde_json::json!({"a": 1}))
-        );
-        assert_eq!(embedded_object(&Value::from("[1]")), None);
-        assert_eq!(embedded_object(&Value::from("{broken")), None);
-        assert_eq!(embedded_object(&Value::from(1)), None);
     }
 }

@@ -15,8 +15,7 @@
 //!   their JSON types for the formats.
 //! - [`clock`]: where the formats take the time from; [`FixedClock`] makes
 //!   lines reproducible in tests.
-//! - [`report`]: [`log_error!`] for an error with its cause chain and
-//!   [`log_metrics`] for a set of metrics.
+//! - [`report`]: [`log_error!`] for an error with its cause chain.
 //! - [`writer`]: [`MemoryWriter`], an in-memory destination for tests.
 //! - [`error`]: the [`Error`] of this crate.
 
@@ -38,7 +37,7 @@ pub use config::{
 pub use error::{Error, Result};
 pub use fields::StructuredFields;
 pub use format::{DetailedFormat, JsonFormat, StandardFormat};
-pub use report::{log_metrics, ErrorChain, METRICS_TARGET};
+pub use report::ErrorChain;
 pub use setup::{build, init, Logging, LoggingGuard};
 pub use writer::MemoryWriter;
 

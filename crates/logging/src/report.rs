@@ -1,16 +1,7 @@
-//! Helpers for the two kinds of events every service emits: errors with
-//! their causes, and metrics.
+//! Errors logged with their causes.
 
-use std::collections::BTreeMap;
 use std::error::Error as StdError;
 use std::fmt;
-
-use serde::Serialize;
-use tracing::Level;
-
-/// The target of the events of [`log_metrics`]; filter it like any target,
-/// for example `info,bigbrotr::metrics=off`.
-pub const METRICS_TARGET: &str = "bigbrotr::metrics";
 
 /// How many causes [`ErrorChain`] follows before it stops, in case a chain
 /// loops back on itself.
@@ -105,42 +96,6 @@ macro_rules! log_error {
     };
 }
 
-/// Emits one event at `level` on the target [`METRICS_TARGET`], with the
-/// message `metrics` and the field `metrics` holding every metric as a JSON
-/// object (`{"events":12,"relays":3}`). The `json` format embeds that object;
-/// the other formats show its compact JSON text.
-pub fn log_metrics<V: Serialize>(level: Level, metrics: &BTreeMap<String, V>) {
-    match serde_json::to_string(metrics) {
-        Ok(json) => metrics_event(level, &json),
-        Err(error) => tracing::event!(
-            target: METRICS_TARGET,
-            Level::WARN,
-            error.chain = %ErrorChain::new(&error),
-            "metrics could not be encoded"
-        ),
-    }
-}
-
-fn metrics_event(level: Level, json: &str) {
-    // The level of a `tracing` event must be a constant.
-    macro_rules! at {
-        ($level:expr) => {
-            tracing::event!(target: METRICS_TARGET, $level, metrics = json, "metrics")
-        };
-    }
-    if level == Level::ERROR {
-        at!(Level::ERROR);
-    } else if level == Level::WARN {
-        at!(Level::WARN);
-    } else if level == Level::INFO {
-        at!(Level::INFO);
-    } else if level == Level::DEBUG {
-        at!(Level::DEBUG);
-    } else {
-        at!(Level::TRACE);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,89 +186,6 @@ mod tests {
         let line = "2024-01-15 10:30:45 ERROR [monitor] \
                     error.chain=\"could not connect: handshake failed: timed out\"";
         assert_eq!(lines, vec![line, line]);
-    }
-
-    #[test]
-    fn log_metrics_writes_one_event_with_every_metric() {
-        let metrics: BTreeMap<String, serde_json::Value> = [
-            ("relays".to_owned(), serde_json::json!(3)),
-            ("events_per_second".to_owned(), serde_json::json!(12.5)),
-            ("healthy".to_owned(), serde_json::json!(true)),
-        ]
-        .into_iter()
-        .collect();
-        let lines = capture_one(Format::Standard, "info", || {
-            log_metrics(Level::INFO, &metrics)
-        });
-        assert_eq!(
-            lines,
-            vec![concat!(
-                "2024-01-15 10:30:45 INFO [monitor] metrics ",
-                r#"metrics={"events_per_second":12.5,"healthy":true,"relays":3}"#
-            )]
-        );
-        let lines = capture_one(Format::Json, "info", || log_metrics(Level::WARN, &metrics));
-        assert_eq!(
-            lines,
-            vec![concat!(
-                r#"{"timestamp":"2024-01-15T10:30:45.123Z","level":"WARN","service":"monitor","#,
-                r#""target":"bigbrotr::metrics","message":"metrics","#,
-                r#""metrics":{"events_per_second":12.5,"healthy":true,"relays":3}}"#
-            )]
-        );
-    }
-
-    #[test]
-    fn log_metrics_uses_the_level_it_is_given() {
-        let metrics: BTreeMap<String, f64> = [("rate".to_owned(), 0.5)].into_iter().collect();
-        let lines = capture_one(Format::Standard, "trace", || {
-            for level in [
-                Level::ERROR,
-                Level::WARN,
-                Level::INFO,
-                Level::DEBUG,
-                Level::TRACE,
-            ] {
-                log_metrics(level, &metrics);
-            }
-        });
-        let levels: Vec<&str> = lines
-            .iter()
-            .filter_map(|line| line.split(' ').nth(2))
-            .collect();
-        assert_eq!(levels, vec!["ERROR", "WARN", "INFO", "DEBUG", "TRACE"]);
-        assert_eq!(
-            lines.first().map(String::as_str),
-            Some(r#"2024-01-15 10:30:45 ERROR [monitor] metrics metrics={"rate":0.5}"#)
-        );
-    }
-
-    #[test]
-    fn log_metrics_can_be_silenced_by_target() {
-        let metrics: BTreeMap<String, u64> = [("relays".to_owned(), 3)].into_iter().collect();
-        let lines = capture_one(Format::Standard, "info,bigbrotr::metrics=off", || {
-            log_metrics(Level::INFO, &metrics);
-            tracing::info!("still here");
-        });
-        assert_eq!(lines, vec!["2024-01-15 10:30:45 INFO [monitor] still here"]);
-    }
-
-    #[test]
-    fn metrics_that_cannot_be_encoded_are_reported() {
-        struct Broken;
-        impl Serialize for Broken {
-            fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
-                Err(serde::ser::Error::custom("no way"))
-            }
-        }
-        let metrics: BTreeMap<String, Broken> = [("x".to_owned(), Broken)].into_iter().collect();
-        let lines = capture_one(Format::Standard, "info", || {
-            log_metrics(Level::INFO, &metrics)
-        });
-        assert_eq!(
-            lines,
-            vec!["2024-01-15 10:30:45 WARN [monitor] metrics could not be encoded error.chain=\"no way\""]
-        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bigbrotr_brotr::{validate_relay_url, Network, RelayId, RelayMetadata};
 use bigbrotr_config::{NostrConfig, Problems};
+use bigbrotr_service_runtime::resolve_socks5;
 use bigbrotr_utils::egress::Egress;
 use bigbrotr_utils::{bounded_text, REMOTE_TEXT_MAX_BYTES};
 use nostr::{Keys, Timestamp};
@@ -16,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::MonitorConfig;
 use crate::error::{Error, Result};
 use crate::nip11::{Nip11Client, Nip11Fetch};
-use crate::nip66::{millis, write_check_event, Probe, Session};
+use crate::nip66::{write_check_event, Probe, Session};
 
 /// The target of the monitor's log events.
 pub(crate) const TARGET: &str = "bigbrotr::monitor";
@@ -323,27 +324,7 @@ impl Monitor {
 
     /// The address of the SOCKS5 proxy, resolved.
     async fn proxy(&self) -> Result<SocketAddr, String> {
-        let Some((host, port)) = &self.inner.socks5 else {
-            return Err("no SOCKS5 proxy is configured for .onion relays".to_owned());
-        };
-        let started = tokio::time::Instant::now();
-        let resolved = tokio::time::timeout(
-            self.inner.config.timeouts.open,
-            tokio::net::lookup_host((host.as_str(), *port)),
-        )
-        .await;
-        match resolved {
-            Ok(Ok(mut addresses)) => addresses
-                .next()
-                .ok_or_else(|| format!("the SOCKS5 proxy {host} has no address")),
-            Ok(Err(error)) => Err(format!(
-                "the SOCKS5 proxy {host} cannot be resolved: {error}"
-            )),
-            Err(_elapsed) => Err(format!(
-                "the SOCKS5 proxy {host} was not resolved within {} ms",
-                millis(started.elapsed())
-            )),
-        }
+        resolve_socks5(self.inner.socks5.as_ref(), self.inner.config.timeouts.open).await
     }
 }
 

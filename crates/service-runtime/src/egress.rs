@@ -1,7 +1,8 @@
 //! The egress policy for services: the file `config/core/egress.yaml`
 //! loaded ([`load_egress_file`]), and WebSocket connections made through
 //! the policy ([`connect_websocket`], and [`EgressTransport`] for
-//! `nostr-sdk` clients).
+//! `nostr-sdk` clients); [`resolve_socks5`] finds the proxy `.onion`
+//! relays go through.
 //!
 //! Every service gets its [`Egress`] from
 //! [`ServiceContext::egress`](crate::ServiceContext::egress). A direct
@@ -12,6 +13,7 @@
 //! proxy (`.onion` relays) are not checked: the proxy is the operator's
 //! choice and resolves the name itself.
 
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -30,6 +32,33 @@ use nostr_sdk::util::BoxedFuture;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::error::{Error, Result};
+
+/// The address of the SOCKS5 proxy at `host`:`port` (the `nostr` section's
+/// `socks5_proxy`, split by [`NostrConfig::socks5_host_port`]), resolved
+/// within `timeout`; the reason as text when it cannot be, to be reported
+/// as the outcome of the relay that needed it.
+///
+/// [`NostrConfig::socks5_host_port`]: bigbrotr_config::NostrConfig::socks5_host_port
+pub async fn resolve_socks5(
+    proxy: Option<&(String, u16)>,
+    timeout: Duration,
+) -> std::result::Result<SocketAddr, String> {
+    let Some((host, port)) = proxy else {
+        return Err("no SOCKS5 proxy is configured for .onion relays".to_owned());
+    };
+    match tokio::time::timeout(timeout, tokio::net::lookup_host((host.as_str(), *port))).await {
+        Ok(Ok(mut addresses)) => addresses
+            .next()
+            .ok_or_else(|| format!("the SOCKS5 proxy {host} has no address")),
+        Ok(Err(error)) => Err(format!(
+            "the SOCKS5 proxy {host} cannot be resolved: {error}"
+        )),
+        Err(_elapsed) => Err(format!(
+            "the SOCKS5 proxy {host} was not resolved within {} ms",
+            timeout.as_millis()
+        )),
+    }
+}
 
 /// Loads `config/core/egress.yaml` of `implementation`; an implementation
 /// without that file gets the strict default.

@@ -111,17 +111,6 @@ pub enum Error {
         known: Vec<&'static str>,
     },
 
-    /// The SOCKS5 proxy of the `nostr` section could not be resolved to an
-    /// address.
-    #[error("could not resolve the SOCKS5 proxy `{proxy}`")]
-    Proxy {
-        /// The `nostr.socks5_proxy` setting.
-        proxy: String,
-        /// What the resolver said.
-        #[source]
-        source: std::io::Error,
-    },
-
     /// A second SIGINT or SIGTERM arrived while shutting down: the process
     /// should exit at once, without waiting for anything else.
     #[error("a second signal arrived during shutdown: exiting at once")]

@@ -30,8 +30,6 @@
 //! - [`egress`](mod@egress): the egress policy of `config/core/egress.yaml`
 //!   ([`load_egress_file`]) and WebSocket connections through it
 //!   ([`connect_websocket`], [`EgressTransport`] for `nostr-sdk` clients).
-//! - [`nostr`]: [`nostr_options`], the `nostr` section as `nostr-sdk`
-//!   client options.
 //! - [`error`]: the [`Error`] of this crate.
 
 pub mod config;
@@ -40,7 +38,6 @@ pub mod error;
 pub mod http;
 pub mod keys;
 pub mod metrics;
-pub mod nostr;
 pub mod registry;
 pub mod run;
 pub mod runtime;
@@ -51,13 +48,13 @@ pub use config::{
     load_runtime_file, load_service_file, HttpConfig, RuntimeConfig, RuntimeFile, ServiceFile,
 };
 pub use egress::{
-    connect_websocket, connect_websocket_with, load_egress_file, Egress, EgressTransport,
+    connect_websocket, connect_websocket_with, load_egress_file, resolve_socks5, Egress,
+    EgressTransport,
 };
 pub use error::{Error, Result};
 pub use http::HttpServer;
 pub use keys::{keys_from_env, service_keys};
 pub use metrics::{Counter, Exposition, Gauge, MetricKind, Metrics, ServiceMetrics};
-pub use nostr::{nostr_options, NostrOptions};
 pub use registry::{LoadedService, ServiceRegistry};
 pub use run::{run_services, setup_logging, RunOptions, Signals};
 pub use runtime::{ProcessState, ProcessStatus, RunReport, Runtime, ServiceHandle};

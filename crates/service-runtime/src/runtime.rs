@@ -415,10 +415,10 @@ async fn drive<S: Service>(
                 status.record_error(started.elapsed(), now, &error);
             }
             status.fail(&error, now);
-            tracing::error!(
+            bigbrotr_logging::log_error!(
                 target: TARGET,
+                error.as_ref(),
                 service = %ctx.name(),
-                error.chain = %format!("{error:#}"),
                 "service `{}` failed: {error:#}",
                 ctx.name()
             );

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use bigbrotr_brotr::Network;
 use bigbrotr_config::{NostrConfig, Problems};
+use bigbrotr_service_runtime::resolve_socks5;
 use bigbrotr_utils::Egress;
 use nostr::Keys;
 use tokio::sync::Semaphore;
@@ -163,23 +164,7 @@ impl Inner {
 
     /// The address of the SOCKS5 proxy, resolved.
     pub(crate) async fn proxy(&self) -> Result<SocketAddr, String> {
-        let Some((host, port)) = &self.socks5 else {
-            return Err("no SOCKS5 proxy is configured for .onion relays".to_owned());
-        };
-        let resolved = tokio::time::timeout(
-            self.connect_timeout,
-            tokio::net::lookup_host((host.as_str(), *port)),
-        )
-        .await;
-        match resolved {
-            Ok(Ok(mut addresses)) => addresses
-                .next()
-                .ok_or_else(|| format!("the SOCKS5 proxy {host} has no address")),
-            Ok(Err(error)) => Err(format!(
-                "the SOCKS5 proxy {host} cannot be resolved: {error}"
-            )),
-            Err(_elapsed) => Err(format!("the SOCKS5 proxy {host} was not resolved in time")),
-        }
+        resolve_socks5(self.socks5.as_ref(), self.connect_timeout).await
     }
 }
 

@@ -7,14 +7,6 @@
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A Unix timestamp lies outside `0000-01-01T00:00:00Z ..= 9999-12-31T23:59:59Z`,
-    /// the range RFC 3339 can express.
-    #[error("timestamp {value} is outside the range RFC 3339 can express (years 0000 to 9999)")]
-    InvalidTimestamp {
-        /// The timestamp as given, in Unix seconds.
-        value: i64,
-    },
-
     /// A string is neither an RFC 3339 date-time nor a `YYYY-MM-DD` date.
     #[error("`{input}` is neither an RFC 3339 date-time nor a YYYY-MM-DD date")]
     InvalidDateTime {
@@ -23,16 +15,6 @@ pub enum Error {
         /// What the parser said.
         #[source]
         source: time::error::Parse,
-    },
-
-    /// A timestamp in range could still not be written as RFC 3339.
-    #[error("timestamp {value} could not be formatted as RFC 3339")]
-    Format {
-        /// The timestamp as given, in Unix seconds.
-        value: i64,
-        /// What the formatter said.
-        #[source]
-        source: time::error::Format,
     },
 
     /// A relay URL could not be turned into a NIP-11 HTTP URL.

@@ -4,7 +4,7 @@
 //! A relay serves its NIP-11 information document over plain HTTP(S) at the
 //! same host, port and path as its WebSocket endpoint. Getting any HTTP
 //! response there, whatever the status, shows the host is up and speaks
-//! HTTP; [`http_reachable`] checks exactly that and nothing more.
+//! HTTP.
 
 use std::time::Duration;
 
@@ -246,31 +246,6 @@ async fn get_one(egress: &Egress, url: &Url, request: &GetRequest) -> Result<req
         })
 }
 
-/// Whether the relay at `url` sends any HTTP response to a NIP-11 request
-/// within `timeout`, through `egress`.
-///
-/// Sends `GET` with `Accept: application/nostr+json` to
-/// [`nip11_http_url`]`(url)` with [`get`] (every hop checked by the egress
-/// policy, at most [`MAX_REDIRECTS`] redirects). Any response, whatever its
-/// status, gives `Ok(true)`, and so does a redirect not followed (an answer
-/// did arrive); a refused connection, a TLS failure, a DNS failure or the
-/// timeout give `Ok(false)`. Fails with [`Error::InvalidUrl`] for a URL
-/// [`nip11_http_url`] refuses and with [`Error::EgressDenied`] when the
-/// egress policy refuses the relay's address.
-pub async fn http_reachable(egress: &Egress, url: &str, timeout: Duration) -> Result<bool> {
-    let http_url = nip11_http_url(url)?;
-    let mut request = GetRequest::new(NIP11_MEDIA_TYPE, timeout);
-    request.max_bytes = 0;
-    match get(egress, &http_url, &request).await {
-        Ok(_) | Err(Error::Redirect { .. } | Error::TooLarge { .. }) => Ok(true),
-        Err(error @ (Error::EgressDenied { .. } | Error::InvalidUrl { .. })) => Err(error),
-        Err(error) => {
-            tracing::debug!(target: "bigbrotr_utils::http", error = %error, "no HTTP response");
-            Ok(false)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::convert::Infallible;
@@ -429,12 +404,22 @@ mod tests {
             .unwrap()
     }
 
+    /// A NIP-11 `GET` of the relay at `url`.
+    async fn probe(egress: &Egress, url: &str, timeout: Duration) -> Result<GetAnswer> {
+        let http_url = nip11_http_url(url)?;
+        get(
+            egress,
+            &http_url,
+            &GetRequest::new(NIP11_MEDIA_TYPE, timeout),
+        )
+        .await
+    }
+
     #[tokio::test]
-    async fn a_relay_serving_nip11_is_reachable_and_gets_the_nip11_accept_header() {
+    async fn a_get_asks_for_the_media_type_it_is_given() {
         let (addr, mut requests) = serve(nip11_document).await;
-        let reachable =
-            http_reachable(&local(), &format!("ws://{addr}"), Duration::from_secs(5)).await;
-        assert!(reachable.unwrap());
+        let reachable = probe(&local(), &format!("ws://{addr}"), Duration::from_secs(5)).await;
+        assert_eq!(reachable.unwrap().status, 200);
         assert_eq!(
             requests.recv().await,
             Some(Some(NIP11_MEDIA_TYPE.to_owned()))
@@ -442,23 +427,25 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn any_status_counts_as_reachable() {
+    async fn any_status_is_an_answer() {
         let (addr, _requests) = serve(not_found).await;
-        let reachable = http_reachable(
+        let reachable = probe(
             &local(),
             &format!("http://{addr}/x"),
             Duration::from_secs(5),
         )
         .await;
-        assert!(reachable.unwrap());
+        assert_eq!(reachable.unwrap().status, 404);
     }
 
     #[tokio::test]
-    async fn a_redirect_loop_still_counts_as_reachable_after_the_limit() {
+    async fn a_redirect_loop_ends_at_the_limit() {
         let (addr, mut requests) = serve(redirect_to_self).await;
-        let reachable =
-            http_reachable(&local(), &format!("ws://{addr}"), Duration::from_secs(5)).await;
-        assert!(reachable.unwrap());
+        let reachable = probe(&local(), &format!("ws://{addr}"), Duration::from_secs(5)).await;
+        assert!(
+            matches!(reachable, Err(Error::Redirect { .. })),
+            "{reachable:?}"
+        );
         let mut seen = 0;
         while requests.try_recv().is_ok() {
             seen += 1;
@@ -467,17 +454,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_closed_port_is_unreachable() {
+    async fn a_closed_port_is_an_error() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         drop(listener);
-        let reachable =
-            http_reachable(&local(), &format!("ws://{addr}"), Duration::from_secs(5)).await;
-        assert!(!reachable.unwrap());
+        let reachable = probe(&local(), &format!("ws://{addr}"), Duration::from_secs(5)).await;
+        assert!(reachable.is_err(), "{reachable:?}");
     }
 
     #[tokio::test]
-    async fn a_server_that_never_answers_is_unreachable_within_the_timeout() {
+    async fn a_server_that_never_answers_is_an_error_at_the_timeout() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let holder = tokio::spawn(async move {
@@ -487,10 +473,10 @@ mod tests {
             }
         });
         let start = Instant::now();
-        let reachable = http_reachable(&local(), &format!("ws://{addr}"), PROBE_TIMEOUT).await;
+        let reachable = probe(&local(), &format!("ws://{addr}"), PROBE_TIMEOUT).await;
         let elapsed = start.elapsed();
         holder.abort();
-        assert!(!reachable.unwrap());
+        assert!(reachable.is_err(), "{reachable:?}");
         assert!(elapsed >= PROBE_TIMEOUT, "gave up early: {elapsed:?}");
         assert!(
             elapsed < Duration::from_secs(3),
@@ -499,19 +485,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_tls_failure_is_unreachable() {
+    async fn a_tls_failure_is_an_error() {
         // A plain-HTTP server cannot complete a TLS handshake.
         let (addr, _requests) = serve(nip11_document).await;
-        let reachable =
-            http_reachable(&local(), &format!("wss://{addr}"), Duration::from_secs(5)).await;
-        assert!(!reachable.unwrap());
+        let reachable = probe(&local(), &format!("wss://{addr}"), Duration::from_secs(5)).await;
+        assert!(reachable.is_err(), "{reachable:?}");
     }
 
     #[tokio::test]
-    async fn bad_urls_are_errors_not_unreachable() {
-        let err = http_reachable(&local(), "ftp://x", PROBE_TIMEOUT)
-            .await
-            .unwrap_err();
+    async fn bad_urls_are_invalid_url_errors() {
+        let err = probe(&local(), "ftp://x", PROBE_TIMEOUT).await.unwrap_err();
         assert!(matches!(
             err,
             Error::InvalidUrl {
@@ -519,7 +502,7 @@ mod tests {
                 ..
             }
         ));
-        let err = http_reachable(&local(), "not a url", PROBE_TIMEOUT)
+        let err = probe(&local(), "not a url", PROBE_TIMEOUT)
             .await
             .unwrap_err();
         assert!(matches!(
@@ -677,9 +660,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_probe_reports_a_denied_relay_as_an_error() {
+    async fn a_denied_relay_is_an_egress_error() {
         let (addr, accepted) = serve_counting(document()).await;
-        let error = http_reachable(&Egress::default(), &format!("ws://{addr}"), PROBE_TIMEOUT)
+        let error = probe(&Egress::default(), &format!("ws://{addr}"), PROBE_TIMEOUT)
             .await
             .unwrap_err();
         assert!(error.egress_denied().is_some(), "{error:?}");

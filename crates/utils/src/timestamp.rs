@@ -1,8 +1,7 @@
-//! Unix timestamps and their RFC 3339 text form.
+//! Unix timestamps, and RFC 3339 text read as one.
 //!
-//! Nostr counts time in whole Unix seconds; logs, reports and configuration
-//! use RFC 3339. These helpers convert between the two and always write UTC
-//! with a `Z` suffix.
+//! Nostr counts time in whole Unix seconds; command-line options and
+//! configuration write dates in RFC 3339.
 
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
@@ -10,36 +9,10 @@ use time::{Date, OffsetDateTime};
 
 use crate::error::{Error, Result};
 
-/// `0000-01-01T00:00:00Z`, the earliest instant RFC 3339 can write.
-pub const MIN_RFC3339_TIMESTAMP: i64 = -62_167_219_200;
-
-/// `9999-12-31T23:59:59Z`, the latest whole second RFC 3339 can write.
-pub const MAX_RFC3339_TIMESTAMP: i64 = 253_402_300_799;
-
 /// The current time in Unix seconds (UTC).
 #[must_use]
 pub fn now_timestamp() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
-}
-
-/// Writes a Unix timestamp as RFC 3339 in UTC, e.g. `2024-01-15T10:30:45Z`.
-///
-/// Fails with [`Error::InvalidTimestamp`] outside
-/// [`MIN_RFC3339_TIMESTAMP`]`..=`[`MAX_RFC3339_TIMESTAMP`], since RFC 3339
-/// years have exactly four digits.
-///
-/// ```
-/// assert_eq!(bigbrotr_utils::unix_to_rfc3339(1_705_314_645)?, "2024-01-15T10:30:45Z");
-/// # Ok::<(), bigbrotr_utils::Error>(())
-/// ```
-pub fn unix_to_rfc3339(value: i64) -> Result<String> {
-    if !(MIN_RFC3339_TIMESTAMP..=MAX_RFC3339_TIMESTAMP).contains(&value) {
-        return Err(Error::InvalidTimestamp { value });
-    }
-    OffsetDateTime::from_unix_timestamp(value)
-        .map_err(|_| Error::InvalidTimestamp { value })?
-        .format(&Rfc3339)
-        .map_err(|source| Error::Format { value, source })
 }
 
 /// Reads an RFC 3339 date-time with any offset (`2024-01-15T10:30:45Z`,
@@ -98,43 +71,6 @@ mod tests {
         let now = now_timestamp();
         assert!(now > 1_704_067_200);
         assert!(now.abs_diff(i64::try_from(system).unwrap()) <= 1);
-    }
-
-    #[test]
-    fn unix_to_rfc3339_writes_utc_with_z() {
-        assert_eq!(unix_to_rfc3339(0).unwrap(), "1970-01-01T00:00:00Z");
-        assert_eq!(
-            unix_to_rfc3339(1_705_314_645).unwrap(),
-            "2024-01-15T10:30:45Z"
-        );
-        assert_eq!(unix_to_rfc3339(-1).unwrap(), "1969-12-31T23:59:59Z");
-    }
-
-    #[test]
-    fn unix_to_rfc3339_accepts_both_ends_of_the_range() {
-        assert_eq!(
-            unix_to_rfc3339(MIN_RFC3339_TIMESTAMP).unwrap(),
-            "0000-01-01T00:00:00Z"
-        );
-        assert_eq!(
-            unix_to_rfc3339(MAX_RFC3339_TIMESTAMP).unwrap(),
-            "9999-12-31T23:59:59Z"
-        );
-    }
-
-    #[test]
-    fn unix_to_rfc3339_refuses_timestamps_outside_four_digit_years() {
-        for value in [
-            MIN_RFC3339_TIMESTAMP - 1,
-            MAX_RFC3339_TIMESTAMP + 1,
-            i64::MIN,
-            i64::MAX,
-        ] {
-            match unix_to_rfc3339(value) {
-                Err(Error::InvalidTimestamp { value: v }) => assert_eq!(v, value),
-                other => panic!("expected InvalidTimestamp for {value}, got {other:?}"),
-            }
-        }
     }
 
     #[test]
@@ -219,9 +155,14 @@ mod tests {
     proptest! {
         #[test]
         fn rfc3339_round_trips_every_representable_second(
-            value in MIN_RFC3339_TIMESTAMP..=MAX_RFC3339_TIMESTAMP,
+            // From 0000-01-01T00:00:00Z to 9999-12-31T23:59:59Z, what RFC
+            // 3339's four-digit years can write.
+            value in -62_167_219_200_i64..=253_402_300_799,
         ) {
-            let text = unix_to_rfc3339(value).unwrap();
+            let text = OffsetDateTime::from_unix_timestamp(value)
+                .unwrap()
+                .format(&Rfc3339)
+                .unwrap();
             prop_assert_eq!(rfc3339_to_unix(&text).unwrap(), value);
         }
 
