@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::validate::{Problems, Validate};
 
 /// The file `config/core/brotr.yaml`: how data is written to the database.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct BrotrFile {
     /// Batching, timeouts and validation of writes.
@@ -24,16 +24,18 @@ impl Validate for BrotrFile {
 pub const MAX_BATCH_SIZE: usize = 100_000;
 
 /// Batching, timeouts and validation of writes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct BrotrConfig {
     /// Rows written in one statement, from 1 to 100 000. Default 1000.
     pub batch_size: usize,
     /// Longest time one batch insert may take. Default 30 s.
     #[serde(with = "crate::duration")]
+    #[schemars(with = "crate::duration::Seconds")]
     pub insert_timeout: Duration,
     /// Time between two cleanups of orphaned rows. Default 1 h.
     #[serde(with = "crate::duration")]
+    #[schemars(with = "crate::duration::Seconds")]
     pub cleanup_interval: Duration,
     /// Whether event ids and signatures are checked before insertion.
     /// Default `true`.

@@ -13,7 +13,7 @@ use crate::validate::{Problems, Validate};
 
 /// The file `config/core/pool.yaml`: how to reach the database and how to
 /// pool connections to it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct PoolFile {
     /// Where the database is and who to log in as.
@@ -77,7 +77,9 @@ pub fn is_loopback(host: &str) -> bool {
 
 /// Whether and how connections to the database use TLS; the meanings of
 /// libpq's `sslmode` of the same names.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum SslMode {
     /// Never TLS.
@@ -121,7 +123,7 @@ impl SslMode {
 /// `Debug` never shows the password, and serializing writes `[REDACTED]` in
 /// its place (or an empty string when it is empty), so a serialized
 /// configuration can be logged but not read back with its password.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     /// Host name or IP address of the server (or of PgBouncer in front of
@@ -136,6 +138,7 @@ pub struct DatabaseConfig {
     /// Password of `user`; never shown in `Debug` output or logs. Default
     /// empty.
     #[serde(serialize_with = "serialize_redacted")]
+    #[schemars(with = "String")]
     pub password: SecretString,
     /// Whether the connection goes through PgBouncer in transaction pool
     /// mode, where named prepared statements cannot be used. Default `true`.
@@ -202,7 +205,7 @@ fn serialize_redacted<S: Serializer>(
 }
 
 /// How many connections to keep and how long to wait for them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct PoolConfig {
     /// Connections opened at start and kept open. Default 1.
@@ -211,9 +214,11 @@ pub struct PoolConfig {
     pub max_size: u32,
     /// Longest wait for a free connection. Default 30 s.
     #[serde(with = "crate::duration")]
+    #[schemars(with = "crate::duration::Seconds")]
     pub timeout: Duration,
     /// Longest time one statement may run. Default 60 s.
     #[serde(with = "crate::duration")]
+    #[schemars(with = "crate::duration::Seconds")]
     pub command_timeout: Duration,
 }
 
@@ -252,16 +257,18 @@ impl Validate for PoolConfig {
 /// How to retry when the database cannot be reached: exponential backoff
 /// from `initial_delay`, multiplied by `exponential_base` after each
 /// attempt, capped at `max_delay`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetryConfig {
     /// Attempts in all, the first included. Default 5.
     pub max_attempts: u32,
     /// Wait before the second attempt. Default 1 s.
     #[serde(with = "crate::duration")]
+    #[schemars(with = "crate::duration::Seconds")]
     pub initial_delay: Duration,
     /// Longest wait between two attempts. Default 30 s.
     #[serde(with = "crate::duration")]
+    #[schemars(with = "crate::duration::Seconds")]
     pub max_delay: Duration,
     /// Factor applied to the wait after each attempt. Default 2.0.
     pub exponential_base: f64,
@@ -300,16 +307,18 @@ impl Validate for RetryConfig {
 /// PgBouncer drops such settings from the startup packet, so they must live
 /// on the server; sessions opened after `db init` get them. 0 turns a limit
 /// off.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RoleConfig {
     /// `statement_timeout`: the server cancels a statement running longer.
     /// Default 5 min.
     #[serde(with = "crate::duration")]
+    #[schemars(with = "crate::duration::Seconds")]
     pub statement_timeout: Duration,
     /// `idle_in_transaction_session_timeout`: the server ends a session idle
     /// that long inside a transaction. Default 1 min.
     #[serde(with = "crate::duration")]
+    #[schemars(with = "crate::duration::Seconds")]
     pub idle_in_transaction_session_timeout: Duration,
 }
 

@@ -18,12 +18,34 @@
 //! let section: Section = serde_json::from_str(r#"{"timeout": "500ms"}"#).unwrap();
 //! assert_eq!(section.timeout, Duration::from_millis(500));
 //! ```
+//!
+//! A field read this way is described to JSON Schema by [`Seconds`]:
+//! `#[schemars(with = "bigbrotr_config::duration::Seconds")]`.
 
 use std::fmt;
 use std::time::Duration;
 
 use serde::de::{self, Visitor};
 use serde::{Deserializer, Serializer};
+
+/// The JSON Schema of a duration read by this module: a number of seconds
+/// or a string with a unit, marked with the format `duration`.
+#[derive(Debug, Clone, Copy)]
+pub struct Seconds;
+
+impl schemars::JsonSchema for Seconds {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": ["number", "string"],
+            "format": "duration",
+            "description": "A number of seconds (`30`, `0.5`) or a string with a unit (`\"500ms\"`, `\"30s\"`, `\"5m\"`, `\"1h\"`)."
+        })
+    }
+}
 
 /// Serializes `duration` as a number of seconds.
 pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {

@@ -7,7 +7,7 @@ use crate::validate::{Problems, Validate};
 
 /// The file `config/core/egress.yaml`: the egress policy every service
 /// connects through.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct EgressFile {
     /// Which addresses may be connected to.
@@ -26,7 +26,7 @@ impl Validate for EgressFile {
 /// unspecified or documentation address (nor their IPv4-mapped, 6to4 and
 /// NAT64 forms), whatever name led there; `.onion` relays reached through
 /// the SOCKS5 proxy are not concerned.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct EgressConfig {
     /// Whether loopback, private (RFC 1918), link-local, shared (CGNAT)

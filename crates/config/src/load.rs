@@ -25,6 +25,7 @@ use std::path::Path;
 use figment::error::Kind;
 use figment::value::{Dict, Empty, Map, Tag, Value};
 use figment::{Figment, Metadata, Profile, Provider};
+use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -42,12 +43,14 @@ pub const ENV_SEPARATOR: &str = "__";
 /// A type that can be loaded from a configuration file: the whole file,
 /// made of sections.
 ///
-/// Every type that is `Serialize + DeserializeOwned + Default + Validate`
-/// is one; the struct should use `#[serde(deny_unknown_fields, default)]`
-/// so that typos are reported and missing keys take their defaults.
-pub trait ConfigFile: Serialize + DeserializeOwned + Default + Validate {}
+/// Every type that is `Serialize + DeserializeOwned + Default + Validate +
+/// JsonSchema` is one; the struct should use
+/// `#[serde(deny_unknown_fields, default)]` so that typos are reported and
+/// missing keys take their defaults. Its JSON Schema, doc comments
+/// included, is what the configuration reference is generated from.
+pub trait ConfigFile: Serialize + DeserializeOwned + Default + Validate + JsonSchema {}
 
-impl<T: Serialize + DeserializeOwned + Default + Validate> ConfigFile for T {}
+impl<T: Serialize + DeserializeOwned + Default + Validate + JsonSchema> ConfigFile for T {}
 
 /// Loads the configuration file at `path` into `T`: read, expand with
 /// `env`, parse, layer over `T::default()` with the overrides of `env`,
@@ -839,20 +842,20 @@ mod tests {
         ));
     }
 
-    #[derive(Debug, Default, Serialize, Deserialize)]
+    #[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
     #[serde(deny_unknown_fields, default)]
     struct Listy {
         items: Vec<Item>,
         choice: Choice,
     }
 
-    #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
     #[serde(deny_unknown_fields, default)]
     struct Item {
         size: u32,
     }
 
-    #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
     enum Choice {
         #[default]
         Plain,

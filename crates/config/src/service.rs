@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::validate::{Problems, Validate};
 
 /// Identity of a service and whether it runs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServiceConfig {
     /// Name shown in logs and metrics; letters, digits, `-` and `_`. Empty
@@ -40,17 +40,19 @@ impl Validate for ServiceConfig {
 }
 
 /// How often a service runs its cycle and when it gives up.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LoopConfig {
     /// Time from the start of one cycle to the start of the next. Default
     /// 60 s.
     #[serde(with = "crate::duration")]
+    #[schemars(with = "crate::duration::Seconds")]
     pub interval: Duration,
     /// Cycles to run before stopping; 0 (the default) runs forever.
     pub max_iterations: u64,
     /// Wait after a failed cycle before the next one. Default 10 s.
     #[serde(with = "crate::duration")]
+    #[schemars(with = "crate::duration::Seconds")]
     pub error_retry_delay: Duration,
     /// Failed cycles in a row after which the service stops; 0 never stops.
     /// Default 5.
@@ -77,7 +79,7 @@ impl Validate for LoopConfig {
 }
 
 /// How a service reaches Nostr relays.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct NostrConfig {
     /// SOCKS5 proxy for relays that need one (`.onion`), as `host:port`,
@@ -85,6 +87,7 @@ pub struct NostrConfig {
     pub socks5_proxy: Option<String>,
     /// Longest wait for a relay to connect or answer. Default 10 s.
     #[serde(with = "crate::duration")]
+    #[schemars(with = "crate::duration::Seconds")]
     pub timeout: Duration,
 }
 

@@ -3,40 +3,22 @@
 
 use std::time::Duration;
 
-use bigbrotr_config::{LoopConfig, NostrConfig, Problems, ServiceConfig, Validate};
+use bigbrotr_config::{Problems, Validate};
 use serde::{Deserialize, Serialize};
 
 /// The largest page and batch the configuration accepts.
 pub const MAX_PAGE_SIZE: u32 = 100_000;
 
-/// The file `config/services/finder.yaml`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct FinderFile {
-    /// Identity of the service and whether it runs; `service.name` also
-    /// names the finder's scan cursor in the database.
-    pub service: ServiceConfig,
-    /// How often a cycle runs and when the service gives up.
-    #[serde(rename = "loop")]
-    pub loop_: LoopConfig,
-    /// How relays are reached; the section every service file has (the
-    /// finder itself opens no relay connection).
-    pub nostr: NostrConfig,
-    /// Where the finder looks for relays and how fast.
-    pub finder: FinderConfig,
-}
-
-impl Validate for FinderFile {
-    fn validate(&self, problems: &mut Problems) {
-        problems.section("service", &self.service);
-        problems.section("loop", &self.loop_);
-        problems.section("nostr", &self.nostr);
-        problems.section("finder", &self.finder);
+bigbrotr_service_runtime::service_file! {
+    /// The file `config/services/finder.yaml`.
+    pub struct FinderFile {
+        /// Where the finder looks for relays and how fast.
+        pub finder: FinderConfig,
     }
 }
 
 /// Where the finder looks for relays and how fast.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct FinderConfig {
     /// Sightings (`events_relays` rows) read per database call. At most
@@ -112,7 +94,7 @@ impl Validate for FinderConfig {
 }
 
 /// Which archived events are read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct EventSources {
     /// Whether the archived events are scanned at all. Default `true`.
@@ -138,13 +120,14 @@ impl Validate for EventSources {
 }
 
 /// An HTTP(S) address answering with a JSON array of relay URLs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpSource {
     /// The `http://` or `https://` address. Required.
     pub url: String,
     /// Time limit of the whole request, answer included. Default 30 s.
     #[serde(with = "bigbrotr_config::duration")]
+    #[schemars(with = "bigbrotr_config::duration::Seconds")]
     pub timeout: Duration,
 }
 
@@ -212,7 +195,7 @@ mod tests {
         let text = "loop:\n  interval: 5m\nfinder:\n  page_size: 10\n  sources:\n    kinds: []\n  \
                     http_sources:\n    - url: https://lists.example/relays.json\n";
         let file: FinderFile = load_str(text, path, &Env::empty()).expect("valid");
-        assert_eq!(file.loop_.interval, Duration::from_secs(300));
+        assert_eq!(file.looping.interval, Duration::from_secs(300));
         assert_eq!(file.finder.page_size, 10);
         assert!(file.finder.sources.events);
         assert_eq!(file.finder.sources.kinds, Vec::<u16>::new());

@@ -1,8 +1,7 @@
 //! [`FinderService`]: the finder as a service of the runtime, run with
 //! `bigbrotr run finder`.
 
-use bigbrotr_config::{LoopConfig, NostrConfig, ServiceConfig};
-use bigbrotr_service_runtime::{Counter, LoopService, ServiceContext, ServiceFile};
+use bigbrotr_service_runtime::{Counter, LoopService, ServiceContext};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::FinderFile;
@@ -10,21 +9,6 @@ use crate::cycle::CycleReport;
 use crate::finder::Finder;
 
 const TARGET: &str = "bigbrotr::finder";
-
-impl ServiceFile for FinderFile {
-    fn service(&self) -> &ServiceConfig {
-        &self.service
-    }
-    fn loop_config(&self) -> &LoopConfig {
-        &self.loop_
-    }
-    fn loop_config_mut(&mut self) -> &mut LoopConfig {
-        &mut self.loop_
-    }
-    fn nostr(&self) -> &NostrConfig {
-        &self.nostr
-    }
-}
 
 /// The finder service: each iteration is one [`Finder::run_cycle`].
 ///

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 pub const MAX_BATCH_SIZE: usize = 100_000;
 
 /// The `initializer` section.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct InitializerConfig {
     /// Create or upgrade the schema first, as `bigbrotr db init` does.

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use tracing_subscriber::EnvFilter;
 
 /// The whole logging configuration file: a single `logging` section.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LoggingFile {
     /// Where log lines go, at which level and in which format.
@@ -22,7 +22,7 @@ impl Validate for LoggingFile {
 }
 
 /// Where log lines go, at which level and in which format.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LoggingConfig {
     /// The outputs, all active at once, each with its own level and format.
@@ -105,7 +105,7 @@ impl Validate for LoggingConfig {
 /// - type: file
 ///   directory: logs
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum OutputConfig {
     /// Lines to the standard output or standard error of the process.
@@ -135,7 +135,7 @@ impl OutputConfig {
 }
 
 /// An output to the standard output or standard error of the process.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConsoleOutput {
     /// The most verbose level written (`trace`, `debug`, `info`, `warn`,
@@ -163,7 +163,7 @@ impl Default for ConsoleOutput {
 /// Files are named `<file_prefix>.<period>.log`, for example
 /// `bigbrotr.2024-01-15.log` with daily rotation, or `<file_prefix>.log`
 /// without rotation. Lines are written by a background thread.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct FileOutput {
     /// The most verbose level written, or filter directives; see
@@ -196,7 +196,9 @@ impl Default for FileOutput {
 }
 
 /// How each log line looks.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Format {
     /// `2024-01-15 10:30:45 INFO [service] Message key=value`.
@@ -212,7 +214,9 @@ pub enum Format {
 }
 
 /// A standard stream of the process.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Stream {
     /// The standard output.
@@ -223,7 +227,9 @@ pub enum Stream {
 }
 
 /// How often a file output starts a new file. Periods follow UTC.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Rotation {
     /// One file forever.

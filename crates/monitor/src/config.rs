@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use bigbrotr_config::{LoopConfig, NostrConfig, Problems, ServiceConfig, Validate};
+use bigbrotr_config::{Problems, Validate};
 use serde::{Deserialize, Serialize};
 
 /// The environment variable holding the monitor's secret key, by default.
@@ -13,38 +13,22 @@ pub const DEFAULT_KEYS_ENV: &str = "MONITOR_PRIVATE_KEY";
 /// bit doubles the work of the write check.
 pub const MAX_POW_DIFFICULTY: u8 = 32;
 
-/// The file `config/services/monitor.yaml`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MonitorFile {
-    /// Identity of the service and whether it runs.
-    pub service: ServiceConfig,
-    /// How often a cycle runs and when the service gives up.
-    #[serde(rename = "loop")]
-    pub loop_: LoopConfig,
-    /// How relays are reached: the SOCKS5 proxy for `.onion` relays, and the
-    /// timeout used when publishing results.
-    pub nostr: NostrConfig,
-    /// What the monitor checks, how often and how fast.
-    pub monitor: MonitorConfig,
-}
-
-impl Validate for MonitorFile {
-    fn validate(&self, problems: &mut Problems) {
-        problems.section("service", &self.service);
-        problems.section("loop", &self.loop_);
-        problems.section("nostr", &self.nostr);
-        problems.section("monitor", &self.monitor);
+bigbrotr_service_runtime::service_file! {
+    /// The file `config/services/monitor.yaml`.
+    pub struct MonitorFile {
+        /// What the monitor checks, how often and how fast.
+        pub monitor: MonitorConfig,
     }
 }
 
 /// What the monitor checks, how often and how fast.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct MonitorConfig {
     /// A relay is checked again once its latest check is at least this old;
     /// a relay never checked is always due. Default 1 h.
     #[serde(with = "bigbrotr_config::duration")]
+    #[schemars(with = "bigbrotr_config::duration::Seconds")]
     pub min_age: Duration,
     /// Most relays checked in one cycle, the longest unchecked first.
     /// Default 1000.
@@ -139,7 +123,7 @@ impl Validate for MonitorConfig {
 }
 
 /// Checks running at once, per network.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Concurrency {
     /// Checks of clearnet relays at once. Default 50.
@@ -171,27 +155,32 @@ impl Validate for Concurrency {
 
 /// Time limits of each check. Tor is slow: the same limits apply to both
 /// networks, so set them for Tor when `.onion` relays are checked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct CheckTimeouts {
     /// The whole NIP-11 request, redirects and body included. Default 10 s.
     #[serde(with = "bigbrotr_config::duration")]
+    #[schemars(with = "bigbrotr_config::duration::Seconds")]
     pub nip11: Duration,
     /// Opening the WebSocket connection. Default 10 s.
     #[serde(with = "bigbrotr_config::duration")]
+    #[schemars(with = "bigbrotr_config::duration::Seconds")]
     pub open: Duration,
     /// A `REQ` until its first `EVENT`, `EOSE` or `CLOSED` (authentication
     /// included); also bounds reading back the written event. Default 10 s.
     #[serde(with = "bigbrotr_config::duration")]
+    #[schemars(with = "bigbrotr_config::duration::Seconds")]
     pub read: Duration,
     /// Publishing the write check's event until its `OK` (authentication
     /// included). Default 10 s.
     #[serde(with = "bigbrotr_config::duration")]
+    #[schemars(with = "bigbrotr_config::duration::Seconds")]
     pub write: Duration,
     /// Mining the proof of work a relay asks for, on a blocking thread;
     /// when it runs out, the relay is recorded as not writable with the
     /// reason. Default 5 s.
     #[serde(with = "bigbrotr_config::duration")]
+    #[schemars(with = "bigbrotr_config::duration::Seconds")]
     pub pow: Duration,
 }
 
@@ -226,7 +215,7 @@ impl Validate for CheckTimeouts {
 /// Which checks run. `read` and `write` need `open`; with `open` off only
 /// NIP-11 documents are gathered and every check is stored as not
 /// connected.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Checks {
     /// Fetch the NIP-11 document over HTTP(S). Default `true`.
@@ -266,7 +255,7 @@ impl Validate for Checks {
 
 /// Publishing the results as NIP-66 events: one kind 30166 event per relay
 /// reached, and a kind 10166 announcement of the monitor, each cycle.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct PublishConfig {
     /// Whether results are published. Default `false`.
@@ -336,7 +325,7 @@ mod tests {
         let text = "loop:\n  interval: 5m\nmonitor:\n  min_age: 30m\n  concurrency:\n    tor: 3\n";
         let file: MonitorFile =
             load_str(text, std::path::Path::new("monitor.yaml"), &Env::empty()).expect("valid");
-        assert_eq!(file.loop_.interval, Duration::from_secs(300));
+        assert_eq!(file.looping.interval, Duration::from_secs(300));
         assert_eq!(file.monitor.min_age, Duration::from_secs(1800));
         assert_eq!(file.monitor.concurrency.tor, 3);
         assert_eq!(file.monitor.concurrency.clearnet, 50);
@@ -364,7 +353,7 @@ mod tests {
             enabled: true,
             relays: vec!["https://relay.example".to_owned()],
         };
-        file.loop_.interval = Duration::ZERO;
+        file.looping.interval = Duration::ZERO;
         let problems: Vec<String> = problems_of(&file).iter().map(ToString::to_string).collect();
         assert_eq!(
             problems[..12],

@@ -2,8 +2,7 @@
 //! `bigbrotr run monitor`.
 
 use anyhow::Context as _;
-use bigbrotr_config::{LoopConfig, NostrConfig, ServiceConfig};
-use bigbrotr_service_runtime::{Counter, LoopService, ServiceContext, ServiceFile};
+use bigbrotr_service_runtime::{Counter, LoopService, ServiceContext};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::MonitorFile;
@@ -11,21 +10,6 @@ use crate::cycle::{CycleReport, NetworkReport};
 use crate::monitor::Monitor;
 
 const TARGET: &str = "bigbrotr::monitor";
-
-impl ServiceFile for MonitorFile {
-    fn service(&self) -> &ServiceConfig {
-        &self.service
-    }
-    fn loop_config(&self) -> &LoopConfig {
-        &self.loop_
-    }
-    fn loop_config_mut(&mut self) -> &mut LoopConfig {
-        &mut self.loop_
-    }
-    fn nostr(&self) -> &NostrConfig {
-        &self.nostr
-    }
-}
 
 /// The counters of one network.
 #[derive(Debug)]

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 pub const DEFAULT_HTTP_PORT: u16 = 9109;
 
 /// The file `config/core/runtime.yaml`: a single `runtime` section.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RuntimeFile {
     /// How services stop, and the HTTP endpoint.
@@ -30,17 +30,19 @@ impl Validate for RuntimeFile {
 }
 
 /// How services stop, and the HTTP endpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RuntimeConfig {
     /// After SIGINT, SIGTERM or the failure of a service, how long the
     /// services may take to finish their current iteration before it is
     /// abandoned. Default 30 s.
     #[serde(with = "bigbrotr_config::duration")]
+    #[schemars(with = "bigbrotr_config::duration::Seconds")]
     pub shutdown_grace: Duration,
     /// When the pool closes, how long database calls still running may
     /// take before they are cancelled. Default 5 s.
     #[serde(with = "bigbrotr_config::duration")]
+    #[schemars(with = "bigbrotr_config::duration::Seconds")]
     pub pool_close_grace: Duration,
     /// The endpoint serving `/health`, `/status` and `/metrics`.
     pub http: HttpConfig,
@@ -61,7 +63,7 @@ impl Validate for RuntimeConfig {
 }
 
 /// The endpoint serving `/health`, `/status` and `/metrics`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     /// Whether the endpoint runs. Default `true`.
@@ -129,20 +131,23 @@ pub fn load_service_file<C: ServiceFile>(
 /// Declares the file struct of a service: the common sections `service`
 /// ([`ServiceConfig`]), `loop` ([`LoopConfig`], field `looping`) and
 /// `nostr` ([`NostrConfig`]), followed by the service's own sections, each
-/// a type that is `Debug + Clone + Default + Serialize + Deserialize +
-/// Validate`.
+/// a type that is `Debug + Clone + Default + PartialEq + Serialize +
+/// Deserialize + JsonSchema + Validate`.
 ///
-/// The struct derives `Debug`, `Clone`, `Default`, `Serialize` and
-/// `Deserialize` with `#[serde(deny_unknown_fields, default)]`, validates
+/// The struct derives `Debug`, `Clone`, `Default`, `PartialEq`, `Serialize`,
+/// `Deserialize` with `#[serde(deny_unknown_fields, default)]` and
+/// `schemars::JsonSchema` (its doc comments become the configuration
+/// reference's descriptions), validates
 /// every section under its name, and implements [`ServiceFile`]. The
-/// calling crate needs `serde` (with `derive`) among its dependencies.
+/// calling crate needs `serde` (with `derive`) and `schemars` among its
+/// dependencies.
 ///
 /// ```
 /// use bigbrotr_config::{Problems, Validate};
 /// use serde::{Deserialize, Serialize};
 ///
 /// /// The `greeter` section.
-/// #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 /// #[serde(deny_unknown_fields, default)]
 /// pub struct GreeterConfig {
 ///     /// Whom to greet.
@@ -187,7 +192,15 @@ macro_rules! service_file {
         }
     ) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Default, ::serde::Serialize, ::serde::Deserialize)]
+        #[derive(
+            Debug,
+            Clone,
+            Default,
+            PartialEq,
+            ::serde::Serialize,
+            ::serde::Deserialize,
+            ::schemars::JsonSchema,
+        )]
         #[serde(deny_unknown_fields, default)]
         $vis struct $name {
             /// Identity of the service and whether it runs.
@@ -290,7 +303,7 @@ mod tests {
         }
     }
 
-    #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
     #[serde(deny_unknown_fields, default)]
     struct DemoSection {
         size: u32,

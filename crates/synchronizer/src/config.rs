@@ -4,41 +4,24 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use bigbrotr_config::{LoopConfig, NostrConfig, Problems, ServiceConfig, Validate};
+use bigbrotr_config::{Problems, Validate};
 use serde::{Deserialize, Serialize};
 
 /// The largest `limit` and `second_limit` accepted.
 pub const MAX_LIMIT: usize = 100_000;
 
-/// The file `config/services/synchronizer.yaml`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SynchronizerFile {
-    /// Identity of the service and whether it runs.
-    pub service: ServiceConfig,
-    /// How often a cycle runs and when the service gives up.
-    #[serde(rename = "loop")]
-    pub loop_: LoopConfig,
-    /// How relays are reached: the SOCKS5 proxy for `.onion` relays, and the
-    /// time limit of opening a connection.
-    pub nostr: NostrConfig,
-    /// What the synchronizer archives, how fast, and how it shares the
-    /// relays with other synchronizers.
-    pub synchronizer: SynchronizerConfig,
-}
-
-impl Validate for SynchronizerFile {
-    fn validate(&self, problems: &mut Problems) {
-        problems.section("service", &self.service);
-        problems.section("loop", &self.loop_);
-        problems.section("nostr", &self.nostr);
-        problems.section("synchronizer", &self.synchronizer);
+bigbrotr_service_runtime::service_file! {
+    /// The file `config/services/synchronizer.yaml`.
+    pub struct SynchronizerFile {
+        /// What the synchronizer archives, how fast, and how it shares the
+        /// relays with other synchronizers.
+        pub synchronizer: SynchronizerConfig,
     }
 }
 
 /// What the synchronizer archives, how fast, and how it shares the relays
 /// with other synchronizers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SynchronizerConfig {
     /// Relays synced besides those the monitor last found readable
@@ -53,11 +36,13 @@ pub struct SynchronizerConfig {
     /// so that events still spreading between relays are not passed over.
     /// Default 5 min.
     #[serde(with = "bigbrotr_config::duration")]
+    #[schemars(with = "bigbrotr_config::duration::Seconds")]
     pub end_lag: Duration,
     /// Length of the first time window asked of a relay in a cycle; shortened
     /// while windows take several pages, doubled while they come back less
     /// than half full. Whole seconds, at least 1 s. Default 1 h.
     #[serde(with = "bigbrotr_config::duration")]
+    #[schemars(with = "bigbrotr_config::duration::Seconds")]
     pub window: Duration,
     /// Events asked for per `REQ` (the filter's `limit`); lowered to the
     /// `limitation.max_limit` of the relay's NIP-11 document when that is
@@ -179,7 +164,7 @@ impl Validate for SynchronizerConfig {
 /// Which events are archived: a NIP-01 filter without `ids`, `since`,
 /// `until` or `limit`, which the synchronizer sets itself. Every list left
 /// empty matches everything.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct FilterConfig {
     /// Event kinds. Default: all.
@@ -221,7 +206,7 @@ impl Validate for FilterConfig {
 /// Limits on what a relay may send and on what is held in memory, in bytes.
 /// The defaults hold every real event seen so far (the largest of a corpus
 /// of real events is 1.8 MB) with room to spare.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SizeLimits {
     /// Largest WebSocket message read; a larger one breaks the connection,
@@ -280,7 +265,7 @@ impl Validate for SizeLimits {
 }
 
 /// Re-sweeps of the period behind each relay's cursor.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ResweepConfig {
     /// The period behind the cursor walked again: events created in it
@@ -288,11 +273,13 @@ pub struct ResweepConfig {
     /// 0 turns re-sweeps off. Default 48 h (NIP-59 gift wraps are dated up
     /// to two days back).
     #[serde(with = "bigbrotr_config::duration")]
+    #[schemars(with = "bigbrotr_config::duration::Seconds")]
     pub lookback: Duration,
     /// How often a relay is re-swept; 0 means every cycle. Cheap on relays
     /// speaking NIP-77 (one reconciliation per window), a download of the
     /// period on the others. Default 6 h.
     #[serde(with = "bigbrotr_config::duration")]
+    #[schemars(with = "bigbrotr_config::duration::Seconds")]
     pub interval: Duration,
 }
 
@@ -312,7 +299,7 @@ impl Validate for ResweepConfig {
 /// NIP-77 negentropy reconciliation: where a relay speaks it, each window
 /// is reconciled against what the archive holds from that relay, and only
 /// the missing events are downloaded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Nip77Config {
     /// Whether relays are probed for NIP-77 (with `NEG-OPEN`, whatever their
@@ -321,6 +308,7 @@ pub struct Nip77Config {
     /// How long the answer of a probe is trusted before the relay is probed
     /// again. Default 24 h.
     #[serde(with = "bigbrotr_config::duration")]
+    #[schemars(with = "bigbrotr_config::duration::Seconds")]
     pub recheck: Duration,
     /// Ids asked for per `REQ` when fetching the events a reconciliation
     /// found missing; lowered to the relay's limits. From 1 to 100 000.
@@ -347,7 +335,7 @@ impl Validate for Nip77Config {
 }
 
 /// NIP-42 authentication.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     /// Whether the synchronizer authenticates to relays that answer
@@ -360,6 +348,7 @@ pub struct AuthConfig {
     /// A relay that refused the authentication is not asked again for this
     /// long. Default 24 h.
     #[serde(with = "bigbrotr_config::duration")]
+    #[schemars(with = "bigbrotr_config::duration::Seconds")]
     pub retry_after: Duration,
 }
 
@@ -391,19 +380,22 @@ impl Validate for AuthConfig {
 
 /// Time limits of each relay. Tor is slow: the same limits apply to both
 /// networks, so set them for Tor when `.onion` relays are synced.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SyncTimeouts {
     /// One `REQ` until its `EOSE` (or its `limit` of events). Default 30 s.
     #[serde(with = "bigbrotr_config::duration")]
+    #[schemars(with = "bigbrotr_config::duration::Seconds")]
     pub request: Duration,
     /// Silence of the relay while a `REQ` is answered. Default 10 s.
     #[serde(with = "bigbrotr_config::duration")]
+    #[schemars(with = "bigbrotr_config::duration::Seconds")]
     pub idle: Duration,
     /// All the work on one relay in one cycle; when it runs out, what is
     /// complete is stored and the rest waits for the next cycle. Default
     /// 10 min.
     #[serde(with = "bigbrotr_config::duration")]
+    #[schemars(with = "bigbrotr_config::duration::Seconds")]
     pub total: Duration,
 }
 
@@ -432,7 +424,7 @@ impl Validate for SyncTimeouts {
 }
 
 /// Relays synced at once, per network.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Concurrency {
     /// Clearnet relays at once. Default 20.
@@ -461,7 +453,7 @@ impl Validate for Concurrency {
 }
 
 /// The leases that share the relays between synchronizers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LeaseConfig {
     /// How long a lease lasts unless renewed; renewed every third of it
@@ -469,6 +461,7 @@ pub struct LeaseConfig {
     /// without releasing them are taken over this long after its last
     /// renewal. Whole seconds, at least 3 s. Default 2 min.
     #[serde(with = "bigbrotr_config::duration")]
+    #[schemars(with = "bigbrotr_config::duration::Seconds")]
     pub duration: Duration,
 }
 
@@ -541,7 +534,7 @@ mod tests {
         assert_eq!(file, SynchronizerFile::default());
         let text = "loop:\n  interval: 5m\nsynchronizer:\n  filter:\n    kinds: [1, 7]\n    tags:\n      t: [nostr]\n  timeouts:\n    idle: 2s\n  lease:\n    duration: 30s\n";
         let file: SynchronizerFile = load_str(text, path, &Env::empty()).expect("valid");
-        assert_eq!(file.loop_.interval, Duration::from_secs(300));
+        assert_eq!(file.looping.interval, Duration::from_secs(300));
         assert_eq!(file.synchronizer.filter.kinds, [1, 7]);
         assert_eq!(file.synchronizer.filter.tags["t"], ["nostr"]);
         assert_eq!(file.synchronizer.timeouts.idle, Duration::from_secs(2));

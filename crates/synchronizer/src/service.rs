@@ -2,10 +2,7 @@
 //! run with `bigbrotr run synchronizer`.
 
 use anyhow::Context as _;
-use bigbrotr_config::{LoopConfig, NostrConfig, ServiceConfig};
-use bigbrotr_service_runtime::{
-    service_keys, Counter, Gauge, LoopService, ServiceContext, ServiceFile,
-};
+use bigbrotr_service_runtime::{service_keys, Counter, Gauge, LoopService, ServiceContext};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::SynchronizerFile;
@@ -14,21 +11,6 @@ use crate::state::{nip77_relay_count, pending_count};
 use crate::synchronizer::Synchronizer;
 
 const TARGET: &str = "bigbrotr::synchronizer";
-
-impl ServiceFile for SynchronizerFile {
-    fn service(&self) -> &ServiceConfig {
-        &self.service
-    }
-    fn loop_config(&self) -> &LoopConfig {
-        &self.loop_
-    }
-    fn loop_config_mut(&mut self) -> &mut LoopConfig {
-        &mut self.loop_
-    }
-    fn nostr(&self) -> &NostrConfig {
-        &self.nostr
-    }
-}
 
 /// A counter and the figure of a cycle's totals it adds up.
 type CountedBy = (Counter, fn(&SyncCounts) -> u64);

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 /// What the probe does at each iteration.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct ProbeConfig {
     /// Iterations (from 1) that fail.
@@ -22,6 +22,7 @@ pub(crate) struct ProbeConfig {
     pub(crate) fail_from: u64,
     /// How long each iteration takes.
     #[serde(with = "bigbrotr_config::duration")]
+    #[schemars(with = "bigbrotr_config::duration::Seconds")]
     pub(crate) work: Duration,
     /// Record relay `wss://<name>-<n>.example` at iteration `n`.
     pub(crate) write: bool,

@@ -25,7 +25,7 @@ async fn metrics_and_status_show_what_a_cycle_did_pending_ranges_and_nip77_relay
     config.second_limit = 10;
     let file = SynchronizerFile {
         service: ServiceConfig::default(),
-        loop_: LoopConfig::default(),
+        looping: LoopConfig::default(),
         nostr: NostrConfig::default(),
         synchronizer: config,
     };
