@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::candidate::{check_url, contact_list_relays, relay_domain, Rejection, Source};
 use crate::error::{Error, Result};
-use crate::finder::{column, Finder, ScanCursor, TARGET};
 use crate::http::fetch_http_source;
+use crate::scanner::{column, Finder, ScanCursor, TARGET};
 
 /// What a cycle did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

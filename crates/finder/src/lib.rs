@@ -8,7 +8,7 @@
 //!   and its section [`FinderConfig`]: page and batch sizes, URL limits,
 //!   which events are read ([`EventSources`]) and the HTTP sources
 //!   ([`HttpSource`]).
-//! - [`finder`](mod@finder): [`Finder`], its configuration checked, and its
+//! - `scanner` (private): [`Finder`], its configuration checked, and its
 //!   scan cursor in the database ([`ScanCursor`]).
 //! - [`candidate`]: where a candidate URL comes from ([`Source`]), the checks
 //!   it must pass ([`check_url`], built on
@@ -29,14 +29,14 @@ pub mod candidate;
 pub mod config;
 pub mod cycle;
 pub mod error;
-pub mod finder;
 pub mod http;
+mod scanner;
 pub mod service;
 
 pub use candidate::{check_url, contact_list_relays, relay_domain, Rejection, Source, UrlRules};
 pub use config::{EventSources, FinderConfig, FinderFile, HttpSource, MAX_PAGE_SIZE};
 pub use cycle::{scan_page, CycleReport, ScanRow};
 pub use error::{Error, Result};
-pub use finder::{Finder, ScanCursor, DEFAULT_NAME};
 pub use http::{fetch_http_source, MAX_REDIRECTS};
+pub use scanner::{Finder, ScanCursor, DEFAULT_NAME};
 pub use service::FinderService;

@@ -6,7 +6,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::FinderFile;
 use crate::cycle::CycleReport;
-use crate::finder::Finder;
+use crate::scanner::Finder;
 
 const TARGET: &str = "bigbrotr::finder";
 

@@ -10,8 +10,8 @@ use bigbrotr_pool::{Row, Type};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::checker::{Monitor, RelayCheck, TARGET};
 use crate::error::{Error, Result};
-use crate::monitor::{Monitor, RelayCheck, TARGET};
 use crate::publish::{monitor_announcement_event, publish_events, relay_discovery_event};
 
 /// Both networks, in the order they are reported.

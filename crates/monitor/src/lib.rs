@@ -8,7 +8,7 @@
 //!   and its section [`MonitorConfig`]: how often relays are checked, how
 //!   many at once per network, the time limit of each check, which checks
 //!   run, the key variable and publishing.
-//! - [`monitor`](mod@monitor): [`Monitor`] and [`Monitor::check_relay`], the
+//! - `checker` (private): [`Monitor`] and [`Monitor::check_relay`], the
 //!   checks of one relay, and [`RelayCheck`], their outcome, with the NIP-66
 //!   document stored for it ([`RelayCheck::nip66`]).
 //! - [`nip11`]: the HTTP(S) request of a relay's NIP-11 document, its size
@@ -26,22 +26,22 @@
 //!   runtime (`bigbrotr run monitor`), with its metrics.
 //! - [`error`]: the [`Error`] of this crate.
 
+mod checker;
 pub mod config;
 pub mod cycle;
 pub mod error;
-pub mod monitor;
 pub mod nip11;
 pub mod nip66;
 pub mod publish;
 pub mod service;
 
+pub use checker::{Monitor, RelayCheck};
 pub use config::{
     CheckTimeouts, Checks, Concurrency, MonitorConfig, MonitorFile, PublishConfig,
     DEFAULT_KEYS_ENV, MAX_POW_DIFFICULTY,
 };
 pub use cycle::{select_due_relays, CycleReport, DueRelay, NetworkReport};
 pub use error::{Error, Result};
-pub use monitor::{Monitor, RelayCheck};
 pub use nip11::{Nip11Fetch, NIP11_MEDIA_TYPE};
 pub use nip66::{write_check_event, Probe, WRITE_CHECK_IDENTIFIER, WRITE_CHECK_KIND};
 pub use publish::{

@@ -10,9 +10,9 @@ use bigbrotr_utils::{bounded_text, REMOTE_TEXT_MAX_BYTES};
 use nostr::{Event, EventBuilder, Keys, Kind, Tag, TagKind, Timestamp};
 use nostr_sdk::Client;
 
+use crate::checker::{RelayCheck, TARGET};
 use crate::config::MonitorConfig;
 use crate::error::{Error, Result};
-use crate::monitor::{RelayCheck, TARGET};
 use crate::nip66::millis;
 
 /// Kind of a NIP-66 relay discovery event: one per relay, replaced by the

@@ -5,9 +5,9 @@ use anyhow::Context as _;
 use bigbrotr_service_runtime::{Counter, LoopService, ServiceContext};
 use tokio_util::sync::CancellationToken;
 
+use crate::checker::Monitor;
 use crate::config::MonitorFile;
 use crate::cycle::{CycleReport, NetworkReport};
-use crate::monitor::Monitor;
 
 const TARGET: &str = "bigbrotr::monitor";
 

@@ -542,7 +542,7 @@ impl RelayConnection {
                         return Ok(true);
                     }
                     tracing::debug!(
-                        target: crate::synchronizer::TARGET,
+                        target: crate::worker::TARGET,
                         url = %self.url,
                         reason = %bounded(&message),
                         "the relay refused the authentication"

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::leases::{claim_relays, release_relays, renew_leases, Claim};
 use crate::report::{CycleReport, RelayReport};
 use crate::sync::{LeaseClock, RelaySync};
-use crate::synchronizer::{Synchronizer, TARGET};
+use crate::worker::{Synchronizer, TARGET};
 
 /// Both networks, in the order they are claimed.
 const NETWORKS: [Network; 2] = [Network::Clearnet, Network::Tor];

@@ -8,7 +8,7 @@
 //!   ([`SynchronizerFile`]) and its section [`SynchronizerConfig`]: the
 //!   filter, the time range, window and limits, timeouts, concurrency per
 //!   network, batch size, leases and the worker id.
-//! - [`synchronizer`](mod@synchronizer): [`Synchronizer`], the checked
+//! - `worker` (private): [`Synchronizer`], the checked
 //!   configuration, filter, worker id and proxy; [`default_worker_id`].
 //! - [`cycle`]: [`Synchronizer::run_cycle`], one pass: relays claimed per
 //!   network, synced concurrently, leases renewed and released.
@@ -45,8 +45,8 @@ pub mod report;
 pub mod service;
 pub mod state;
 mod sync;
-pub mod synchronizer;
 mod walk;
+mod worker;
 
 pub use config::{
     Concurrency, FilterConfig, LeaseConfig, SyncTimeouts, SynchronizerConfig, SynchronizerFile,
@@ -62,4 +62,4 @@ pub use state::{
     due_pending, nip77_relay_count, pending_count, relay_state, PendingRange, PendingReason,
     RelayState,
 };
-pub use synchronizer::{default_worker_id, Synchronizer};
+pub use worker::{default_worker_id, Synchronizer};

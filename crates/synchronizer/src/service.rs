@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::SynchronizerFile;
 use crate::report::{CycleReport, RelayOutcome, SyncCounts};
 use crate::state::{nip77_relay_count, pending_count};
-use crate::synchronizer::Synchronizer;
+use crate::worker::Synchronizer;
 
 const TARGET: &str = "bigbrotr::synchronizer";
 

@@ -19,7 +19,7 @@ use crate::filter::{created_at, sort_events, Cursor};
 use crate::leases::{advance_cursor, ClaimedRelay};
 use crate::report::{Rejections, RelayOutcome, RelayReport, SyncCounts};
 use crate::state::{quarantine, relay_state, save_relay_state, RelayState};
-use crate::synchronizer::{kib, Inner, TARGET};
+use crate::worker::{kib, Inner, TARGET};
 
 /// When the leases of a cycle are known to be valid until: the start of
 /// their latest renewal (or claim) plus their duration, on this machine's

@@ -27,7 +27,7 @@ use crate::state::{
     PendingRange, PendingReason,
 };
 use crate::sync::{Session, Source};
-use crate::synchronizer::TARGET;
+use crate::worker::TARGET;
 
 /// A window taking more pages than this from its first answer is shortened.
 const MAX_PAGES: i64 = 8;
