@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use anyhow::Context as _;
-use serde_yaml::{Mapping, Value};
+use serde_norway::{Mapping, Value};
 
 use crate::IMPLEMENTATION;
 
@@ -127,12 +127,12 @@ fn patch_yaml(path: &Path, changes: &[(&str, Value)]) -> anyhow::Result<()> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut tree: Value =
-        serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        serde_norway::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     for (key, value) in changes {
         set_path(&mut tree, key, value.clone())
             .with_context(|| format!("setting `{key}` in {}", path.display()))?;
     }
-    let text = serde_yaml::to_string(&tree)
+    let text = serde_norway::to_string(&tree)
         .with_context(|| format!("writing the YAML of {}", path.display()))?;
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }

@@ -136,7 +136,8 @@ pub struct DatabaseConfig {
     /// User to log in as. Default `bigbrotr`.
     pub user: String,
     /// Password of `user`; never shown in `Debug` output or logs. Default
-    /// empty.
+    /// empty. The development database's password is refused when `host`
+    /// is not this machine.
     #[serde(serialize_with = "serialize_redacted")]
     #[schemars(with = "String")]
     pub password: SecretString,
@@ -145,7 +146,9 @@ pub struct DatabaseConfig {
     pub use_pgbouncer: bool,
     /// Whether connections use TLS and how the server is checked: `disable`,
     /// `prefer`, `require`, `verify-ca` or `verify-full`, as libpq means
-    /// them. Default `disable`.
+    /// them. Default `disable`, as the development database listens on
+    /// loopback only and has no TLS; use `verify-full` for a database on
+    /// another machine.
     pub sslmode: SslMode,
     /// PEM file of the certificate authorities the server's certificate must
     /// chain to; required by `verify-ca` and `verify-full`. A relative path
@@ -262,7 +265,8 @@ impl Validate for PoolConfig {
 pub struct RetryConfig {
     /// Attempts in all, the first included. Default 5.
     pub max_attempts: u32,
-    /// Wait before the second attempt. Default 1 s.
+    /// Wait before the second attempt; multiplied by `exponential_base`
+    /// after each attempt, up to `max_delay`. Default 1 s.
     #[serde(with = "crate::duration")]
     #[schemars(with = "crate::duration::Seconds")]
     pub initial_delay: Duration,
@@ -270,7 +274,8 @@ pub struct RetryConfig {
     #[serde(with = "crate::duration")]
     #[schemars(with = "crate::duration::Seconds")]
     pub max_delay: Duration,
-    /// Factor applied to the wait after each attempt. Default 2.0.
+    /// Factor the wait is multiplied by after each attempt; at least 1.
+    /// Default 2.0.
     pub exponential_base: f64,
 }
 
@@ -310,8 +315,9 @@ impl Validate for RetryConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RoleConfig {
-    /// `statement_timeout`: the server cancels a statement running longer.
-    /// Default 5 min.
+    /// `statement_timeout`: the server cancels a statement running longer,
+    /// a backstop for statements whose client is gone; at least
+    /// `pool.command_timeout`. Default 5 min.
     #[serde(with = "crate::duration")]
     #[schemars(with = "crate::duration::Seconds")]
     pub statement_timeout: Duration,

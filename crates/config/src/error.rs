@@ -103,7 +103,17 @@ pub enum Error {
         column: Option<usize>,
         /// What the YAML parser said.
         #[source]
-        source: serde_yaml::Error,
+        source: serde_norway::Error,
+    },
+
+    /// A loaded configuration could not be serialized to JSON.
+    #[error("could not serialize `{type_name}` to JSON")]
+    Serialize {
+        /// The struct.
+        type_name: &'static str,
+        /// What serde_json said.
+        #[source]
+        source: serde_json::Error,
     },
 
     /// The file parsed, but some keys are unknown, have the wrong type or

@@ -43,38 +43,14 @@ pub(crate) fn expand_with(
     on_default: impl Fn(&str) -> String,
 ) -> Result<String> {
     let mut expanded = String::with_capacity(text.len());
-    let mut rest = text;
-    let mut line = 1;
-    while let Some(dollar) = rest.find('$') {
-        let (before, from_dollar) = rest.split_at(dollar);
-        expanded.push_str(before);
-        line += before.matches('\n').count();
-        if let Some(after) = from_dollar.strip_prefix("$${") {
-            expanded.push_str("${");
-            rest = after;
-        } else if let Some(body_and_rest) = from_dollar.strip_prefix("${") {
-            let end = match body_and_rest.find(['}', '\n']) {
-                Some(end) if body_and_rest[end..].starts_with('}') => end,
-                _ => {
-                    return Err(Error::UnterminatedVariable {
-                        file: file.to_path_buf(),
-                        line,
-                    })
-                }
-            };
-            let body = &body_and_rest[..end];
-            let (name, default) = match body.split_once(':') {
-                Some((name, default)) => (name, Some(default)),
-                None => (body, None),
-            };
-            if !is_variable_name(name) {
-                return Err(Error::InvalidVariableName {
-                    name: name.to_owned(),
-                    file: file.to_path_buf(),
-                    line,
-                });
-            }
-            match (env.get(name), default) {
+    for piece in pieces(text, file) {
+        match piece? {
+            Piece::Text(text) => expanded.push_str(text),
+            Piece::Reference(VariableReference {
+                name,
+                default,
+                line,
+            }) => match (env.get(name), default) {
                 (Some(value), _) => expanded.push_str(value),
                 (None, Some(default)) => expanded.push_str(&on_default(default)),
                 (None, None) => {
@@ -84,15 +60,109 @@ pub(crate) fn expand_with(
                         line,
                     })
                 }
-            }
-            rest = &body_and_rest[end + 1..];
-        } else {
-            expanded.push('$');
-            rest = &from_dollar[1..];
+            },
         }
     }
-    expanded.push_str(rest);
     Ok(expanded)
+}
+
+/// A `${NAME}` or `${NAME:default}` of a text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VariableReference<'t> {
+    /// The variable.
+    pub name: &'t str,
+    /// What `${NAME:default}` gives when `NAME` is not set; `None` for
+    /// `${NAME}`, which then fails.
+    pub default: Option<&'t str>,
+    /// The line of the reference, from 1.
+    pub line: usize,
+}
+
+/// Every variable reference of `text`, in order, read by the rules of
+/// [`expand`] (`$${` is not a reference) and failing where it fails but
+/// for missing variables; `file` only names the text in errors.
+///
+/// ```
+/// # use std::path::Path;
+/// use bigbrotr_config::expand::references;
+///
+/// let found = references("host: ${HOST:localhost} # $${NOT}", Path::new("x.yaml")).unwrap();
+/// assert_eq!(found.len(), 1);
+/// assert_eq!((found[0].name, found[0].default), ("HOST", Some("localhost")));
+/// ```
+pub fn references<'t>(text: &'t str, file: &Path) -> Result<Vec<VariableReference<'t>>> {
+    pieces(text, file)
+        .filter_map(|piece| match piece {
+            Ok(Piece::Text(_)) => None,
+            Ok(Piece::Reference(reference)) => Some(Ok(reference)),
+            Err(error) => Some(Err(error)),
+        })
+        .collect()
+}
+
+/// A part of a text read for expansion.
+enum Piece<'t> {
+    /// Text kept as it is (`$${` gives `${`).
+    Text(&'t str),
+    /// A variable reference.
+    Reference(VariableReference<'t>),
+}
+
+/// The pieces of `text`, in order; the first error ends them.
+fn pieces<'t>(text: &'t str, file: &Path) -> impl Iterator<Item = Result<Piece<'t>>> + 't {
+    let file = file.to_path_buf();
+    let mut rest = Some(text);
+    let mut line = 1;
+    std::iter::from_fn(move || {
+        let current = rest.take()?;
+        if current.is_empty() {
+            return None;
+        }
+        let Some(dollar) = current.find('$') else {
+            return Some(Ok(Piece::Text(current)));
+        };
+        if dollar > 0 {
+            let (before, from_dollar) = current.split_at(dollar);
+            line += before.matches('\n').count();
+            rest = Some(from_dollar);
+            return Some(Ok(Piece::Text(before)));
+        }
+        if let Some(after) = current.strip_prefix("$${") {
+            rest = Some(after);
+            return Some(Ok(Piece::Text("${")));
+        }
+        let Some(body_and_rest) = current.strip_prefix("${") else {
+            rest = Some(&current[1..]);
+            return Some(Ok(Piece::Text("$")));
+        };
+        let end = match body_and_rest.find(['}', '\n']) {
+            Some(end) if body_and_rest[end..].starts_with('}') => end,
+            _ => {
+                return Some(Err(Error::UnterminatedVariable {
+                    file: file.clone(),
+                    line,
+                }))
+            }
+        };
+        let body = &body_and_rest[..end];
+        let (name, default) = match body.split_once(':') {
+            Some((name, default)) => (name, Some(default)),
+            None => (body, None),
+        };
+        if !is_variable_name(name) {
+            return Some(Err(Error::InvalidVariableName {
+                name: name.to_owned(),
+                file: file.clone(),
+                line,
+            }));
+        }
+        rest = Some(&body_and_rest[end + 1..]);
+        Some(Ok(Piece::Reference(VariableReference {
+            name,
+            default,
+            line,
+        })))
+    })
 }
 
 /// Whether `name` is ASCII letters, digits and `_`, not starting with a digit.

@@ -17,7 +17,8 @@
 //! - [`validate`]: the [`Validate`] trait and the [`Problem`]s it reports.
 //! - [`duration`]: serde helpers for durations written as seconds or with a
 //!   unit (`"500ms"`, `"5m"`).
-//! - [`tree`]: [`get_path`] on raw YAML trees.
+//! - [`FileType`]: one kind of configuration file with its struct's JSON
+//!   Schema, as the configuration reference documents it.
 //! - [`database`]: the file `config/core/pool.yaml` ([`PoolFile`]) and its
 //!   sections [`DatabaseConfig`] (with its [`SslMode`]), [`PoolConfig`],
 //!   [`RetryConfig`] and [`RoleConfig`].
@@ -37,10 +38,10 @@ pub mod egress;
 pub mod env;
 pub mod error;
 pub mod expand;
+mod file_type;
 pub mod implementation;
 pub mod load;
 pub mod service;
-pub mod tree;
 pub mod validate;
 
 pub use brotr::{BrotrConfig, BrotrFile};
@@ -50,9 +51,9 @@ pub use database::{
 pub use egress::{EgressConfig, EgressFile};
 pub use env::Env;
 pub use error::{Error, Result};
-pub use expand::expand;
+pub use expand::{expand, references, VariableReference};
+pub use file_type::FileType;
 pub use implementation::{ConfigFileEntry, Implementation};
 pub use load::{load_file, load_str, load_yaml, ConfigFile, ExpansionDefaults};
 pub use service::{LoopConfig, NostrConfig, ServiceConfig};
-pub use tree::get_path;
 pub use validate::{Problem, ProblemList, Problems, Validate};

@@ -112,19 +112,19 @@ impl ExpansionDefaults {
         // parse once replaced: such a file simply has no marked keys.
         if let Some(yaml) = marked
             .ok()
-            .and_then(|marked| serde_yaml::from_str::<serde_yaml::Value>(&marked).ok())
+            .and_then(|marked| serde_norway::from_str::<serde_norway::Value>(&marked).ok())
         {
             found.collect(&yaml, &mut Vec::new());
         }
         found
     }
 
-    fn collect(&mut self, value: &serde_yaml::Value, path: &mut Vec<String>) {
+    fn collect(&mut self, value: &serde_norway::Value, path: &mut Vec<String>) {
         match value {
-            serde_yaml::Value::String(text) if text.contains(DEFAULT_MARKER) => {
+            serde_norway::Value::String(text) if text.contains(DEFAULT_MARKER) => {
                 self.paths.insert(display_path(path));
             }
-            serde_yaml::Value::Mapping(map) => {
+            serde_norway::Value::Mapping(map) => {
                 for (key, value) in map {
                     if let Some(key) = key.as_str() {
                         path.push(key.to_owned());
@@ -133,14 +133,14 @@ impl ExpansionDefaults {
                     }
                 }
             }
-            serde_yaml::Value::Sequence(items) => {
+            serde_norway::Value::Sequence(items) => {
                 for (index, item) in items.iter().enumerate() {
                     path.push(index.to_string());
                     self.collect(item, path);
                     path.pop();
                 }
             }
-            serde_yaml::Value::Tagged(tagged) => self.collect(&tagged.value, path),
+            serde_norway::Value::Tagged(tagged) => self.collect(&tagged.value, path),
             _ => {}
         }
     }
@@ -157,7 +157,7 @@ impl ExpansionDefaults {
 
 /// Reads the file at `path`, expands it with `env` and parses it as YAML,
 /// without any typed struct: for files whose shape is only known later.
-pub fn load_yaml(path: &Path, env: &Env) -> Result<serde_yaml::Value> {
+pub fn load_yaml(path: &Path, env: &Env) -> Result<serde_norway::Value> {
     let text = read(path)?;
     parse_yaml(&text, path, env)
 }
@@ -176,14 +176,14 @@ fn read(path: &Path) -> Result<String> {
 }
 
 /// Expands `text` and parses it as YAML.
-fn parse_yaml(text: &str, file: &Path, env: &Env) -> Result<serde_yaml::Value> {
+fn parse_yaml(text: &str, file: &Path, env: &Env) -> Result<serde_norway::Value> {
     let expanded = expand(text, env, file)?;
-    serde_yaml::from_str(&expanded).map_err(|source| {
+    serde_norway::from_str(&expanded).map_err(|source| {
         let location = source.location();
         Error::Parse {
             file: file.to_path_buf(),
-            line: location.as_ref().map(serde_yaml::Location::line),
-            column: location.as_ref().map(serde_yaml::Location::column),
+            line: location.as_ref().map(serde_norway::Location::line),
+            column: location.as_ref().map(serde_norway::Location::column),
             source,
         }
     })
@@ -192,7 +192,7 @@ fn parse_yaml(text: &str, file: &Path, env: &Env) -> Result<serde_yaml::Value> {
 /// Layers `yaml` over the defaults of `T`, applies the overrides of `env`,
 /// extracts and validates.
 fn load_value<T: ConfigFile>(
-    yaml: serde_yaml::Value,
+    yaml: serde_norway::Value,
     file: &Path,
     env: &Env,
     expansion_defaults: ExpansionDefaults,
@@ -203,8 +203,8 @@ fn load_value<T: ConfigFile>(
     };
     let mut problems = Vec::new();
     let mut from_file = match yaml {
-        serde_yaml::Value::Null => Dict::new(),
-        serde_yaml::Value::Mapping(map) => mapping_to_dict(map, &mut Vec::new(), &mut problems),
+        serde_norway::Value::Null => Dict::new(),
+        serde_norway::Value::Mapping(map) => mapping_to_dict(map, &mut Vec::new(), &mut problems),
         other => {
             return Err(invalid(vec![Problem::new(
                 "",
@@ -453,16 +453,16 @@ fn insert_path(dict: &mut Dict, keys: &[String], value: Value) {
 /// Converts a YAML mapping, leaving out keys without a value so that they
 /// take their defaults.
 fn mapping_to_dict(
-    map: serde_yaml::Mapping,
+    map: serde_norway::Mapping,
     path: &mut Vec<String>,
     problems: &mut Vec<Problem>,
 ) -> Dict {
     let mut dict = Dict::new();
     for (key, value) in map {
         let key = match key {
-            serde_yaml::Value::String(key) => key,
-            serde_yaml::Value::Number(key) => key.to_string(),
-            serde_yaml::Value::Bool(key) => key.to_string(),
+            serde_norway::Value::String(key) => key,
+            serde_norway::Value::Number(key) => key.to_string(),
+            serde_norway::Value::Bool(key) => key.to_string(),
             other => {
                 problems.push(Problem::new(
                     display_path(path),
@@ -485,14 +485,14 @@ fn mapping_to_dict(
 /// Converts a YAML value; a tagged value `!Name value` becomes the map
 /// `{Name: value}`, the way serde reads an enum variant.
 fn yaml_to_value(
-    value: serde_yaml::Value,
+    value: serde_norway::Value,
     path: &mut Vec<String>,
     problems: &mut Vec<Problem>,
 ) -> Value {
     match value {
-        serde_yaml::Value::Null => Value::Empty(Tag::Default, Empty::None),
-        serde_yaml::Value::Bool(b) => Value::from(b),
-        serde_yaml::Value::Number(n) => {
+        serde_norway::Value::Null => Value::Empty(Tag::Default, Empty::None),
+        serde_norway::Value::Bool(b) => Value::from(b),
+        serde_norway::Value::Number(n) => {
             if let Some(n) = n.as_u64() {
                 Value::from(n)
             } else if let Some(n) = n.as_i64() {
@@ -501,8 +501,8 @@ fn yaml_to_value(
                 Value::from(n.as_f64().unwrap_or(f64::NAN))
             }
         }
-        serde_yaml::Value::String(s) => Value::from(s),
-        serde_yaml::Value::Sequence(items) => Value::from(
+        serde_norway::Value::String(s) => Value::from(s),
+        serde_norway::Value::Sequence(items) => Value::from(
             items
                 .into_iter()
                 .enumerate()
@@ -514,8 +514,8 @@ fn yaml_to_value(
                 })
                 .collect::<Vec<_>>(),
         ),
-        serde_yaml::Value::Mapping(map) => Value::from(mapping_to_dict(map, path, problems)),
-        serde_yaml::Value::Tagged(tagged) => {
+        serde_norway::Value::Mapping(map) => Value::from(mapping_to_dict(map, path, problems)),
+        serde_norway::Value::Tagged(tagged) => {
             let tag = tagged.tag.to_string();
             let name = tag.strip_prefix('!').unwrap_or(&tag).to_owned();
             path.push(name.clone());
@@ -529,15 +529,15 @@ fn yaml_to_value(
 }
 
 /// What kind of YAML value `value` is, for messages.
-fn yaml_kind(value: &serde_yaml::Value) -> &'static str {
+fn yaml_kind(value: &serde_norway::Value) -> &'static str {
     match value {
-        serde_yaml::Value::Null => "nothing",
-        serde_yaml::Value::Bool(_) => "a boolean",
-        serde_yaml::Value::Number(_) => "a number",
-        serde_yaml::Value::String(_) => "a string",
-        serde_yaml::Value::Sequence(_) => "a list",
-        serde_yaml::Value::Mapping(_) => "a mapping",
-        serde_yaml::Value::Tagged(_) => "a tagged value",
+        serde_norway::Value::Null => "nothing",
+        serde_norway::Value::Bool(_) => "a boolean",
+        serde_norway::Value::Number(_) => "a number",
+        serde_norway::Value::String(_) => "a string",
+        serde_norway::Value::Sequence(_) => "a list",
+        serde_norway::Value::Mapping(_) => "a mapping",
+        serde_norway::Value::Tagged(_) => "a tagged value",
     }
 }
 
@@ -827,10 +827,7 @@ mod tests {
         let loaded: BrotrFile = load_file(&path, &Env::empty()).expect("valid");
         assert_eq!(loaded.brotr.batch_size, 7);
         let raw = load_yaml(&path, &Env::from_pairs([("BATCH", "9")])).expect("valid");
-        assert_eq!(
-            crate::get_path(&raw, "brotr.batch_size"),
-            Some(&serde_yaml::Value::from(9))
-        );
+        assert_eq!(raw["brotr"]["batch_size"], serde_norway::Value::from(9));
         let missing = dir.path().join("missing.yaml");
         assert!(matches!(
             load_file::<BrotrFile>(&missing, &Env::empty()),

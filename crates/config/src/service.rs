@@ -83,7 +83,8 @@ impl Validate for LoopConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct NostrConfig {
     /// SOCKS5 proxy for relays that need one (`.onion`), as `host:port`,
-    /// `[ipv6]:port` or `socks5://host:port`. Default none.
+    /// `[ipv6]:port` or `socks5://host:port`, e.g. `127.0.0.1:9050` for Tor.
+    /// Without one, `.onion` relays are skipped. Default none.
     pub socks5_proxy: Option<String>,
     /// Longest wait for a relay to connect or answer. Default 10 s.
     #[serde(with = "crate::duration")]

@@ -43,7 +43,9 @@ pub struct FinderConfig {
     /// Which archived events are read.
     pub sources: EventSources,
     /// HTTP(S) addresses answering with a JSON array of relay URLs, fetched
-    /// each cycle. Default none.
+    /// each cycle, e.g.
+    /// `[{url: https://lists.example/relays.json, timeout: 30s}]`. Default
+    /// none.
     pub http_sources: Vec<HttpSource>,
     /// Largest answer read from an HTTP source, in bytes. Default 4 MiB.
     pub http_max_bytes: usize,

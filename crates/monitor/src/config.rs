@@ -60,6 +60,10 @@ pub struct MonitorConfig {
     /// (hex or `nsec`), which signs the write check and published results.
     /// When the variable is unset or empty, a new key is generated at each
     /// start. Default `MONITOR_PRIVATE_KEY`.
+    #[schemars(extend("x-names-variable" = {
+        "read_for": "the monitor's secret key (hex or `nsec`)",
+        "unset": "a new key at each start"
+    }))]
     pub keys_env: String,
     /// Publishing the results as NIP-66 events.
     pub publish: PublishConfig,

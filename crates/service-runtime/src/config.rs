@@ -5,8 +5,10 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use bigbrotr_config::{
-    ConfigFile, Env, Implementation, LoopConfig, NostrConfig, Problems, ServiceConfig, Validate,
+    BrotrFile, ConfigFile, EgressFile, Env, FileType, Implementation, LoopConfig, NostrConfig,
+    PoolFile, Problems, ServiceConfig, Validate,
 };
+use bigbrotr_logging::LoggingFile;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -14,6 +16,19 @@ use crate::error::{Error, Result};
 /// Port of the HTTP endpoint by default (9100 is usually taken by the
 /// Prometheus node exporter).
 pub const DEFAULT_HTTP_PORT: u16 = 9109;
+
+/// The files under `config/core/` that every program of the workspace
+/// reads, in the order the configuration reference shows them.
+#[must_use]
+pub fn core_files() -> Vec<FileType> {
+    vec![
+        FileType::of::<PoolFile>("core", "pool"),
+        FileType::of::<BrotrFile>("core", "brotr"),
+        FileType::of::<LoggingFile>("core", "logging"),
+        FileType::of::<RuntimeFile>("core", "runtime"),
+        FileType::of::<EgressFile>("core", "egress"),
+    ]
+}
 
 /// The file `config/core/runtime.yaml`: a single `runtime` section.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -35,7 +50,8 @@ impl Validate for RuntimeFile {
 pub struct RuntimeConfig {
     /// After SIGINT, SIGTERM or the failure of a service, how long the
     /// services may take to finish their current iteration before it is
-    /// abandoned. Default 30 s.
+    /// abandoned (nothing is half-written: every batch is one transaction).
+    /// A second signal exits at once. Default 30 s.
     #[serde(with = "bigbrotr_config::duration")]
     #[schemars(with = "bigbrotr_config::duration::Seconds")]
     pub shutdown_grace: Duration,
@@ -66,10 +82,12 @@ impl Validate for RuntimeConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
-    /// Whether the endpoint runs. Default `true`.
+    /// Whether the endpoint serving `/health` (200 or 503), `/status`
+    /// (JSON) and `/metrics` (Prometheus) runs. Default `true`.
     pub enabled: bool,
     /// IP address and port to listen on. Default `127.0.0.1:9109`; port 0
-    /// takes any free port.
+    /// takes any free port. Keep it on loopback unless a firewall guards it.
+    #[schemars(extend("format" = "socket-address"))]
     pub listen: SocketAddr,
 }
 

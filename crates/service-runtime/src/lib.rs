@@ -45,7 +45,8 @@ pub mod service;
 pub mod status;
 
 pub use config::{
-    load_runtime_file, load_service_file, HttpConfig, RuntimeConfig, RuntimeFile, ServiceFile,
+    core_files, load_runtime_file, load_service_file, HttpConfig, RuntimeConfig, RuntimeFile,
+    ServiceFile,
 };
 pub use egress::{
     connect_websocket, connect_websocket_with, load_egress_file, resolve_socks5, Egress,

@@ -1,9 +1,8 @@
 //! The services a program knows by name: [`ServiceRegistry`].
 
-use std::collections::BTreeMap;
 use std::fmt;
 
-use bigbrotr_config::{Env, Implementation};
+use bigbrotr_config::{Env, FileType, Implementation};
 
 use crate::config::{load_service_file, ServiceFile};
 use crate::error::{Error, Result};
@@ -34,7 +33,16 @@ type Loader = fn(&Implementation, &Env, bool) -> Result<LoadedService>;
 /// ```
 #[derive(Clone, Default)]
 pub struct ServiceRegistry {
-    loaders: BTreeMap<&'static str, Loader>,
+    /// In the order registered.
+    services: Vec<Registered>,
+}
+
+/// A service of a [`ServiceRegistry`].
+#[derive(Clone)]
+struct Registered {
+    name: &'static str,
+    load: Loader,
+    file: FileType,
 }
 
 impl fmt::Debug for ServiceRegistry {
@@ -52,23 +60,50 @@ impl ServiceRegistry {
         Self::default()
     }
 
-    /// Adds service `S` under `S::NAME` (replacing a service of that name).
+    /// Adds service `S` under `S::NAME` (replacing a service of that name,
+    /// in its place).
     #[must_use]
     pub fn register<S: Service>(mut self) -> Self {
-        self.loaders.insert(S::NAME, load::<S>);
+        let registered = Registered {
+            name: S::NAME,
+            load: load::<S>,
+            file: FileType::of::<S::Config>("services", S::NAME),
+        };
+        match self
+            .services
+            .iter_mut()
+            .find(|service| service.name == S::NAME)
+        {
+            Some(service) => *service = registered,
+            None => self.services.push(registered),
+        }
         self
     }
 
     /// The names of the services, sorted.
     #[must_use]
     pub fn names(&self) -> Vec<&'static str> {
-        self.loaders.keys().copied().collect()
+        let mut names: Vec<&'static str> = self.services.iter().map(|s| s.name).collect();
+        names.sort_unstable();
+        names
     }
 
     /// Whether a service is registered under `name`.
     #[must_use]
     pub fn contains(&self, name: &str) -> bool {
-        self.loaders.contains_key(name)
+        self.find(name).is_some()
+    }
+
+    /// The file of each service, `config/services/<name>.yaml`, in the
+    /// order the services were registered.
+    #[must_use]
+    pub fn files(&self) -> Vec<FileType> {
+        self.services.iter().map(|service| service.file).collect()
+    }
+
+    /// The service registered under `name`.
+    fn find(&self, name: &str) -> Option<&Registered> {
+        self.services.iter().find(|service| service.name == name)
     }
 
     /// Loads and validates the file of service `name` of `implementation`
@@ -88,14 +123,11 @@ impl ServiceRegistry {
         env: &Env,
         once: bool,
     ) -> Result<LoadedService> {
-        let loader = self
-            .loaders
-            .get(name)
-            .ok_or_else(|| Error::UnknownService {
-                name: name.to_owned(),
-                known: self.names(),
-            })?;
-        loader(implementation, env, once)
+        let service = self.find(name).ok_or_else(|| Error::UnknownService {
+            name: name.to_owned(),
+            known: self.names(),
+        })?;
+        (service.load)(implementation, env, once)
     }
 }
 

@@ -344,6 +344,10 @@ pub struct AuthConfig {
     /// Name of the environment variable holding the secret key it
     /// authenticates with (hex or `nsec`); by default the monitor's. When
     /// the variable is unset or empty, a new key is generated at each start.
+    #[schemars(extend("x-names-variable" = {
+        "read_for": "the synchronizer's secret key for NIP-42 authentication (hex or `nsec`)",
+        "unset": "a new key at each start"
+    }))]
     pub keys_env: String,
     /// A relay that refused the authentication is not asked again for this
     /// long. Default 24 h.

@@ -86,8 +86,8 @@ fn every_shipped_file_of_every_implementation_loads_without_any_variable() {
 fn check_sections(kind: &str, path: &Path, env: &Env) {
     let yaml = load_yaml(path, env).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
     let sections = match yaml {
-        serde_yaml::Value::Null => return,
-        serde_yaml::Value::Mapping(sections) => sections,
+        serde_norway::Value::Null => return,
+        serde_norway::Value::Mapping(sections) => sections,
         other => panic!("{}: not a mapping of sections: {other:?}", path.display()),
     };
     for (section, _) in sections {
