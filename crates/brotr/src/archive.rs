@@ -19,10 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bigbrotr_config::{BrotrConfig, Problems};
-use bigbrotr_pool::tokio_postgres::types::FromSql;
-use bigbrotr_pool::{ConnectionPool, Row};
+use bigbrotr_pool::ConnectionPool;
 
-use crate::error::{Error, Result};
+use crate::error::{database, Error, Result};
 use crate::verify::VerifiedSignatures;
 
 mod cleanup;
@@ -115,24 +114,10 @@ impl Brotr {
     {
         let limit: Duration = self.config.insert_timeout;
         match tokio::time::timeout(limit, call).await {
-            Ok(result) => result.map_err(|source| Error::Database { what, source }),
+            Ok(result) => result.map_err(database(what)),
             Err(_) => Err(Error::Timeout { what, after: limit }),
         }
     }
-}
-
-/// Column `index` of `row`, or [`Error::Decode`] naming it.
-fn column<'r, T: FromSql<'r>>(
-    row: &'r Row,
-    index: usize,
-    what: &'static str,
-    name: &'static str,
-) -> Result<T> {
-    row.try_get(index).map_err(|source| Error::Decode {
-        what,
-        column: name,
-        source: Box::new(source),
-    })
 }
 
 /// A count returned by the database; never negative.

@@ -21,8 +21,10 @@ pub enum Error {
         problems: Vec<Problem>,
     },
 
-    /// A stored procedure or statement failed; `source` tells whether the
-    /// database refused it, a timeout fired or no connection was available.
+    /// A stored procedure or statement failed, or a column of its result
+    /// could not be read; `source` tells whether the database refused it, a
+    /// timeout fired, no connection was available or which column was
+    /// unreadable.
     #[error("{what} failed")]
     Database {
         /// The procedure or step: `insert_events`, `get_event_by_id`, …
@@ -87,7 +89,8 @@ pub enum Error {
         source: bigbrotr_utils::Error,
     },
 
-    /// A value read from the database could not be decoded.
+    /// A value read from the database could not be decoded into what it
+    /// stands for (an event id, a network, …).
     #[error("column `{column}` returned by {what} could not be decoded")]
     Decode {
         /// The procedure that returned it.
@@ -184,6 +187,11 @@ pub enum Error {
 
 /// Results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// [`Error::Database`] for `what`, to hand to `map_err`.
+pub(crate) fn database(what: &'static str) -> impl Fn(bigbrotr_pool::Error) -> Error {
+    move |source| Error::Database { what, source }
+}
 
 impl Error {
     /// The SQLSTATE of the database error behind this error, if the database

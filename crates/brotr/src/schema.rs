@@ -20,9 +20,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use bigbrotr_pool::{read_schema_dir, ConnectionPool, PoolTransaction, SchemaFile, Type};
+use bigbrotr_pool::{column, read_schema_dir, ConnectionPool, PoolTransaction, SchemaFile, Type};
 
-use crate::error::{Error, Result};
+use crate::error::{database, Error, Result};
 
 /// Key of the advisory lock serialising schema changes: the bytes of
 /// `bigbrotr`.
@@ -117,17 +117,24 @@ pub async fn apply_schema(pool: &ConnectionPool, sql_dir: &Path) -> Result<Schem
         .await
         .map_err(database("create schema_migrations"))?;
 
+    const READ: &str = "read schema_migrations";
     let rows = pool
         .fetch_all(
             "SELECT version, checksum FROM schema_migrations ORDER BY version",
             &[],
         )
         .await
-        .map_err(database("read schema_migrations"))?;
+        .map_err(database(READ))?;
     let recorded: BTreeMap<i32, Vec<u8>> = rows
         .iter()
-        .map(|row| (row.get::<_, i32>(0), row.get::<_, Vec<u8>>(1)))
-        .collect();
+        .map(|row| {
+            Ok((
+                column(row, 0, READ, "version")?,
+                column(row, 1, READ, "checksum")?,
+            ))
+        })
+        .collect::<bigbrotr_pool::Result<_>>()
+        .map_err(database(READ))?;
     if let Some(&database_version) = recorded.keys().next_back() {
         if database_version > known_version {
             return Err(Error::SchemaTooNew {
@@ -185,7 +192,8 @@ async fn apply_file(pool: &ConnectionPool, file: &SchemaFile) -> Result<bool> {
         .map_err(database(WHAT))?;
     if let Some(row) = present {
         tx.rollback().await.map_err(database(WHAT))?;
-        check_checksum(file, &row.get::<_, Vec<u8>>(0))?;
+        let recorded: &[u8] = column(&row, 0, WHAT, "checksum").map_err(database(WHAT))?;
+        check_checksum(file, recorded)?;
         return Ok(false);
     }
     tx.batch_execute(&file.sql)
@@ -237,10 +245,6 @@ fn check_checksum(file: &SchemaFile, recorded: &[u8]) -> Result<()> {
             file: file.path.clone(),
         })
     }
-}
-
-fn database(what: &'static str) -> impl Fn(bigbrotr_pool::Error) -> Error {
-    move |source| Error::Database { what, source }
 }
 
 #[cfg(test)]

@@ -6,15 +6,15 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bigbrotr_brotr::Brotr;
-use bigbrotr_pool::Type;
+use bigbrotr_pool::{column, Type};
 use bigbrotr_utils::{bounded_text, REMOTE_TEXT_MAX_BYTES};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::candidate::{check_url, contact_list_relays, relay_domain, Rejection, Source};
-use crate::error::{Error, Result};
+use crate::error::{database, Error, Result};
 use crate::http::fetch_http_source;
-use crate::scanner::{column, Finder, ScanCursor, TARGET};
+use crate::scanner::{Finder, ScanCursor, TARGET};
 
 /// What a cycle did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -101,18 +101,20 @@ pub async fn scan_page(
             ],
         )
         .await
-        .map_err(|source| Error::Database { what: WHAT, source })?;
+        .map_err(database(WHAT))?;
     rows.iter()
         .map(|row| {
-            let source: Option<String> = column(row, 4, WHAT, "source")?;
+            let source: Option<String> = column(row, 4, WHAT, "source").map_err(database(WHAT))?;
             let Some(source) = source else {
-                return ScanCursor::from_row(row, WHAT).map(ScanRow::Sighting);
+                return ScanCursor::from_row(row, WHAT)
+                    .map(ScanRow::Sighting)
+                    .map_err(database(WHAT));
             };
             let source = Source::from_name(&source).ok_or(Error::UnknownSource {
                 what: WHAT,
                 source_name: source,
             })?;
-            let text: Option<String> = column(row, 5, WHAT, "url")?;
+            let text: Option<String> = column(row, 5, WHAT, "url").map_err(database(WHAT))?;
             Ok(ScanRow::Candidate {
                 source,
                 text: text.unwrap_or_default(),
@@ -222,8 +224,10 @@ async fn unknown_relays(brotr: &Brotr, urls: &[String]) -> Result<Vec<String>> {
             &[(&urls, Type::TEXT_ARRAY)],
         )
         .await
-        .map_err(|source| Error::Database { what: WHAT, source })?;
-    rows.iter().map(|row| column(row, 0, WHAT, "url")).collect()
+        .map_err(database(WHAT))?;
+    rows.iter()
+        .map(|row| column(row, 0, WHAT, "url").map_err(database(WHAT)))
+        .collect()
 }
 
 impl Finder {

@@ -16,7 +16,8 @@ pub enum Error {
         /// Every problem found, with its key path.
         problems: Vec<Problem>,
     },
-    /// A query of the database failed.
+    /// A query of the database failed, or a column of a row it returned
+    /// could not be read ([`bigbrotr_pool::Error::Column`]).
     #[error("{what} failed")]
     Database {
         /// What was being done.
@@ -24,17 +25,6 @@ pub enum Error {
         /// Why.
         #[source]
         source: bigbrotr_pool::Error,
-    },
-    /// A row of the database did not have the expected shape.
-    #[error("{what}: column `{column}` could not be read")]
-    Column {
-        /// What was being done.
-        what: &'static str,
-        /// The column.
-        column: &'static str,
-        /// Why.
-        #[source]
-        source: bigbrotr_pool::tokio_postgres::Error,
     },
     /// A source name returned by the database is not one the finder knows.
     #[error("{what}: unknown source `{source_name}`")]
@@ -92,3 +82,8 @@ pub enum Error {
 
 /// Result of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// [`Error::Database`] for `what`, to hand to `map_err`.
+pub(crate) fn database(what: &'static str) -> impl Fn(bigbrotr_pool::Error) -> Error {
+    move |source| Error::Database { what, source }
+}

@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use bigbrotr_brotr::Brotr;
 use bigbrotr_config::Problems;
-use bigbrotr_pool::{Row, Type};
+use bigbrotr_pool::{column, Row, Type};
 use bigbrotr_utils::egress::Egress;
 
 use crate::candidate::UrlRules;
 use crate::config::FinderConfig;
-use crate::error::{Error, Result};
+use crate::error::{database, Error, Result};
 
 /// The target of the finder's log events.
 pub(crate) const TARGET: &str = "bigbrotr::finder";
@@ -117,8 +117,10 @@ impl Finder {
                 &[(&self.name(), Type::TEXT)],
             )
             .await
-            .map_err(|source| Error::Database { what: WHAT, source })?;
-        row.map(|row| ScanCursor::from_row(&row, WHAT)).transpose()
+            .map_err(database(WHAT))?;
+        row.map(|row| ScanCursor::from_row(&row, WHAT))
+            .transpose()
+            .map_err(database(WHAT))
     }
 
     /// Moves its cursor forward to `cursor` (never back); returns whether it
@@ -141,8 +143,8 @@ impl Finder {
                 ],
             )
             .await
-            .map_err(|source| Error::Database { what: WHAT, source })?;
-        column(&row, 0, WHAT, "finder_set_cursor")
+            .map_err(database(WHAT))?;
+        column(&row, 0, WHAT, "finder_set_cursor").map_err(database(WHAT))
     }
 }
 
@@ -162,7 +164,7 @@ pub struct ScanCursor {
 }
 
 impl ScanCursor {
-    pub(crate) fn from_row(row: &Row, what: &'static str) -> Result<Self> {
+    pub(crate) fn from_row(row: &Row, what: &'static str) -> bigbrotr_pool::Result<Self> {
         Ok(Self {
             insert_xid: column(row, 0, what, "insert_xid")?,
             seen_at: column(row, 1, what, "seen_at")?,
@@ -170,18 +172,4 @@ impl ScanCursor {
             relay_id: column(row, 3, what, "relay_id")?,
         })
     }
-}
-
-/// Column `index` of `row`, or [`Error::Column`] naming it.
-pub(crate) fn column<'r, T: bigbrotr_pool::tokio_postgres::types::FromSql<'r>>(
-    row: &'r Row,
-    index: usize,
-    what: &'static str,
-    name: &'static str,
-) -> Result<T> {
-    row.try_get(index).map_err(|source| Error::Column {
-        what,
-        column: name,
-        source,
-    })
 }

@@ -6,12 +6,12 @@ use std::collections::{HashMap, VecDeque};
 
 use anyhow::Context as _;
 use bigbrotr_brotr::{Brotr, Network, RelayId, RelayMetadata};
-use bigbrotr_pool::{Row, Type};
+use bigbrotr_pool::{column, Row, Type};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::checker::{Monitor, RelayCheck, TARGET};
-use crate::error::{Error, Result};
+use crate::error::{database, Error, Result};
 use crate::publish::{monitor_announcement_event, publish_events, relay_discovery_event};
 
 /// Both networks, in the order they are reported.
@@ -92,23 +92,16 @@ pub async fn select_due_relays(
             ],
         )
         .await
-        .map_err(|source| Error::Database { what: WHAT, source })?;
+        .map_err(database(WHAT))?;
     rows.iter().map(due_relay).collect()
 }
 
 fn due_relay(row: &Row) -> Result<DueRelay> {
     const WHAT: &str = "reading a relay due for a check";
-    let column = |column| {
-        move |source| Error::Column {
-            what: WHAT,
-            column,
-            source,
-        }
-    };
-    let id: i32 = row.try_get(0).map_err(column("id"))?;
-    let url: String = row.try_get(1).map_err(column("url"))?;
-    let network: String = row.try_get(2).map_err(column("network"))?;
-    let last_checked: Option<i64> = row.try_get(3).map_err(column("generated_at"))?;
+    let id: i32 = column(row, 0, WHAT, "id").map_err(database(WHAT))?;
+    let url: String = column(row, 1, WHAT, "url").map_err(database(WHAT))?;
+    let network: String = column(row, 2, WHAT, "network").map_err(database(WHAT))?;
+    let last_checked: Option<i64> = column(row, 3, WHAT, "generated_at").map_err(database(WHAT))?;
     let network = network.parse().map_err(|source| Error::UnknownNetwork {
         url: url.clone(),
         source,

@@ -46,7 +46,8 @@ pub enum Error {
         /// The difficulty asked for, in bits.
         difficulty: u8,
     },
-    /// A query of the database failed.
+    /// A query of the database failed, or a column of a row it returned
+    /// could not be read ([`bigbrotr_pool::Error::Column`]).
     #[error("{what} failed")]
     Database {
         /// What was being done.
@@ -54,17 +55,6 @@ pub enum Error {
         /// Why.
         #[source]
         source: bigbrotr_pool::Error,
-    },
-    /// A row of the database did not have the expected shape.
-    #[error("{what}: column `{column}` could not be read")]
-    Column {
-        /// What was being done.
-        what: &'static str,
-        /// The column.
-        column: &'static str,
-        /// Why.
-        #[source]
-        source: bigbrotr_pool::tokio_postgres::Error,
     },
     /// A relay of the database is on a network the monitor does not know.
     #[error("relay {url} is on an unknown network")]
@@ -88,3 +78,8 @@ pub enum Error {
 
 /// Result of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// [`Error::Database`] for `what`, to hand to `map_err`.
+pub(crate) fn database(what: &'static str) -> impl Fn(bigbrotr_pool::Error) -> Error {
+    move |source| Error::Database { what, source }
+}

@@ -130,6 +130,21 @@ pub enum Error {
         source: tokio_postgres::Error,
     },
 
+    /// A column of a returned row could not be read by
+    /// [`column()`](crate::column()) as the type asked for: the row has no
+    /// such column, or its value is of another type, or NULL where no NULL
+    /// is accepted.
+    #[error("{what}: column `{column}` could not be read")]
+    Column {
+        /// What was being done: the procedure, or the step reading the row.
+        what: &'static str,
+        /// The column.
+        column: &'static str,
+        /// What the driver said.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+
     /// A call did not finish within its time limit; its connection was
     /// discarded and the statement cancelled.
     #[error("{what} did not finish within {after:?}")]

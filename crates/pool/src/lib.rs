@@ -20,6 +20,8 @@
 //! - [`transaction`]: [`PoolTransaction`], committed or rolled back as a
 //!   whole, and [`BinaryCopyIn`], the binary `COPY … FROM STDIN` offered only
 //!   inside a transaction.
+//! - `row`: [`column()`], one typed column of a returned row, or an
+//!   [`Error::Column`] naming it.
 //! - [`stats`]: [`PoolStats`], the connections now and the counters since
 //!   the pool was built.
 //! - [`error`]: the [`Error`] of this crate, [`PoolErrorKind`] telling which
@@ -40,6 +42,7 @@ mod call;
 pub mod connection;
 pub mod error;
 pub mod pool;
+mod row;
 mod schema_files;
 mod setup;
 pub mod stats;
@@ -49,6 +52,7 @@ pub mod transaction;
 pub use connection::PooledConnection;
 pub use error::{Error, PoolErrorKind, Result};
 pub use pool::{BoxFuture, ConnectionPool};
+pub use row::column;
 pub use schema_files::{read_schema_dir, SchemaFile};
 pub use setup::APPLICATION_NAME;
 pub use stats::PoolStats;

@@ -21,7 +21,8 @@ pub enum Error {
         #[source]
         source: bigbrotr_utils::Error,
     },
-    /// A call of one of the `sync_*` functions failed.
+    /// A call of one of the `sync_*` functions failed, or a column of a
+    /// row it returned could not be read ([`bigbrotr_pool::Error::Column`]).
     #[error("{what} failed")]
     Database {
         /// Which function, or what was being done.
@@ -29,17 +30,6 @@ pub enum Error {
         /// Why.
         #[source]
         source: bigbrotr_pool::Error,
-    },
-    /// A row returned by a `sync_*` function did not have the expected shape.
-    #[error("{what}: column `{column}` could not be read")]
-    Column {
-        /// Which function.
-        what: &'static str,
-        /// The column.
-        column: &'static str,
-        /// Why.
-        #[source]
-        source: bigbrotr_pool::tokio_postgres::Error,
     },
     /// A value returned by a `sync_*` function is out of its range.
     #[error("{what}: column `{column}` holds an unexpected value: {found}")]
@@ -55,6 +45,11 @@ pub enum Error {
 
 /// Result of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// [`Error::Database`] for `what`, to hand to `map_err`.
+pub(crate) fn database(what: &'static str) -> impl Fn(bigbrotr_pool::Error) -> Error {
+    move |source| Error::Database { what, source }
+}
 
 #[cfg(test)]
 mod tests {

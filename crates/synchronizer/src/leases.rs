@@ -4,10 +4,10 @@
 //! worker.
 
 use bigbrotr_brotr::{Brotr, Network, RelayId};
-use bigbrotr_pool::{Row, Type};
+use bigbrotr_pool::{column, Row, Type};
 use nostr::EventId;
 
-use crate::error::{Error, Result};
+use crate::error::{database, Error, Result};
 use crate::filter::Cursor;
 
 /// A relay leased to this worker, as [`claim_relays`] returns it.
@@ -74,19 +74,22 @@ pub async fn claim_relays(brotr: &Brotr, claim: &Claim<'_>) -> Result<Vec<Claime
             ],
         )
         .await
-        .map_err(|source| Error::Database { what: WHAT, source })?;
+        .map_err(database(WHAT))?;
     rows.iter().map(claimed_relay).collect()
 }
 
 fn claimed_relay(row: &Row) -> Result<ClaimedRelay> {
     const WHAT: &str = "sync_claim_relays";
-    let relay_id: i32 = get(row, 0, WHAT, "relay_id")?;
-    let url: String = get(row, 1, WHAT, "url")?;
-    let network: String = get(row, 2, WHAT, "network")?;
-    let max_limit: Option<i32> = get(row, 3, WHAT, "max_limit")?;
-    let created_at: Option<i64> = get(row, 4, WHAT, "cursor_created_at")?;
-    let event_id: Option<Vec<u8>> = get(row, 5, WHAT, "cursor_event_id")?;
-    let filter_hash: Option<Vec<u8>> = get(row, 6, WHAT, "filter_hash")?;
+    let relay_id: i32 = column(row, 0, WHAT, "relay_id").map_err(database(WHAT))?;
+    let url: String = column(row, 1, WHAT, "url").map_err(database(WHAT))?;
+    let network: String = column(row, 2, WHAT, "network").map_err(database(WHAT))?;
+    let max_limit: Option<i32> = column(row, 3, WHAT, "max_limit").map_err(database(WHAT))?;
+    let created_at: Option<i64> =
+        column(row, 4, WHAT, "cursor_created_at").map_err(database(WHAT))?;
+    let event_id: Option<Vec<u8>> =
+        column(row, 5, WHAT, "cursor_event_id").map_err(database(WHAT))?;
+    let filter_hash: Option<Vec<u8>> =
+        column(row, 6, WHAT, "filter_hash").map_err(database(WHAT))?;
     let network = network.parse().map_err(|_| Error::Unexpected {
         what: WHAT,
         column: "network",
@@ -145,9 +148,13 @@ pub async fn renew_leases(
             ],
         )
         .await
-        .map_err(|source| Error::Database { what: WHAT, source })?;
+        .map_err(database(WHAT))?;
     rows.iter()
-        .map(|row| get(row, 0, WHAT, "relay_id").map(RelayId))
+        .map(|row| {
+            column(row, 0, WHAT, "relay_id")
+                .map_err(database(WHAT))
+                .map(RelayId)
+        })
         .collect()
 }
 
@@ -163,8 +170,8 @@ pub async fn release_relays(brotr: &Brotr, worker: &str, relays: &[RelayId]) -> 
             &[(&worker, Type::TEXT), (&ids, Type::INT4_ARRAY)],
         )
         .await
-        .map_err(|source| Error::Database { what: WHAT, source })?;
-    let released: i64 = get(&row, 0, WHAT, WHAT)?;
+        .map_err(database(WHAT))?;
+    let released: i64 = column(&row, 0, WHAT, WHAT).map_err(database(WHAT))?;
     Ok(u64::try_from(released).unwrap_or(0))
 }
 
@@ -196,19 +203,6 @@ pub async fn advance_cursor(
             ],
         )
         .await
-        .map_err(|source| Error::Database { what: WHAT, source })?;
-    get(&row, 0, WHAT, WHAT)
-}
-
-pub(crate) fn get<'r, T: bigbrotr_pool::tokio_postgres::types::FromSql<'r>>(
-    row: &'r Row,
-    index: usize,
-    what: &'static str,
-    column: &'static str,
-) -> Result<T> {
-    row.try_get(index).map_err(|source| Error::Column {
-        what,
-        column,
-        source,
-    })
+        .map_err(database(WHAT))?;
+    column(&row, 0, WHAT, WHAT).map_err(database(WHAT))
 }

@@ -4,11 +4,10 @@
 //! calls of the functions of `007_complete_sync.sql`.
 
 use bigbrotr_brotr::{Brotr, RelayId};
-use bigbrotr_pool::Type;
+use bigbrotr_pool::{column, Type};
 use nostr::EventId;
 
-use crate::error::{Error, Result};
-use crate::leases::get;
+use crate::error::{database, Error, Result};
 
 /// What the synchronizer learned of a relay.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -73,17 +72,17 @@ pub async fn relay_state(brotr: &Brotr, relay: RelayId) -> Result<RelayState> {
             &[(&relay_id, Type::INT4)],
         )
         .await
-        .map_err(|source| Error::Database { what: WHAT, source })?;
+        .map_err(database(WHAT))?;
     let Some(row) = row else {
         return Ok(RelayState::default());
     };
-    let cap: Option<i32> = get(&row, 0, WHAT, "effective_cap")?;
+    let cap: Option<i32> = column(&row, 0, WHAT, "effective_cap").map_err(database(WHAT))?;
     Ok(RelayState {
         effective_cap: cap.and_then(|cap| u32::try_from(cap).ok()),
-        nip77: get(&row, 1, WHAT, "nip77")?,
-        nip77_checked_at: get(&row, 2, WHAT, "nip77_checked_at")?,
-        auth_refused_at: get(&row, 3, WHAT, "auth_refused_at")?,
-        resweep_at: get(&row, 4, WHAT, "resweep_at")?,
+        nip77: column(&row, 1, WHAT, "nip77").map_err(database(WHAT))?,
+        nip77_checked_at: column(&row, 2, WHAT, "nip77_checked_at").map_err(database(WHAT))?,
+        auth_refused_at: column(&row, 3, WHAT, "auth_refused_at").map_err(database(WHAT))?,
+        resweep_at: column(&row, 4, WHAT, "resweep_at").map_err(database(WHAT))?,
     })
 }
 
@@ -116,8 +115,8 @@ pub async fn save_relay_state(
             ],
         )
         .await
-        .map_err(|source| Error::Database { what: WHAT, source })?;
-    get(&row, 0, WHAT, WHAT)
+        .map_err(database(WHAT))?;
+    column(&row, 0, WHAT, WHAT).map_err(database(WHAT))
 }
 
 /// Records `since..=until` of `relay` as pending (`sync_add_pending`).
@@ -147,7 +146,7 @@ pub async fn add_pending(
             ],
         )
         .await
-        .map_err(|source| Error::Database { what: WHAT, source })?;
+        .map_err(database(WHAT))?;
     Ok(())
 }
 
@@ -174,10 +173,10 @@ pub async fn due_pending(
             ],
         )
         .await
-        .map_err(|source| Error::Database { what: WHAT, source })?;
+        .map_err(database(WHAT))?;
     rows.iter()
         .map(|row| {
-            let reason: String = get(row, 2, WHAT, "reason")?;
+            let reason: String = column(row, 2, WHAT, "reason").map_err(database(WHAT))?;
             let reason = match reason.as_str() {
                 "capped" => PendingReason::Capped,
                 "unserved" => PendingReason::Unserved,
@@ -189,11 +188,11 @@ pub async fn due_pending(
                     })
                 }
             };
-            let seen: i32 = get(row, 3, WHAT, "events_seen")?;
-            let attempts: i32 = get(row, 4, WHAT, "attempts")?;
+            let seen: i32 = column(row, 3, WHAT, "events_seen").map_err(database(WHAT))?;
+            let attempts: i32 = column(row, 4, WHAT, "attempts").map_err(database(WHAT))?;
             Ok(PendingRange {
-                since: get(row, 0, WHAT, "since")?,
-                until: get(row, 1, WHAT, "until")?,
+                since: column(row, 0, WHAT, "since").map_err(database(WHAT))?,
+                until: column(row, 1, WHAT, "until").map_err(database(WHAT))?,
                 reason,
                 events_seen: u32::try_from(seen).unwrap_or(0),
                 attempts: u32::try_from(attempts).unwrap_or(0),
@@ -227,10 +226,7 @@ pub async fn settle_pending(
                 ],
             )
             .await
-            .map_err(|source| Error::Database {
-                what: "sync_pending_done",
-                source,
-            })
+            .map_err(database("sync_pending_done"))
     } else {
         let seen = i32::try_from(events_seen).unwrap_or(i32::MAX);
         let now = bigbrotr_utils::now_timestamp();
@@ -248,10 +244,7 @@ pub async fn settle_pending(
                 ],
             )
             .await
-            .map_err(|source| Error::Database {
-                what: "sync_pending_attempted",
-                source,
-            })
+            .map_err(database("sync_pending_attempted"))
     };
     result.map(|_| ())
 }
@@ -264,8 +257,8 @@ pub async fn pending_count(brotr: &Brotr) -> Result<u64> {
         .pool()
         .fetch_one("SELECT sync_pending_count()", &[])
         .await
-        .map_err(|source| Error::Database { what: WHAT, source })?;
-    let count: i64 = get(&row, 0, WHAT, WHAT)?;
+        .map_err(database(WHAT))?;
+    let count: i64 = column(&row, 0, WHAT, WHAT).map_err(database(WHAT))?;
     Ok(u64::try_from(count).unwrap_or(0))
 }
 
@@ -276,8 +269,8 @@ pub async fn nip77_relay_count(brotr: &Brotr) -> Result<u64> {
         .pool()
         .fetch_one("SELECT count(*) FROM sync_cursors WHERE nip77", &[])
         .await
-        .map_err(|source| Error::Database { what: WHAT, source })?;
-    let count: i64 = get(&row, 0, WHAT, "count")?;
+        .map_err(database(WHAT))?;
+    let count: i64 = column(&row, 0, WHAT, "count").map_err(database(WHAT))?;
     Ok(u64::try_from(count).unwrap_or(0))
 }
 
@@ -305,16 +298,19 @@ pub(crate) async fn relay_event_ids(
             ],
         )
         .await
-        .map_err(|source| Error::Database { what: WHAT, source })?;
+        .map_err(database(WHAT))?;
     rows.iter()
         .map(|row| {
-            let id: &[u8] = get(row, 0, WHAT, "id")?;
+            let id: &[u8] = column(row, 0, WHAT, "id").map_err(database(WHAT))?;
             let id = EventId::from_slice(id).map_err(|_| Error::Unexpected {
                 what: WHAT,
                 column: "id",
                 found: format!("{} bytes", id.len()),
             })?;
-            Ok((get(row, 1, WHAT, "created_at")?, id))
+            Ok((
+                column(row, 1, WHAT, "created_at").map_err(database(WHAT))?,
+                id,
+            ))
         })
         .collect()
 }
@@ -342,10 +338,10 @@ pub(crate) async fn insert_sightings(
             ],
         )
         .await
-        .map_err(|source| Error::Database { what: WHAT, source })?;
+        .map_err(database(WHAT))?;
     rows.iter()
         .map(|row| {
-            let id: &[u8] = get(row, 0, WHAT, "event_id")?;
+            let id: &[u8] = column(row, 0, WHAT, "event_id").map_err(database(WHAT))?;
             EventId::from_slice(id).map_err(|_| Error::Unexpected {
                 what: WHAT,
                 column: "event_id",
@@ -384,6 +380,6 @@ pub(crate) async fn quarantine(
             ],
         )
         .await
-        .map_err(|source| Error::Database { what: WHAT, source })?;
+        .map_err(database(WHAT))?;
     Ok(())
 }

@@ -1,10 +1,10 @@
 //! Cleanups: deleting the events and documents no relay refers to any
 //! more, a bounded number per call of the procedure.
 
-use bigbrotr_pool::Type;
+use bigbrotr_pool::{column, Type};
 
-use super::{column, count, Brotr};
-use crate::error::{Error, Result};
+use super::{count, Brotr};
+use crate::error::{database, Error, Result};
 
 impl Brotr {
     /// Deletes every event seen on no relay any more (its relays were
@@ -44,8 +44,8 @@ impl Brotr {
                 .pool
                 .fetch_one(&sql, &[(&limit, Type::INT4)])
                 .await
-                .map_err(|source| Error::Database { what, source })?;
-            let deleted = count(column::<i64>(&row, 0, what, what)?);
+                .map_err(database(what))?;
+            let deleted = count(column::<i64>(&row, 0, what, what).map_err(database(what))?);
             if deleted == 0 {
                 break;
             }

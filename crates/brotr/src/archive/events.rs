@@ -3,11 +3,11 @@
 //! and [`Rejected`] tell what a batch did.
 
 use bigbrotr_pool::tokio_postgres::types::Json;
-use bigbrotr_pool::Type;
+use bigbrotr_pool::{column, Type};
 use nostr::{Event, EventId};
 
-use super::{column, count, Brotr};
-use crate::error::{Error, RejectReason, Result};
+use super::{count, Brotr};
+use crate::error::{database, Error, RejectReason, Result};
 use crate::event::{check_storable, EventRow};
 use crate::relay::RelayId;
 use crate::verify::validate_all;
@@ -194,8 +194,8 @@ impl Brotr {
                     .await
             })
             .await?;
-        let events: i64 = column(&row, 0, WHAT, "events_inserted")?;
-        let relations: i64 = column(&row, 1, WHAT, "relations_inserted")?;
+        let events: i64 = column(&row, 0, WHAT, "events_inserted").map_err(database(WHAT))?;
+        let relations: i64 = column(&row, 1, WHAT, "relations_inserted").map_err(database(WHAT))?;
         Ok((count(events), count(relations)))
     }
 }

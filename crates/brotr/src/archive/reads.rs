@@ -2,11 +2,11 @@
 //! `(created_at, id)` order ([`EventFilter`], [`EventCursor`]), each event
 //! rebuilt from its columns and verified.
 
-use bigbrotr_pool::{Row, Type};
+use bigbrotr_pool::{column, Row, Type};
 use nostr::{Event, EventId};
 
-use super::{column, Brotr};
-use crate::error::{Error, Result};
+use super::Brotr;
+use crate::error::{database, Error, Result};
 use crate::event::{validate_event, StoredEvent};
 use crate::relay::{validate_relay_url, Relay, RelayId};
 use crate::verify::validate_all;
@@ -32,20 +32,20 @@ impl Brotr {
                 &[(&url, Type::TEXT)],
             )
             .await
-            .map_err(|source| Error::Database { what: WHAT, source })?;
+            .map_err(database(WHAT))?;
         let Some(row) = row else {
             return Ok(None);
         };
-        let network: String = column(&row, 2, WHAT, "network")?;
+        let network: String = column(&row, 2, WHAT, "network").map_err(database(WHAT))?;
         Ok(Some(Relay {
-            id: RelayId(column(&row, 0, WHAT, "id")?),
-            url: column(&row, 1, WHAT, "url")?,
+            id: RelayId(column(&row, 0, WHAT, "id").map_err(database(WHAT))?),
+            url: column(&row, 1, WHAT, "url").map_err(database(WHAT))?,
             network: network.parse().map_err(|e| Error::Decode {
                 what: WHAT,
                 column: "network",
                 source: Box::new(e),
             })?,
-            inserted_at: column(&row, 3, WHAT, "inserted_at")?,
+            inserted_at: column(&row, 3, WHAT, "inserted_at").map_err(database(WHAT))?,
         }))
     }
 
@@ -65,8 +65,8 @@ impl Brotr {
             .pool
             .fetch_one("SELECT relay_exists($1)", &[(&url, Type::TEXT)])
             .await
-            .map_err(|source| Error::Database { what: WHAT, source })?;
-        column(&row, 0, WHAT, WHAT)
+            .map_err(database(WHAT))?;
+        column(&row, 0, WHAT, WHAT).map_err(database(WHAT))
     }
 
     /// The archived event with that id, rebuilt from its columns (the exact
@@ -94,11 +94,13 @@ impl Brotr {
                 &[(&id_bytes, Type::BYTEA)],
             )
             .await
-            .map_err(|source| Error::Database { what: WHAT, source })?;
+            .map_err(database(WHAT))?;
         let Some(row) = row else {
             return Ok(None);
         };
-        let event = stored_event(&row, WHAT)?.into_event(WHAT)?;
+        let event = stored_event(&row, WHAT)
+            .map_err(database(WHAT))?
+            .into_event(WHAT)?;
         validate_event(&event).map_err(|reason| Error::EventNotReproducible {
             event_id: *id,
             reason,
@@ -145,10 +147,14 @@ impl Brotr {
                 ],
             )
             .await
-            .map_err(|source| Error::Database { what: WHAT, source })?;
+            .map_err(database(WHAT))?;
         let events = rows
             .iter()
-            .map(|row| stored_event(row, WHAT)?.into_event(WHAT))
+            .map(|row| {
+                stored_event(row, WHAT)
+                    .map_err(database(WHAT))?
+                    .into_event(WHAT)
+            })
             .collect::<Result<Vec<Event>>>()?;
         let refs: Vec<&Event> = events.iter().collect();
         let checks = validate_all(&refs, &self.verified).await?;
@@ -176,8 +182,8 @@ impl Brotr {
             .pool
             .fetch_one("SELECT event_exists($1)", &[(&id_bytes, Type::BYTEA)])
             .await
-            .map_err(|source| Error::Database { what: WHAT, source })?;
-        column(&row, 0, WHAT, WHAT)
+            .map_err(database(WHAT))?;
+        column(&row, 0, WHAT, WHAT).map_err(database(WHAT))
     }
 
     /// The form of `url` to look up: normalised when validation is on and it
@@ -193,7 +199,7 @@ impl Brotr {
 }
 
 /// The columns of one row of `get_event_by_id` or `select_events`.
-fn stored_event(row: &Row, what: &'static str) -> Result<StoredEvent> {
+fn stored_event(row: &Row, what: &'static str) -> bigbrotr_pool::Result<StoredEvent> {
     Ok(StoredEvent {
         id: column(row, 0, what, "id")?,
         pubkey: column(row, 1, what, "pubkey")?,

@@ -1,11 +1,11 @@
 //! Recording relay checks: whether the relay answered, and its NIP-11 and
 //! NIP-66 documents, each stored once under its content address.
 
-use bigbrotr_pool::Type;
+use bigbrotr_pool::{column, Type};
 use serde_json::Value;
 
-use super::{column, count, Brotr};
-use crate::error::Result;
+use super::{count, Brotr};
+use crate::error::{database, Result};
 use crate::metadata::{document, Document, RelayMetadata};
 use crate::relay::RelayId;
 
@@ -112,7 +112,7 @@ impl Brotr {
                     .await
             })
             .await?;
-        let stored: i64 = column(&row, 0, WHAT, "insert_relay_metadata")?;
+        let stored: i64 = column(&row, 0, WHAT, "insert_relay_metadata").map_err(database(WHAT))?;
         Ok(count(stored))
     }
 }

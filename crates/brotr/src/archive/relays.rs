@@ -1,10 +1,10 @@
 //! Recording relays: each URL normalised (when relay validation is on) and
 //! stored unless known, its id returned.
 
-use bigbrotr_pool::Type;
+use bigbrotr_pool::{column, Type};
 
-use super::{column, Brotr};
-use crate::error::{Error, Result};
+use super::Brotr;
+use crate::error::{database, Error, Result};
 use crate::relay::{validate_relay_url, Network, RelayId};
 
 impl Brotr {
@@ -95,11 +95,13 @@ impl Brotr {
             .await?;
         let mut ids = Vec::with_capacity(urls.len());
         for (expected, row) in (1..).zip(&rows) {
-            let ord: i32 = column(row, 0, WHAT, "ord")?;
+            let ord: i32 = column(row, 0, WHAT, "ord").map_err(database(WHAT))?;
             if ord != expected {
                 return Err(unexpected_rows(WHAT, urls.len(), rows.len()));
             }
-            ids.push(RelayId(column(row, 1, WHAT, "relay_id")?));
+            ids.push(RelayId(
+                column(row, 1, WHAT, "relay_id").map_err(database(WHAT))?,
+            ));
         }
         if ids.len() != urls.len() {
             return Err(unexpected_rows(WHAT, urls.len(), rows.len()));

@@ -1,8 +1,8 @@
 //! One-call statements: exact values, typed parameters, row counts, SQL
-//! errors.
+//! errors, typed columns.
 
 use bigbrotr_pool::tokio_postgres::error::SqlState;
-use bigbrotr_pool::{Error, Type};
+use bigbrotr_pool::{column, Error, Type};
 
 use crate::support::{delta, fixture, Delta};
 
@@ -227,6 +227,48 @@ async fn an_sql_error_is_a_query_error_with_its_sqlstate_and_is_not_retried() {
         .expect("count")
         .get(0);
     assert_eq!(count, 1);
+}
+
+#[tokio::test]
+async fn a_column_is_read_as_its_type_or_is_a_column_error_naming_it() {
+    let f = fixture().await;
+    let row = f
+        .pool
+        .fetch_one("SELECT 7::int8 AS n, NULL::text AS absent", &[])
+        .await
+        .expect("fetch_one");
+
+    assert_eq!(column::<i64>(&row, 0, "reading", "n").expect("n"), 7);
+    assert_eq!(
+        column::<Option<String>>(&row, 1, "reading", "absent").expect("absent"),
+        None
+    );
+    for (error, name) in [
+        (
+            column::<i32>(&row, 0, "reading", "n").expect_err("int8 as i32"),
+            "n",
+        ),
+        (
+            column::<String>(&row, 1, "reading", "absent").expect_err("NULL"),
+            "absent",
+        ),
+        (
+            column::<i64>(&row, 2, "reading", "third").expect_err("no third"),
+            "third",
+        ),
+    ] {
+        assert!(
+            matches!(&error, Error::Column { what: "reading", column, .. } if *column == name),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            format!("reading: column `{name}` could not be read")
+        );
+        assert!(std::error::Error::source(&error).is_some());
+        assert!(!error.is_transient());
+        assert!(error.code().is_none());
+    }
 }
 
 #[tokio::test]
