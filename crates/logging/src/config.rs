@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use bigbrotr_config::{Problem, Problems, Validate};
 use serde::{Deserialize, Serialize};
-use tracing_subscriber::EnvFilter;
+
+use crate::level::parse_level;
 
 /// The whole logging configuration file: a single `logging` section.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -169,7 +170,7 @@ pub struct FileOutput {
     /// The most verbose level written, or filter directives; see
     /// [`ConsoleOutput::level`]. Default `info`.
     pub level: String,
-    /// How each line looks. Default `json`.
+    /// How each line looks. Default `bunyan`.
     pub format: Format,
     /// The directory of the files, created when missing. Required.
     pub directory: Option<PathBuf>,
@@ -186,7 +187,7 @@ impl Default for FileOutput {
     fn default() -> Self {
         Self {
             level: "info".to_owned(),
-            format: Format::Json,
+            format: Format::Bunyan,
             directory: None,
             file_prefix: "bigbrotr".to_owned(),
             rotation: Rotation::Daily,
@@ -196,9 +197,7 @@ impl Default for FileOutput {
 }
 
 /// How each log line looks.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Format {
     /// `2024-01-15 10:30:45 INFO [service] Message key=value`.
@@ -206,11 +205,33 @@ pub enum Format {
     Standard,
     /// `2024-01-15 10:30:45.123 INFO [service:target:line] Message key=value`.
     Detailed,
-    /// One JSON object per line with timestamp, level, service, target,
-    /// message and every field.
-    Json,
-    /// The Bunyan JSON format, including a line when a span starts and ends.
+    /// One JSON object per line in the Bunyan format: the service as `name`,
+    /// time, level, message, target, source line and every field, with a
+    /// line when a span starts and one when it ends.
     Bunyan,
+}
+
+impl Format {
+    const NAMES: [&'static str; 3] = ["standard", "detailed", "bunyan"];
+}
+
+/// By hand so that the former `json` format is refused with a pointer to
+/// `bunyan`, rather than as just another unknown name.
+impl<'de> Deserialize<'de> for Format {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+
+        let name = String::deserialize(deserializer)?;
+        match name.as_str() {
+            "standard" => Ok(Self::Standard),
+            "detailed" => Ok(Self::Detailed),
+            "bunyan" => Ok(Self::Bunyan),
+            "json" => Err(D::Error::custom(
+                "the `json` format is gone: use `bunyan`, which also writes one JSON object per line",
+            )),
+            other => Err(D::Error::unknown_variant(other, &Self::NAMES)),
+        }
+    }
 }
 
 /// A standard stream of the process.
@@ -256,49 +277,6 @@ impl Rotation {
             Self::Weekly => Appender::WEEKLY,
         }
     }
-}
-
-const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
-
-/// Checks a level or directive list, explaining what is wrong with it.
-///
-/// A directive without `=` must be a level name: `EnvFilter` would read a
-/// misspelt level like `inof` as "everything from the target `inof`", which
-/// silently hides every line.
-pub(crate) fn parse_level(spec: &str) -> Result<EnvFilter, String> {
-    if spec.trim().is_empty() {
-        return Err("must not be empty".to_owned());
-    }
-    for directive in spec.split(',').map(str::trim) {
-        if directive.is_empty() || directive.contains(['=', '[']) {
-            continue;
-        }
-        if !LEVELS
-            .iter()
-            .any(|level| level.eq_ignore_ascii_case(directive))
-        {
-            return Err(format!(
-                "`{directive}` is not a level; use trace, debug, info, warn, error or off, \
-                 or `target=level` to set the level of one target"
-            ));
-        }
-    }
-    build_filter(spec).map_err(|error| format!("not valid filter directives: {error}"))
-}
-
-/// Parses directives without looking at `RUST_LOG`: the configuration decides.
-/// Blanks around directives are allowed, as in `warn, bigbrotr::pool=debug`.
-pub(crate) fn build_filter(
-    spec: &str,
-) -> Result<EnvFilter, tracing_subscriber::filter::ParseError> {
-    let directives: Vec<&str> = spec
-        .split(',')
-        .map(str::trim)
-        .filter(|directive| !directive.is_empty())
-        .collect();
-    EnvFilter::builder()
-        .with_regex(false)
-        .parse(directives.join(","))
 }
 
 #[cfg(test)]
@@ -401,52 +379,6 @@ mod tests {
         );
         let back: LoggingConfig = serde_json::from_str(&json).expect("round trip");
         assert_eq!(back, config);
-    }
-
-    #[test]
-    fn levels_and_directive_lists_are_accepted() {
-        for spec in [
-            "trace",
-            "DEBUG",
-            "info",
-            "warn",
-            "error",
-            "off",
-            "info,bigbrotr::pool=debug",
-            "bigbrotr=trace",
-            "warn, bigbrotr_pool=debug,",
-        ] {
-            assert!(parse_level(spec).is_ok(), "{spec}");
-        }
-    }
-
-    #[test]
-    fn a_misspelt_level_is_explained() {
-        assert_eq!(
-            parse_level("inof").err(),
-            Some(
-                "`inof` is not a level; use trace, debug, info, warn, error or off, \
-                 or `target=level` to set the level of one target"
-                    .to_owned()
-            )
-        );
-    }
-
-    #[test]
-    fn an_empty_level_is_rejected() {
-        assert_eq!(
-            parse_level("  ").err(),
-            Some("must not be empty".to_owned())
-        );
-    }
-
-    #[test]
-    fn an_invalid_directive_is_rejected() {
-        let message = parse_level("info,bigbrotr=loud").expect_err("invalid level");
-        assert!(
-            message.starts_with("not valid filter directives: "),
-            "{message}"
-        );
     }
 
     #[test]
@@ -574,12 +506,47 @@ mod tests {
             file.logging.outputs.get(1),
             Some(&OutputConfig::File(FileOutput {
                 level: "debug".to_owned(),
-                format: Format::Json,
+                format: Format::Bunyan,
                 directory: Some(PathBuf::from("/var/log/bigbrotr")),
                 file_prefix: "bigbrotr".to_owned(),
                 rotation: Rotation::Daily,
                 max_files: 7,
             }))
+        );
+    }
+
+    #[test]
+    fn every_format_reads_back_what_it_writes() {
+        for format in [Format::Standard, Format::Detailed, Format::Bunyan] {
+            let text = serde_json::to_string(&format).expect("serialisable");
+            assert_eq!(serde_json::from_str::<Format>(&text).ok(), Some(format));
+        }
+    }
+
+    #[test]
+    fn the_former_json_format_is_refused_with_a_pointer_to_bunyan() {
+        let text = "logging:\n  outputs:\n    - type: console\n      format: json\n";
+        let error = load(text, &[]).expect_err("the json format is gone");
+        let bigbrotr_config::Error::Invalid { problems, .. } = error else {
+            panic!("expected Invalid, got {error:?}");
+        };
+        assert_eq!(
+            problems,
+            vec![Problem::new(
+                "logging.outputs[0]",
+                "the `json` format is gone: use `bunyan`, which also writes one JSON object per line"
+            )]
+        );
+    }
+
+    #[test]
+    fn an_unknown_format_lists_the_formats() {
+        let error = serde_json::from_str::<Format>(r#""xml""#).expect_err("no such format");
+        assert!(
+            error.to_string().starts_with(
+                "unknown variant `xml`, expected one of `standard`, `detailed`, `bunyan`"
+            ),
+            "{error}"
         );
     }
 

@@ -1,17 +1,18 @@
-//! The `standard`, `detailed` and `json` line formats.
+//! The `standard` and `detailed` line formats; `bunyan` is
+//! `tracing-bunyan-formatter`'s own.
 //!
-//! All three show the fields of the event followed by the fields of the
-//! spans around it, innermost span first; a name appears once, the event
-//! winning over its spans and inner spans over outer ones. Timestamps are UTC.
+//! Both show the fields of the event followed by the fields of the spans
+//! around it, innermost span first; a name appears once, the event winning
+//! over its spans and inner spans over outer ones. Timestamps are UTC.
 //!
-//! In `standard` and `detailed` lines a field reads `key=value`. A string
-//! value is written bare unless it is empty, contains whitespace or a control
-//! character, or starts with `"`: then it is quoted and escaped as a JSON
-//! string, so `relay=wss://a.example` but `reason="connection refused"`.
-//! Numbers and booleans are written as in JSON. Control characters in the
-//! message are escaped (`\n`), so an event is always exactly one line.
+//! A field reads `key=value`. A string value is written bare unless it is
+//! empty, contains whitespace or a control character, or starts with `"`:
+//! then it is quoted and escaped as a JSON string, so
+//! `relay=wss://a.example` but `reason="connection refused"`. Numbers and
+//! booleans are written as in JSON. Control characters in the message are
+//! escaped (`\n`), so an event is always exactly one line.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -24,11 +25,7 @@ use tracing_subscriber::registry::LookupSpan;
 use crate::clock::{Clock, SystemClock};
 use crate::fields::{decode, Collected, StructuredFields};
 
-/// The keys every `json` line starts with; fields with these names are
-/// written as `field.<name>` instead.
-const JSON_KEYS: [&str; 5] = ["timestamp", "level", "service", "target", "message"];
-
-/// What the three formats share: the service name and the clock.
+/// What the two formats share: the service name and the clock.
 #[derive(Debug, Clone)]
 struct Stamp {
     service: Arc<str>,
@@ -59,14 +56,6 @@ pub struct StandardFormat(Stamp);
 #[derive(Debug, Clone)]
 pub struct DetailedFormat(Stamp);
 
-/// One JSON object per line:
-/// `{"timestamp":"2024-01-15T10:30:45.123Z","level":"INFO","service":"…","target":"…","message":"…",…}`.
-///
-/// Every field is a top-level key after the fixed ones, keeping its JSON
-/// type; a field named like a fixed key is written as `field.<name>`.
-#[derive(Debug, Clone)]
-pub struct JsonFormat(Stamp);
-
 macro_rules! constructors {
     ($format:ident) => {
         impl $format {
@@ -88,7 +77,6 @@ macro_rules! constructors {
 
 constructors!(StandardFormat);
 constructors!(DetailedFormat);
-constructors!(JsonFormat);
 
 impl<S> FormatEvent<S, StructuredFields> for StandardFormat
 where
@@ -102,7 +90,7 @@ where
     ) -> fmt::Result {
         let collected = gather(ctx, event);
         let now = self.0.now();
-        write_date_time(&mut writer, now, ' ')?;
+        write_date_time(&mut writer, now)?;
         write!(writer, " {} [{}]", event.metadata().level(), self.0.service)?;
         write_message_and_fields(&mut writer, &collected)
     }
@@ -121,7 +109,7 @@ where
         let collected = gather(ctx, event);
         let metadata = event.metadata();
         let now = self.0.now();
-        write_date_time(&mut writer, now, ' ')?;
+        write_date_time(&mut writer, now)?;
         write!(writer, ".{:03}", now.millisecond())?;
         let target = collected.log_target.as_deref().unwrap_or(metadata.target());
         write!(writer, " {} [{}:{target}", metadata.level(), self.0.service)?;
@@ -130,51 +118,6 @@ where
             None => writer.write_char(']')?,
         }
         write_message_and_fields(&mut writer, &collected)
-    }
-}
-
-impl<S> FormatEvent<S, StructuredFields> for JsonFormat
-where
-    S: Subscriber + for<'lookup> LookupSpan<'lookup>,
-{
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, StructuredFields>,
-        mut writer: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
-        let collected = gather(ctx, event);
-        let metadata = event.metadata();
-        let now = self.0.now();
-        let mut timestamp = String::with_capacity(24);
-        write_date_time(&mut timestamp, now, 'T')?;
-        write!(timestamp, ".{:03}Z", now.millisecond())?;
-        let target = collected.log_target.as_deref().unwrap_or(metadata.target());
-
-        writer.write_char('{')?;
-        write_json_pair(&mut writer, "timestamp", &Value::String(timestamp))?;
-        writer.write_char(',')?;
-        write_json_pair(
-            &mut writer,
-            "level",
-            &Value::from(metadata.level().as_str()),
-        )?;
-        writer.write_char(',')?;
-        write_json_pair(&mut writer, "service", &Value::from(&*self.0.service))?;
-        writer.write_char(',')?;
-        write_json_pair(&mut writer, "target", &Value::from(target))?;
-        writer.write_char(',')?;
-        let message = collected.message.as_deref().unwrap_or_default();
-        write_json_pair(&mut writer, "message", &Value::from(message))?;
-        for (name, value) in &collected.fields {
-            writer.write_char(',')?;
-            if JSON_KEYS.contains(&name.as_str()) {
-                write_json_pair(&mut writer, &format!("field.{name}"), value)?;
-            } else {
-                write_json_pair(&mut writer, name, value)?;
-            }
-        }
-        writer.write_str("}\n")
     }
 }
 
@@ -198,15 +141,11 @@ where
     collected
 }
 
-/// `2024-01-15 10:30:45`, with `separator` between date and time.
-fn write_date_time(
-    writer: &mut impl fmt::Write,
-    at: OffsetDateTime,
-    separator: char,
-) -> fmt::Result {
+/// `2024-01-15 10:30:45`.
+fn write_date_time(writer: &mut impl fmt::Write, at: OffsetDateTime) -> fmt::Result {
     write!(
         writer,
-        "{:04}-{:02}-{:02}{separator}{:02}:{:02}:{:02}",
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
         at.year(),
         u8::from(at.month()),
         at.day(),
@@ -247,12 +186,6 @@ fn needs_quotes(text: &str) -> bool {
 fn write_json(writer: &mut impl fmt::Write, value: &Value) -> fmt::Result {
     // `Value`'s Display is its compact JSON text, escaped by serde_json.
     write!(writer, "{value}")
-}
-
-fn write_json_pair(writer: &mut impl fmt::Write, key: &str, value: &Value) -> fmt::Result {
-    write_json(writer, &Value::from(key))?;
-    writer.write_char(':')?;
-    write_json(writer, value)
 }
 
 #[cfg(test)]
@@ -416,50 +349,6 @@ mod tests {
         assert_eq!(
             lines,
             vec!["2024-01-15 10:30:45.123 INFO [monitor:tokio_postgres::query:7] executing statement"]
-        );
-    }
-
-    #[test]
-    fn a_json_line_keeps_the_types_of_its_fields() {
-        let lines = capture_one(Format::Json, "info", || {
-            let span = info_span!("probe", relay = "wss://a.example");
-            let _span = span.enter();
-            info!(target: "bigbrotr::monitor", rtt = 1.5, ok = true, events = 12, "cycle done");
-        });
-        assert_eq!(
-            lines,
-            vec![concat!(
-                r#"{"timestamp":"2024-01-15T10:30:45.123Z","level":"INFO","service":"monitor","#,
-                r#""target":"bigbrotr::monitor","message":"cycle done","rtt":1.5,"ok":true,"#,
-                r#""events":12,"relay":"wss://a.example"}"#
-            )]
-        );
-    }
-
-    #[test]
-    fn a_json_line_escapes_strings_and_renames_fields_named_like_fixed_keys() {
-        let lines = capture_one(Format::Json, "info", || {
-            info!(target: "t", level = "high", note = "a \"b\"\n", "say \"hi\"\n");
-        });
-        assert_eq!(
-            lines,
-            vec![concat!(
-                r#"{"timestamp":"2024-01-15T10:30:45.123Z","level":"INFO","service":"monitor","#,
-                r#""target":"t","message":"say \"hi\"\n","field.level":"high","note":"a \"b\"\n"}"#
-            )]
-        );
-    }
-
-    #[test]
-    fn a_json_line_without_message_has_an_empty_message() {
-        let lines = capture_one(Format::Json, "info", || {
-            info!(target: "t", n = 1);
-        });
-        assert_eq!(
-            lines,
-            vec![
-                r#"{"timestamp":"2024-01-15T10:30:45.123Z","level":"INFO","service":"monitor","target":"t","message":"","n":1}"#
-            ]
         );
     }
 

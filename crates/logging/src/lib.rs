@@ -7,10 +7,15 @@
 //! - [`config`]: the `logging` section of the configuration — outputs, each a
 //!   console stream or rotated files with its own level and format — and its
 //!   validation.
+//! - `level`: checks the level of each output, a level name or filter
+//!   directives, before anything is built.
 //! - [`setup`]: turns a configuration into a subscriber ([`build`],
 //!   [`Logging`]) and installs it for the process ([`init`]); the returned
 //!   [`LoggingGuard`] flushes file outputs when dropped.
-//! - [`format`](mod@format): the `standard`, `detailed` and `json` line formats.
+//! - `destination`: where the lines of an output go, a console stream or
+//!   rotated files written by a background thread.
+//! - [`format`](mod@format): the `standard` and `detailed` line formats (the
+//!   `bunyan` format is `tracing-bunyan-formatter`'s, set up in [`setup`]).
 //! - `fields`: [`StructuredFields`], which keeps the fields of each span with
 //!   their JSON types for the formats.
 //! - [`clock`]: where the formats take the time from; [`FixedClock`] makes
@@ -21,9 +26,11 @@
 
 pub mod clock;
 pub mod config;
+mod destination;
 pub mod error;
 mod fields;
 pub mod format;
+mod level;
 pub mod report;
 pub mod setup;
 #[cfg(test)]
@@ -36,7 +43,7 @@ pub use config::{
 };
 pub use error::{Error, Result};
 pub use fields::StructuredFields;
-pub use format::{DetailedFormat, JsonFormat, StandardFormat};
+pub use format::{DetailedFormat, StandardFormat};
 pub use report::ErrorChain;
 pub use setup::{build, init, Logging, LoggingGuard};
 pub use writer::MemoryWriter;

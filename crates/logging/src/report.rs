@@ -157,20 +157,23 @@ mod tests {
     #[test]
     fn log_error_takes_a_target() {
         let error = std::io::Error::other("refused");
-        let lines = capture_one(Format::Json, "info", || {
+        let mut first = 0;
+        let lines = capture_one(Format::Detailed, "info", || {
+            first = line!() + 1;
             crate::log_error!(target: "bigbrotr::pool", &error, "no connection");
             crate::log_error!(target: "bigbrotr::pool", &error);
         });
+        let second = first + 1;
         assert_eq!(
             lines,
             vec![
-                concat!(
-                    r#"{"timestamp":"2024-01-15T10:30:45.123Z","level":"ERROR","service":"monitor","#,
-                    r#""target":"bigbrotr::pool","message":"no connection","error.chain":"refused"}"#
+                format!(
+                    "2024-01-15 10:30:45.123 ERROR [monitor:bigbrotr::pool:{first}] no connection \
+                     error.chain=refused"
                 ),
-                concat!(
-                    r#"{"timestamp":"2024-01-15T10:30:45.123Z","level":"ERROR","service":"monitor","#,
-                    r#""target":"bigbrotr::pool","message":"","error.chain":"refused"}"#
+                format!(
+                    "2024-01-15 10:30:45.123 ERROR [monitor:bigbrotr::pool:{second}] \
+                     error.chain=refused"
                 ),
             ]
         );

@@ -15,13 +15,15 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{filter::FilterExt, Layer, Registry};
 
-use crate::clock::{Clock, SystemClock};
 use bigbrotr_config::Problem;
 
-use crate::config::{build_filter, Format, LoggingConfig, OutputConfig, Stream};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Format, LoggingConfig};
+use crate::destination::open;
 use crate::error::{Error, Result};
 use crate::fields::StructuredFields;
-use crate::format::{DetailedFormat, JsonFormat, StandardFormat};
+use crate::format::{DetailedFormat, StandardFormat};
+use crate::level::build_filter;
 
 type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
 type BoxedFilter = Box<dyn Filter<Registry> + Send + Sync>;
@@ -144,10 +146,6 @@ impl Logging {
                     let format = DetailedFormat::new(&self.service).with_clock(self.clock.clone());
                     text_layer(format, writer).with_filter(filter()?).boxed()
                 }
-                Format::Json => {
-                    let format = JsonFormat::new(&self.service).with_clock(self.clock.clone());
-                    text_layer(format, writer).with_filter(filter()?).boxed()
-                }
                 Format::Bunyan => {
                     // The span storage must see every span a bunyan output sees.
                     let spans = filter()?;
@@ -218,72 +216,16 @@ where
         .with_writer(writer)
 }
 
-/// The console stream or the rotated files of an output.
-fn open(output: &OutputConfig, workers: &mut Vec<WorkerGuard>) -> Result<BoxMakeWriter> {
-    match output {
-        OutputConfig::Console(console) => Ok(match console.stream {
-            Stream::Stdout => BoxMakeWriter::new(std::io::stdout),
-            Stream::Stderr => BoxMakeWriter::new(std::io::stderr),
-        }),
-        OutputConfig::File(file) => {
-            // Validation guarantees a directory.
-            let directory = file.directory.clone().unwrap_or_default();
-            let appender = tracing_appender::rolling::Builder::new()
-                .rotation(file.rotation.to_appender())
-                .filename_prefix(file.file_prefix.as_str())
-                .filename_suffix("log")
-                .max_log_files(file.max_files)
-                .build(&directory)
-                .map_err(|source| Error::OpenFile {
-                    directory,
-                    prefix: file.file_prefix.clone(),
-                    source,
-                })?;
-            // Lossy: under a flood of lines the service drops some rather
-            // than waiting for the disk.
-            let (writer, worker) = tracing_appender::non_blocking(appender);
-            workers.push(worker);
-            Ok(BoxMakeWriter::new(writer))
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::error::Error as _;
-    use std::path::PathBuf;
 
+    use serde_json::{json, Value};
     use tracing::{debug, info, info_span, warn};
 
     use super::*;
-    use crate::testing::{capture, console, NOW, SERVICE};
-    use crate::{ConsoleOutput, FileOutput, FixedClock, MemoryWriter, Rotation};
-
-    fn file_output(directory: PathBuf, format: Format, rotation: Rotation) -> OutputConfig {
-        OutputConfig::File(FileOutput {
-            level: "debug".to_owned(),
-            format,
-            directory: Some(directory),
-            file_prefix: "bigbrotr".to_owned(),
-            rotation,
-            max_files: 2,
-        })
-    }
-
-    fn files_in(directory: &std::path::Path) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(directory)
-            .expect("the directory exists")
-            .map(|entry| {
-                entry
-                    .expect("readable entry")
-                    .file_name()
-                    .to_string_lossy()
-                    .into_owned()
-            })
-            .collect();
-        names.sort();
-        names
-    }
+    use crate::testing::{capture, console, json_of, SERVICE};
+    use crate::{FileOutput, MemoryWriter, OutputConfig};
 
     #[test]
     fn each_output_filters_by_its_own_level() {
@@ -314,31 +256,65 @@ mod tests {
         let lines = capture(
             vec![
                 console(Format::Standard, "warn"),
-                console(Format::Json, "info"),
+                console(Format::Bunyan, "info"),
             ],
             || {
                 info!(target: "bigbrotr::seeder", seeds = 4, "seeded");
                 warn!(target: "bigbrotr::seeder", "slow");
             },
         );
+        assert_eq!(lines[0], vec!["2024-01-15 10:30:45 WARN [monitor] slow"]);
+        let bunyan: Vec<[Value; 5]> = lines[1]
+            .iter()
+            .map(|line| {
+                let value = json_of(line);
+                ["name", "level", "target", "msg", "seeds"].map(|key| value[key].clone())
+            })
+            .collect();
         assert_eq!(
-            lines,
+            bunyan,
             vec![
-                vec!["2024-01-15 10:30:45 WARN [monitor] slow".to_owned()],
-                vec![
-                    concat!(
-                        r#"{"timestamp":"2024-01-15T10:30:45.123Z","level":"INFO","service":"monitor","#,
-                        r#""target":"bigbrotr::seeder","message":"seeded","seeds":4}"#
-                    )
-                    .to_owned(),
-                    concat!(
-                        r#"{"timestamp":"2024-01-15T10:30:45.123Z","level":"WARN","service":"monitor","#,
-                        r#""target":"bigbrotr::seeder","message":"slow"}"#
-                    )
-                    .to_owned(),
+                [
+                    json!("monitor"),
+                    json!(30),
+                    json!("bigbrotr::seeder"),
+                    json!("seeded"),
+                    json!(4)
+                ],
+                [
+                    json!("monitor"),
+                    json!(40),
+                    json!("bigbrotr::seeder"),
+                    json!("slow"),
+                    Value::Null
                 ],
             ]
         );
+    }
+
+    #[test]
+    fn a_bunyan_line_keeps_the_types_of_its_fields_and_a_utc_time() {
+        let lines = capture(vec![console(Format::Bunyan, "info")], || {
+            info!(
+                rtt = 1.5,
+                ok = true,
+                events = 12,
+                relay = "wss://a.example",
+                "cycle done"
+            );
+        });
+        let [line] = &lines[0][..] else {
+            panic!("one line, got {lines:?}");
+        };
+        let value = json_of(line);
+        assert_eq!(
+            ["rtt", "ok", "events", "relay"].map(|key| value[key].clone()),
+            [json!(1.5), json!(true), json!(12), json!("wss://a.example")]
+        );
+        let time = value["time"].as_str().expect("a time");
+        assert!(time.ends_with('Z'), "{time}");
+        time::OffsetDateTime::parse(time, &time::format_description::well_known::Rfc3339)
+            .expect("an RFC 3339 time");
     }
 
     #[test]
@@ -367,7 +343,6 @@ mod tests {
             vec![
                 console(Format::Standard, "trace"),
                 console(Format::Detailed, "trace"),
-                console(Format::Json, "trace"),
                 console(Format::Bunyan, "trace"),
             ],
             || {
@@ -377,8 +352,8 @@ mod tests {
                 tracing::error!("two");
             },
         );
-        let [standard, detailed, json, bunyan] = &lines[..] else {
-            panic!("four outputs, got {lines:?}");
+        let [standard, detailed, bunyan] = &lines[..] else {
+            panic!("three outputs, got {lines:?}");
         };
         assert_eq!(standard.len(), 2);
         assert!(
@@ -390,18 +365,10 @@ mod tests {
             detailed.iter().all(|line| line.contains(" [monitor:")),
             "{detailed:?}"
         );
-        assert_eq!(json.len(), 2);
-        for line in json {
-            let value: serde_json::Value = serde_json::from_str(line).expect("one JSON object");
-            assert_eq!(value["service"], "monitor");
-        }
         // Bunyan adds a line when the span starts and one when it ends.
-        let names: Vec<serde_json::Value> = bunyan
+        let names: Vec<Value> = bunyan
             .iter()
-            .map(|line| {
-                serde_json::from_str::<serde_json::Value>(line).expect("one JSON object")["name"]
-                    .clone()
-            })
+            .map(|line| json_of(line)["name"].clone())
             .collect();
         assert_eq!(names, vec!["monitor"; 4]);
     }
@@ -425,7 +392,7 @@ mod tests {
                 output
                     .iter()
                     .map(|line| {
-                        let value: serde_json::Value = serde_json::from_str(line).expect("JSON");
+                        let value = json_of(line);
                         (value["msg"].to_string(), value["relay"].to_string())
                     })
                     .collect()
@@ -447,107 +414,6 @@ mod tests {
             messages,
             vec![vec![start.clone(), end.clone()], vec![start, event, end]]
         );
-    }
-
-    #[test]
-    fn a_file_output_writes_its_lines_to_a_file_in_its_directory() {
-        let directory = tempfile::tempdir().expect("a temporary directory");
-        let logs = directory.path().join("logs");
-        let config = LoggingConfig {
-            outputs: vec![file_output(logs.clone(), Format::Standard, Rotation::Never)],
-        };
-        let (subscriber, guard) = Logging::new(&config, SERVICE)
-            .clock(FixedClock(NOW))
-            .build()
-            .expect("valid configuration");
-        assert_eq!(guard.workers(), 1);
-        tracing::subscriber::with_default(subscriber, || {
-            debug!(size = 2, "written to disk");
-        });
-        drop(guard);
-        assert_eq!(files_in(&logs), vec!["bigbrotr.log"]);
-        let text = std::fs::read_to_string(logs.join("bigbrotr.log")).expect("readable");
-        assert_eq!(
-            text,
-            "2024-01-15 10:30:45 DEBUG [monitor] written to disk size=2\n"
-        );
-    }
-
-    #[test]
-    fn a_rotated_file_is_named_after_its_period() {
-        let directory = tempfile::tempdir().expect("a temporary directory");
-        let config = LoggingConfig {
-            outputs: vec![file_output(
-                directory.path().to_owned(),
-                Format::Json,
-                Rotation::Daily,
-            )],
-        };
-        let (subscriber, guard) = build(&config, SERVICE).expect("valid configuration");
-        let name_on = |date: time::Date| {
-            format!(
-                "bigbrotr.{:04}-{:02}-{:02}.log",
-                date.year(),
-                u8::from(date.month()),
-                date.day()
-            )
-        };
-        let before = name_on(time::OffsetDateTime::now_utc().date());
-        tracing::subscriber::with_default(subscriber, || info!("rotated"));
-        drop(guard);
-        let after = name_on(time::OffsetDateTime::now_utc().date());
-        let files = files_in(directory.path());
-        // Midnight may pass while the test runs.
-        assert!(
-            files == [before.clone()] || files == [after.clone()],
-            "{files:?}"
-        );
-        let name = &files[0];
-        let text = std::fs::read_to_string(directory.path().join(name)).expect("readable");
-        let value: serde_json::Value =
-            serde_json::from_str(text.trim_end()).expect("one JSON line");
-        assert_eq!(value["message"], "rotated");
-    }
-
-    #[test]
-    fn every_rotation_builds_a_file_output() {
-        for rotation in [
-            Rotation::Never,
-            Rotation::Minutely,
-            Rotation::Hourly,
-            Rotation::Daily,
-            Rotation::Weekly,
-        ] {
-            let directory = tempfile::tempdir().expect("a temporary directory");
-            let config = LoggingConfig {
-                outputs: vec![file_output(
-                    directory.path().to_owned(),
-                    Format::Detailed,
-                    rotation,
-                )],
-            };
-            let (_subscriber, guard) = build(&config, SERVICE).expect("valid configuration");
-            assert_eq!(guard.workers(), 1, "{rotation:?}");
-        }
-    }
-
-    #[test]
-    fn a_directory_that_cannot_be_created_is_an_open_file_error() {
-        let directory = tempfile::tempdir().expect("a temporary directory");
-        let blocker = directory.path().join("a-file");
-        std::fs::write(&blocker, b"").expect("writable");
-        let logs = blocker.join("logs");
-        let config = LoggingConfig {
-            outputs: vec![file_output(logs.clone(), Format::Json, Rotation::Never)],
-        };
-        let error = build(&config, SERVICE)
-            .err()
-            .expect("the directory is under a file");
-        assert!(
-            matches!(&error, Error::OpenFile { directory, prefix, .. } if *directory == logs && prefix == "bigbrotr"),
-            "{error:?}"
-        );
-        assert!(error.source().is_some());
     }
 
     #[test]
@@ -586,27 +452,6 @@ mod tests {
                 "there is no such output to send elsewhere"
             )]
         );
-    }
-
-    #[test]
-    fn console_outputs_build_for_both_streams() {
-        let config = LoggingConfig {
-            outputs: vec![
-                OutputConfig::Console(ConsoleOutput {
-                    level: "off".to_owned(),
-                    stream: Stream::Stdout,
-                    ..ConsoleOutput::default()
-                }),
-                OutputConfig::Console(ConsoleOutput {
-                    level: "off".to_owned(),
-                    stream: Stream::Stderr,
-                    ..ConsoleOutput::default()
-                }),
-            ],
-        };
-        let (subscriber, guard) = build(&config, SERVICE).expect("valid configuration");
-        assert_eq!(guard.workers(), 0);
-        tracing::subscriber::with_default(subscriber, || info!("silenced"));
     }
 
     #[test]

@@ -42,3 +42,8 @@ pub(crate) fn capture_one(format: Format, level: &str, emit: impl FnOnce()) -> V
         .pop()
         .unwrap_or_default()
 }
+
+/// `line` read as one JSON object.
+pub(crate) fn json_of(line: &str) -> serde_json::Value {
+    serde_json::from_str(line).expect("one JSON object")
+}
