@@ -20,7 +20,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::error::{Error, Result};
 use crate::metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
-use crate::runtime::ProcessState;
+use crate::process_status::ProcessState;
 use crate::service::TARGET;
 
 /// Longest wait for the headers of a request.

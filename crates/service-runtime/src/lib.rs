@@ -13,13 +13,16 @@
 //!   ([`RuntimeFile`]: grace periods, HTTP endpoint), the [`ServiceFile`]
 //!   trait every service file implements and the [`service_file!`] macro
 //!   declaring one with the common sections `service`, `loop` and `nostr`.
-//! - [`runtime`]: [`Runtime`], several services on one shared archive:
-//!   start, stop, shutdown within a grace period, pool closing; the
-//!   [`RunReport`] of how each ended; [`ProcessState`], what the endpoint
-//!   reports.
-//! - [`run`](mod@run): [`run_services`], the whole life of a process: load
-//!   the files, set up logging, connect, serve, run, and stop on SIGINT or
-//!   SIGTERM (a second signal ends it at once).
+//! - `entry`: [`run_services`], the whole life of a process: load the
+//!   files, set up logging ([`setup_logging`]), connect, serve, run, and
+//!   stop on SIGINT or SIGTERM ([`Signals`]; a second one ends it at once).
+//! - `lifecycle`: [`Runtime`], several services on one shared archive:
+//!   start, stop, shutdown within a grace period, pool closing; a
+//!   [`ServiceHandle`] per service; the [`RunReport`] of how each ended.
+//! - `process_status`: [`ProcessState`], what the endpoint reports on, and
+//!   [`ProcessStatus`], what `/status` shows.
+//! - `builtin_metrics`: the families the runtime writes to `/metrics`
+//!   itself: each service's loop figures and the pool's figures.
 //! - [`registry`]: [`ServiceRegistry`], the services a program knows by
 //!   name.
 //! - [`status`]: [`State`] and [`ServiceStatus`] of each service.
@@ -32,15 +35,17 @@
 //!   ([`connect_websocket`], [`EgressTransport`] for `nostr-sdk` clients).
 //! - [`error`]: the [`Error`] of this crate.
 
+mod builtin_metrics;
 pub mod config;
 pub mod egress;
+mod entry;
 pub mod error;
 pub mod http;
 pub mod keys;
+mod lifecycle;
 pub mod metrics;
+mod process_status;
 pub mod registry;
-pub mod run;
-pub mod runtime;
 pub mod service;
 pub mod status;
 
@@ -52,13 +57,14 @@ pub use egress::{
     connect_websocket, connect_websocket_with, load_egress_file, resolve_socks5, Egress,
     EgressTransport,
 };
+pub use entry::{run_services, setup_logging, RunOptions, Signals};
 pub use error::{Error, Result};
 pub use http::HttpServer;
 pub use keys::{keys_from_env, service_keys};
+pub use lifecycle::{RunReport, Runtime, ServiceHandle};
 pub use metrics::{Counter, Exposition, Gauge, MetricKind, Metrics, ServiceMetrics};
+pub use process_status::{ProcessState, ProcessStatus};
 pub use registry::{LoadedService, ServiceRegistry};
-pub use run::{run_services, setup_logging, RunOptions, Signals};
-pub use runtime::{ProcessState, ProcessStatus, RunReport, Runtime, ServiceHandle};
 pub use service::{run_loop, LoopService, Service, ServiceContext};
 pub use status::{ServiceStatus, State, StatusCell};
 pub use tokio_util::sync::CancellationToken;

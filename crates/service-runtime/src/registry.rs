@@ -6,7 +6,7 @@ use bigbrotr_config::{Env, FileType, Implementation};
 
 use crate::config::{load_service_file, ServiceFile};
 use crate::error::{Error, Result};
-use crate::runtime::{Runtime, ServiceHandle};
+use crate::lifecycle::{Runtime, ServiceHandle};
 use crate::service::Service;
 
 type Loader = fn(&Implementation, &Env, bool) -> Result<LoadedService>;

@@ -1,15 +1,14 @@
-//! The process side: [`Runtime`] runs services on one shared archive,
-//! stops them, and closes the pool; [`ProcessState`] is what the HTTP
-//! endpoint reports.
+//! The life of services on one shared archive: [`Runtime`] starts each in
+//! its own task, stops them, and closes the pool; [`ServiceHandle`] is one
+//! of them; [`RunReport`] is how each ended.
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use bigbrotr_brotr::Brotr;
 use bigbrotr_config::{BrotrFile, Env, Implementation, PoolFile};
-use bigbrotr_pool::{ConnectionPool, PoolStats};
+use bigbrotr_pool::ConnectionPool;
 use serde::Serialize;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
@@ -21,7 +20,8 @@ use crate::config::{load_runtime_file, RuntimeConfig, ServiceFile};
 use crate::egress::{load_egress_file, Egress};
 use crate::error::{Error, Result};
 use crate::http::HttpServer;
-use crate::metrics::{Exposition, MetricKind, Metrics};
+use crate::metrics::Metrics;
+use crate::process_status::{lock, ProcessState, ProcessStatus};
 use crate::service::{Service, ServiceContext, TARGET};
 use crate::status::{ServiceStatus, State, StatusCell};
 
@@ -62,13 +62,10 @@ impl Runtime {
     /// [`serve_http`](Self::serve_http).
     #[must_use]
     pub fn new(implementation: Implementation, brotr: Brotr, settings: RuntimeConfig) -> Self {
-        let state = Arc::new(ProcessState {
-            implementation: implementation.name().to_owned(),
-            pool: brotr.pool().clone(),
-            metrics: Metrics::new(),
-            services: Mutex::new(Vec::new()),
-            shutting_down: AtomicBool::new(false),
-        });
+        let state = Arc::new(ProcessState::new(
+            implementation.name(),
+            brotr.pool().clone(),
+        ));
         Self {
             implementation,
             env: Env::empty(),
@@ -180,7 +177,7 @@ impl Runtime {
     /// The metrics registry the services' own metrics go to.
     #[must_use]
     pub fn metrics(&self) -> &Metrics {
-        &self.state.metrics
+        self.state.metrics()
     }
 
     /// What the HTTP endpoint reports.
@@ -243,7 +240,7 @@ impl Runtime {
             config,
             self.brotr.clone(),
             self.implementation.clone(),
-            self.state.metrics.for_service(&name),
+            self.state.metrics().for_service(&name),
             status.clone(),
         )
         .with_env(self.env.clone())
@@ -277,10 +274,7 @@ impl Runtime {
     /// Asks every service to stop taking new work. Returns at once; see
     /// [`shutdown`](Self::shutdown).
     pub fn stop(&self) {
-        self.state.shutting_down.store(true, Ordering::SeqCst);
-        for status in lock(&self.state.services).iter() {
-            status.begin_stopping();
-        }
+        self.state.begin_shutdown();
         self.cancel.cancel();
     }
 
@@ -510,255 +504,4 @@ impl fmt::Display for RunReport {
         }
         Ok(())
     }
-}
-
-/// What the HTTP endpoint reports on: the services of the process and the
-/// pool they share.
-#[derive(Debug)]
-pub struct ProcessState {
-    implementation: String,
-    pool: ConnectionPool,
-    metrics: Metrics,
-    services: Mutex<Vec<StatusCell>>,
-    shutting_down: AtomicBool,
-}
-
-impl ProcessState {
-    fn add(&self, status: StatusCell) {
-        lock(&self.services).push(status);
-    }
-
-    /// The status of every service, in start order.
-    #[must_use]
-    pub fn services(&self) -> Vec<ServiceStatus> {
-        lock(&self.services)
-            .iter()
-            .map(StatusCell::snapshot)
-            .collect()
-    }
-
-    /// Healthy means: not shutting down, the pool connected, at least one
-    /// service, and every service running or (a one-shot one) done without
-    /// error.
-    #[must_use]
-    pub fn is_healthy(&self) -> bool {
-        let services = self.services();
-        !self.shutting_down.load(Ordering::SeqCst)
-            && self.pool.is_connected()
-            && !services.is_empty()
-            && services.iter().all(|status| {
-                status.state == State::Running
-                    || (status.state == State::Stopped && !status.abandoned)
-            })
-    }
-
-    /// What `/status` shows.
-    #[must_use]
-    pub fn status(&self) -> ProcessStatus {
-        ProcessStatus {
-            implementation: self.implementation.clone(),
-            healthy: self.is_healthy(),
-            shutting_down: self.shutting_down.load(Ordering::SeqCst),
-            services: self.services(),
-            pool: self.pool.stats(),
-        }
-    }
-
-    /// What `/metrics` shows: every service's loop figures, the pool's
-    /// figures, then the services' own metrics.
-    #[must_use]
-    pub fn render_metrics(&self) -> String {
-        let mut out = Exposition::new();
-        encode_services(&mut out, &self.services());
-        encode_pool(&mut out, self.pool.is_connected(), &self.pool.stats());
-        self.metrics.encode(&mut out);
-        out.finish()
-    }
-}
-
-/// What `/status` shows.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ProcessStatus {
-    /// The implementation the process runs.
-    pub implementation: String,
-    /// What `/health` says.
-    pub healthy: bool,
-    /// Whether the services were asked to stop.
-    pub shutting_down: bool,
-    /// Every service, in start order.
-    pub services: Vec<ServiceStatus>,
-    /// The shared connection pool.
-    pub pool: PoolStats,
-}
-
-/// A metric with one sample per service: name, help, kind, and its value
-/// for a service (none to leave the service out).
-type PerService = (
-    &'static str,
-    &'static str,
-    MetricKind,
-    fn(&ServiceStatus) -> Option<f64>,
-);
-
-fn encode_services(out: &mut Exposition, services: &[ServiceStatus]) {
-    use MetricKind::{Counter, Gauge, Summary};
-
-    out.family(
-        "bigbrotr_service_state",
-        "1 for the state each service is in, 0 for the others.",
-        Gauge,
-    );
-    for status in services {
-        for state in State::ALL {
-            let value = if status.state == state { 1.0 } else { 0.0 };
-            out.sample(
-                "bigbrotr_service_state",
-                &[("service", &status.name), ("state", state.as_str())],
-                value,
-            );
-        }
-    }
-    let per_service: [PerService; 6] = [
-        (
-            "bigbrotr_service_iterations_total",
-            "Iterations run, failed ones included.",
-            Counter,
-            |s| Some(s.iterations as f64),
-        ),
-        (
-            "bigbrotr_service_errors_total",
-            "Iterations that failed.",
-            Counter,
-            |s| Some(s.errors as f64),
-        ),
-        (
-            "bigbrotr_service_consecutive_errors",
-            "Iterations that failed since the last one that succeeded.",
-            Gauge,
-            |s| Some(f64::from(s.consecutive_errors)),
-        ),
-        (
-            "bigbrotr_service_last_iteration_duration_seconds",
-            "How long the last iteration took.",
-            Gauge,
-            |s| s.last_iteration_seconds,
-        ),
-        (
-            "bigbrotr_service_last_success_timestamp_seconds",
-            "When the last successful iteration ended (Unix time).",
-            Gauge,
-            |s| s.last_success_at.map(|at| at as f64),
-        ),
-        (
-            "bigbrotr_service_last_error_timestamp_seconds",
-            "When the last error happened (Unix time).",
-            Gauge,
-            |s| s.last_error_at.map(|at| at as f64),
-        ),
-    ];
-    for (name, help, kind, value) in per_service {
-        out.family(name, help, kind);
-        for status in services {
-            if let Some(value) = value(status) {
-                out.sample(name, &[("service", &status.name)], value);
-            }
-        }
-    }
-    out.family(
-        "bigbrotr_service_iteration_duration_seconds",
-        "Time spent in iterations.",
-        Summary,
-    );
-    for status in services {
-        let labels = [("service", status.name.as_str())];
-        out.sample(
-            "bigbrotr_service_iteration_duration_seconds_sum",
-            &labels,
-            status.iteration_seconds_total,
-        );
-        out.sample(
-            "bigbrotr_service_iteration_duration_seconds_count",
-            &labels,
-            status.iterations as f64,
-        );
-    }
-}
-
-fn encode_pool(out: &mut Exposition, connected: bool, stats: &PoolStats) {
-    use MetricKind::{Counter, Gauge};
-
-    out.single(
-        "bigbrotr_pool_connected",
-        "1 when the pool is connected and not closed.",
-        Gauge,
-        if connected { 1.0 } else { 0.0 },
-    );
-    out.single(
-        "bigbrotr_pool_max_connections",
-        "Most connections the pool may hold.",
-        Gauge,
-        stats.max_size as f64,
-    );
-    out.family(
-        "bigbrotr_pool_connections",
-        "Connections open now, by state.",
-        Gauge,
-    );
-    out.sample(
-        "bigbrotr_pool_connections",
-        &[("state", "idle")],
-        stats.idle as f64,
-    );
-    out.sample(
-        "bigbrotr_pool_connections",
-        &[("state", "in_use")],
-        stats.in_use as f64,
-    );
-    out.single(
-        "bigbrotr_pool_waiting",
-        "Callers waiting for a connection now.",
-        Gauge,
-        stats.waiting as f64,
-    );
-    for (name, help, value) in [
-        ("bigbrotr_pool_calls_total", "Statements sent.", stats.calls),
-        (
-            "bigbrotr_pool_errors_total",
-            "Calls that failed.",
-            stats.errors,
-        ),
-        (
-            "bigbrotr_pool_timeouts_total",
-            "Calls cut off by the command timeout.",
-            stats.timeouts,
-        ),
-        (
-            "bigbrotr_pool_retries_total",
-            "Attempts repeated after a transient error.",
-            stats.retries,
-        ),
-        (
-            "bigbrotr_pool_discarded_total",
-            "Connections closed instead of being handed out again.",
-            stats.discarded,
-        ),
-        (
-            "bigbrotr_pool_wait_timeouts_total",
-            "Times no connection became free in time.",
-            stats.wait_timeouts,
-        ),
-        (
-            "bigbrotr_pool_connect_errors_total",
-            "Failed attempts at opening a connection.",
-            stats.connect_errors,
-        ),
-    ] {
-        out.single(name, help, Counter, value as f64);
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

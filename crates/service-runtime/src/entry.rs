@@ -1,4 +1,4 @@
-//! Running services as a process does: [`run_services`] loads their files,
+//! The entry of a process: [`run_services`] loads the services' files,
 //! sets up logging, connects the pool, serves the HTTP endpoint, runs the
 //! services and shuts down on SIGINT or SIGTERM.
 
@@ -9,8 +9,8 @@ use bigbrotr_logging::{LoggingFile, LoggingGuard};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::error::{Error, Result};
+use crate::lifecycle::{RunReport, Runtime};
 use crate::registry::ServiceRegistry;
-use crate::runtime::{RunReport, Runtime};
 use crate::service::TARGET;
 
 /// After a second signal, how long the exit may wait for the cancel requests
