@@ -2,6 +2,7 @@
 //! time low; each module covers one area.
 
 mod archive_cli;
+mod deploy;
 mod dev_database;
 mod faults;
 mod schema;
