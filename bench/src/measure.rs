@@ -238,7 +238,7 @@ async fn copy_schema_rows(
             let kind = i32::from(event.kind.as_u16());
             let tags = Json(&event.tags);
             let content = event.content.as_str();
-            let tagvalues = bigbrotr_brotr::event::tagvalues(event);
+            let tagvalues = bigbrotr_brotr::tagvalues(event);
             copy.write(&[
                 &id,
                 &pubkey,

@@ -37,7 +37,7 @@ pub const POOL_CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// and their tests run from anywhere).
 #[must_use]
 pub fn repository_root(env: &Env) -> PathBuf {
-    match env.get(bigbrotr_config::implementation::ROOT_VARIABLE) {
+    match env.get(bigbrotr_config::ROOT_VARIABLE) {
         Some(root) if !root.is_empty() => PathBuf::from(root),
         // This package is the folder `examples/` of the repository.
         _ => Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -68,7 +68,7 @@ pub fn with_var(env: &Env, name: &str, value: &str) -> Env {
 }
 
 /// The archive of `implementation`, as `bigbrotr db init` opens it
-/// ([`bigbrotr::archive::open_as`]: the pool of `config/core/pool.yaml`,
+/// ([`bigbrotr::open_archive_as`]: the pool of `config/core/pool.yaml`,
 /// connected, its connections named `application_name` in
 /// `pg_stat_activity`, and the settings of `config/core/brotr.yaml`), with
 /// the schema of `sql/` applied (a database already up to date is left as
@@ -78,7 +78,7 @@ pub async fn open_archive(
     env: &Env,
     application_name: &str,
 ) -> anyhow::Result<Brotr> {
-    let brotr = bigbrotr::archive::open_as(implementation, env, application_name).await?;
+    let brotr = bigbrotr::open_archive_as(implementation, env, application_name).await?;
     if let Err(error) = bigbrotr_brotr::apply_schema(brotr.pool(), &implementation.sql_dir()).await
     {
         brotr.pool().disconnect(POOL_CLOSE_GRACE).await;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Cursor};
 use std::num::NonZeroUsize;
 
-use bigbrotr::import::{import, ImportOptions, ImportSummary};
+use bigbrotr::{import, ImportOptions, ImportSummary};
 use bigbrotr_brotr::{Brotr, EventFilter};
 use bigbrotr_config::{BrotrConfig, PoolConfig, RetryConfig};
 use bigbrotr_pool::ConnectionPool;
@@ -99,7 +99,7 @@ async fn the_whole_corpus_is_imported_and_exported_exactly_as_signed() {
     assert!(count(&db, "events WHERE cardinality(tagvalues) > 0").await > 1000);
 
     let mut out = Vec::new();
-    let written = bigbrotr::export::export(&brotr, &EventFilter::default(), &mut out)
+    let written = bigbrotr::export(&brotr, &EventFilter::default(), &mut out)
         .await
         .unwrap();
     assert_eq!(written, 11_803);
@@ -234,7 +234,7 @@ async fn lilbrotr_refuses_to_export_events_it_cannot_reproduce() {
     let brotr = archive(&db).await;
     let (summary, _) = import_text(&brotr, format!("{good}\n"), "wss://lil.example").await;
     assert_eq!(summary.stored, 1);
-    let error = bigbrotr::export::export(&brotr, &EventFilter::default(), &mut Vec::new())
+    let error = bigbrotr::export(&brotr, &EventFilter::default(), &mut Vec::new())
         .await
         .unwrap_err();
     let brotr_error = error.downcast_ref::<bigbrotr_brotr::Error>().unwrap();
@@ -269,9 +269,7 @@ async fn export_filters_by_time_and_kind() {
         let brotr = brotr.clone();
         async move {
             let mut out = Vec::new();
-            bigbrotr::export::export(&brotr, &filter, &mut out)
-                .await
-                .unwrap()
+            bigbrotr::export(&brotr, &filter, &mut out).await.unwrap()
         }
     };
     assert_eq!(exported(EventFilter::default()).await, 4);
@@ -288,12 +286,9 @@ async fn export_filters_by_time_and_kind() {
     };
     assert_eq!(exported(kind).await, 2);
     assert_eq!(
-        bigbrotr::export::parse_time("2024-01-15T00:00:00Z"),
+        bigbrotr::parse_time("2024-01-15T00:00:00Z"),
         Ok(1_705_276_800)
     );
-    assert_eq!(
-        bigbrotr::export::parse_time("1705276800"),
-        Ok(1_705_276_800)
-    );
-    assert!(bigbrotr::export::parse_time("yesterday").is_err());
+    assert_eq!(bigbrotr::parse_time("1705276800"), Ok(1_705_276_800));
+    assert!(bigbrotr::parse_time("yesterday").is_err());
 }

@@ -10,7 +10,7 @@ use std::num::NonZeroUsize;
 use std::sync::{mpsc, Arc, OnceLock};
 use std::time::Duration;
 
-use bigbrotr::import::{import, ImportOptions, ImportSummary};
+use bigbrotr::{import, ImportOptions, ImportSummary};
 use bigbrotr_brotr::{Brotr, RelayId};
 use bigbrotr_config::{BrotrConfig, PoolConfig, RetryConfig};
 use bigbrotr_pool::{ConnectionPool, PoolStats};

@@ -1,4 +1,4 @@
-//! Services end to end, in process: `bigbrotr::services::run` on each
+//! Services end to end, in process: `bigbrotr::run_services` on each
 //! shipped implementation, from its files to the rows it stores.
 
 use std::time::Duration;
@@ -77,7 +77,7 @@ async fn the_initializer_of_each_shipped_implementation_stores_its_seed_relays_o
             let mut out = Vec::new();
             tokio::time::timeout(
                 Duration::from_secs(60),
-                bigbrotr::services::run(
+                bigbrotr::run_services(
                     &implementation,
                     &env,
                     &["initializer".to_owned()],
@@ -125,7 +125,7 @@ async fn a_service_failing_makes_the_run_fail_with_its_name() {
     let implementation = Implementation::open(root.path(), "broken").unwrap();
     let db = empty_database("bigbrotr").await;
     let mut out = Vec::new();
-    let error = bigbrotr::services::run(
+    let error = bigbrotr::run_services(
         &implementation,
         &env_for(&db, &implementation),
         &["initializer".to_owned()],

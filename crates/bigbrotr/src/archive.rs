@@ -10,13 +10,17 @@ use bigbrotr_config::{BrotrFile, Env, Implementation, PoolFile, RoleConfig};
 use bigbrotr_pool::ConnectionPool;
 
 /// The pool (connected) and the archive over it.
-pub async fn open(implementation: &Implementation, env: &Env) -> anyhow::Result<Brotr> {
-    open_as(implementation, env, bigbrotr_pool::APPLICATION_NAME).await
+pub(crate) async fn open_archive(
+    implementation: &Implementation,
+    env: &Env,
+) -> anyhow::Result<Brotr> {
+    open_archive_as(implementation, env, bigbrotr_pool::APPLICATION_NAME).await
 }
 
-/// Like [`open`], with the pool's connections reporting `application_name`
-/// (PgBouncer's `SHOW CLIENTS`, the server's `pg_stat_activity`).
-pub async fn open_as(
+/// Like `open_archive`, with the pool's connections reporting
+/// `application_name` (PgBouncer's `SHOW CLIENTS`, the server's
+/// `pg_stat_activity`).
+pub async fn open_archive_as(
     implementation: &Implementation,
     env: &Env,
     application_name: &str,
@@ -47,7 +51,10 @@ pub async fn open_as(
 /// current user in the current database (`ALTER ROLE … IN DATABASE … SET`).
 /// PgBouncer drops such settings from a client's startup packet, so they
 /// must live on the server; sessions opened afterwards get them.
-pub async fn store_role_limits(pool: &ConnectionPool, role: &RoleConfig) -> anyhow::Result<()> {
+pub(crate) async fn store_role_limits(
+    pool: &ConnectionPool,
+    role: &RoleConfig,
+) -> anyhow::Result<()> {
     let milliseconds = |limit: Duration| limit.as_millis();
     // The database name is quoted by the server (`%I`); the values are
     // integers of ours.

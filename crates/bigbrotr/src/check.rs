@@ -11,7 +11,7 @@ use bigbrotr_service_runtime::RuntimeFile;
 /// its typed struct, each service file with its service's (through the
 /// [`registry`](crate::services::registry)) — writes one line per file
 /// (`ok` or its problems) to `out`, and fails when any file has a problem.
-pub fn check(
+pub(crate) fn check(
     implementation: &Implementation,
     env: &Env,
     out: &mut dyn Write,

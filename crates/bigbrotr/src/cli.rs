@@ -127,12 +127,12 @@ pub async fn run(cli: &Cli, out: &mut (dyn std::io::Write + Send)) -> anyhow::Re
                 once: *once,
                 ..bigbrotr_service_runtime::RunOptions::default()
             };
-            crate::services::run(&implementation, &env, services, options, out).await
+            crate::services::run_services(&implementation, &env, services, options, out).await
         }
         Command::Db {
             action: DbAction::Init,
         } => {
-            let brotr = crate::archive::open(&implementation, &env).await?;
+            let brotr = crate::archive::open_archive(&implementation, &env).await?;
             let report = bigbrotr_brotr::apply_schema(brotr.pool(), &implementation.sql_dir())
                 .await
                 .context("applying the schema")?;
@@ -160,7 +160,7 @@ pub async fn run(cli: &Cli, out: &mut (dyn std::io::Write + Send)) -> anyhow::Re
             rejects,
             batch_size,
         } => {
-            let brotr = crate::archive::open(&implementation, &env).await?;
+            let brotr = crate::archive::open_archive(&implementation, &env).await?;
             let summary = import_file(&brotr, input, relay, rejects.as_deref(), *batch_size).await;
             brotr
                 .pool()
@@ -175,7 +175,7 @@ pub async fn run(cli: &Cli, out: &mut (dyn std::io::Write + Send)) -> anyhow::Re
             kinds,
             output,
         } => {
-            let brotr = crate::archive::open(&implementation, &env).await?;
+            let brotr = crate::archive::open_archive(&implementation, &env).await?;
             let filter = bigbrotr_brotr::EventFilter {
                 since: *since,
                 until: *until,

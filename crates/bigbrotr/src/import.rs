@@ -86,7 +86,7 @@ impl std::fmt::Display for ImportSummary {
 
 /// The short name of a reason, as counted in the summary and written to the
 /// rejects file.
-pub fn reason_key(reason: &RejectReason) -> &'static str {
+pub(crate) fn reason_key(reason: &RejectReason) -> &'static str {
     match reason {
         RejectReason::InvalidId => "invalid_id",
         RejectReason::InvalidSignature => "invalid_signature",

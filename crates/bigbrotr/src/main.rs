@@ -13,7 +13,7 @@ async fn main() -> ExitCode {
         Err(error) => {
             // One line with the whole cause chain.
             eprintln!("bigbrotr: {error:#}");
-            if bigbrotr::services::is_interrupted(&error) {
+            if bigbrotr::is_interrupted(&error) {
                 // A second signal: no destructor, no waiting.
                 std::process::exit(130);
             }

@@ -3,12 +3,12 @@
 use std::io::Write;
 
 use bigbrotr_config::{Env, Implementation};
-use bigbrotr_service_runtime::{run_services, RunOptions, ServiceRegistry};
+use bigbrotr_service_runtime::{RunOptions, ServiceRegistry};
 
 /// The services `bigbrotr run` knows, by the name of their file under
 /// `config/services/`. A new service is one more `register` line.
 #[must_use]
-pub fn registry() -> ServiceRegistry {
+pub(crate) fn registry() -> ServiceRegistry {
     ServiceRegistry::new()
         .register::<bigbrotr_initializer::Initializer>()
         .register::<bigbrotr_monitor::MonitorService>()
@@ -16,17 +16,20 @@ pub fn registry() -> ServiceRegistry {
         .register::<bigbrotr_synchronizer::SynchronizerService>()
 }
 
-/// Runs the services `names` of `implementation` as [`run_services`] does,
-/// then writes how each ended to `out`. Fails when a service failed, a name
-/// is unknown, a file is invalid or the database cannot be reached.
-pub async fn run(
+/// Runs the services `names` of `implementation` as
+/// [`bigbrotr_service_runtime::run_services`] does, then writes how each
+/// ended to `out`. Fails when a service failed, a name is unknown, a file is
+/// invalid or the database cannot be reached.
+pub async fn run_services(
     implementation: &Implementation,
     env: &Env,
     names: &[String],
     options: RunOptions,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<()> {
-    let report = run_services(implementation, env, &registry(), names, options).await?;
+    let report =
+        bigbrotr_service_runtime::run_services(implementation, env, &registry(), names, options)
+            .await?;
     writeln!(out, "{report}")?;
     let failed: Vec<String> = report
         .failed()

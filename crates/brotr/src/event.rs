@@ -60,7 +60,7 @@ pub fn validate_event(event: &Event) -> Result<(), RejectReason> {
 /// let event = EventBuilder::text_note("hi")
 ///     .tags([Tag::parse(["t", "nostr"])?, Tag::parse(["title", "x"])?])
 ///     .sign_with_keys(&Keys::generate())?;
-/// assert_eq!(bigbrotr_brotr::event::tagvalues(&event), ["t:nostr"]);
+/// assert_eq!(bigbrotr_brotr::tagvalues(&event), ["t:nostr"]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[must_use]

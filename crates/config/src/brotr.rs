@@ -21,7 +21,7 @@ impl Validate for BrotrFile {
 }
 
 /// Most rows in one batch.
-pub const MAX_BATCH_SIZE: usize = 100_000;
+pub(crate) const MAX_BATCH_SIZE: usize = 100_000;
 
 /// Batching, timeouts and validation of writes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

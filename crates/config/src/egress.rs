@@ -1,6 +1,6 @@
 //! Where BigBrotr may connect: the file `config/core/egress.yaml`.
 
-use bigbrotr_utils::egress::{AllowEntry, EgressPolicy};
+use bigbrotr_utils::{AllowEntry, EgressPolicy};
 use serde::{Deserialize, Serialize};
 
 use crate::validate::{Problems, Validate};

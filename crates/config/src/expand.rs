@@ -84,7 +84,7 @@ pub struct VariableReference<'t> {
 ///
 /// ```
 /// # use std::path::Path;
-/// use bigbrotr_config::expand::references;
+/// use bigbrotr_config::references;
 ///
 /// let found = references("host: ${HOST:localhost} # $${NOT}", Path::new("x.yaml")).unwrap();
 /// assert_eq!(found.len(), 1);

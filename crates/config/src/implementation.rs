@@ -20,7 +20,7 @@ use crate::load::{load_file, ConfigFile};
 pub const ROOT_VARIABLE: &str = "BIGBROTR_ROOT";
 
 /// Folder under the root that holds the implementations.
-pub const IMPLEMENTATIONS_DIR: &str = "implementations";
+pub(crate) const IMPLEMENTATIONS_DIR: &str = "implementations";
 
 /// One implementation, found by name under a root folder.
 #[derive(Debug, Clone, PartialEq, Eq)]

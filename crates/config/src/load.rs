@@ -35,10 +35,10 @@ use crate::expand::expand;
 use crate::validate::{Problem, Problems, Validate};
 
 /// Prefix of the environment variables that override configuration keys.
-pub const ENV_PREFIX: &str = "BIGBROTR_";
+pub(crate) const ENV_PREFIX: &str = "BIGBROTR_";
 
 /// Separator between the section and the keys in an override variable name.
-pub const ENV_SEPARATOR: &str = "__";
+pub(crate) const ENV_SEPARATOR: &str = "__";
 
 /// A type that can be loaded from a configuration file: the whole file,
 /// made of sections.

@@ -5,7 +5,7 @@ use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use bigbrotr_brotr::{validate_relay_url, InvalidRelayUrl, RelayUrlNormalized};
-use bigbrotr_utils::egress::EgressPolicy;
+use bigbrotr_utils::EgressPolicy;
 use nostr::types::url::{Error as UrlError, Host, Url};
 
 /// Where a candidate relay URL was found.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bigbrotr_brotr::Brotr;
 use bigbrotr_config::Problems;
 use bigbrotr_pool::{column, Row, Type};
-use bigbrotr_utils::egress::Egress;
+use bigbrotr_utils::Egress;
 
 use crate::candidate::UrlRules;
 use crate::config::FinderConfig;

@@ -4,7 +4,7 @@ use bigbrotr_config::{Problems, Validate};
 use serde::{Deserialize, Serialize};
 
 /// Most relays per batch.
-pub const MAX_BATCH_SIZE: usize = 100_000;
+pub(crate) const MAX_BATCH_SIZE: usize = 100_000;
 
 /// The `initializer` section.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -4,36 +4,36 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: the file `config/services/monitor.yaml` ([`MonitorFile`])
+//! - `config`: the file `config/services/monitor.yaml` ([`MonitorFile`])
 //!   and its section [`MonitorConfig`]: how often relays are checked, how
 //!   many at once per network, the time limit of each check, which checks
 //!   run, the key variable and publishing.
-//! - `checker` (private): [`Monitor`] and [`Monitor::check_relay`], the
+//! - `checker`: [`Monitor`] and [`Monitor::check_relay`], the
 //!   checks of one relay, and [`RelayCheck`], their outcome, with the NIP-66
 //!   document stored for it ([`RelayCheck::nip66`]).
-//! - [`nip11`]: the HTTP(S) request of a relay's NIP-11 document, its size
+//! - `nip11`: the HTTP(S) request of a relay's NIP-11 document, its size
 //!   and redirect limits, and how the answer is read ([`Nip11Fetch`]).
-//! - [`nip66`]: the WebSocket checks: open, read (a `REQ` answered) and write
+//! - `nip66`: the WebSocket checks: open, read (a `REQ` answered) and write
 //!   (an event published and read back), with NIP-42 authentication and
 //!   NIP-13 proof of work ([`write_check_event`]); [`Probe`] is one timed
 //!   check.
-//! - [`cycle`]: [`Monitor::run_cycle`], one cycle over the database:
+//! - `cycle`: [`Monitor::run_cycle`], one cycle over the database:
 //!   [`select_due_relays`], checks bounded per network, results stored in
 //!   batches, and the [`CycleReport`].
-//! - [`publish`]: the NIP-66 events (kind 30166 per relay, kind 10166 for
+//! - `publish`: the NIP-66 events (kind 30166 per relay, kind 10166 for
 //!   the monitor) and [`publish_events`].
-//! - [`service`]: [`MonitorService`], the monitor as a service of the
+//! - `service`: [`MonitorService`], the monitor as a service of the
 //!   runtime (`bigbrotr run monitor`), with its metrics.
-//! - [`error`]: the [`Error`] of this crate.
+//! - `error`: the [`Error`] of this crate.
 
 mod checker;
-pub mod config;
-pub mod cycle;
-pub mod error;
-pub mod nip11;
-pub mod nip66;
-pub mod publish;
-pub mod service;
+mod config;
+mod cycle;
+mod error;
+mod nip11;
+mod nip66;
+mod publish;
+mod service;
 
 pub use checker::{Monitor, RelayCheck};
 pub use config::{

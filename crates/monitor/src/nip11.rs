@@ -3,8 +3,7 @@
 use std::time::Duration;
 
 use bigbrotr_brotr::Network;
-use bigbrotr_utils::egress::Egress;
-use bigbrotr_utils::http::GetRequest;
+use bigbrotr_utils::{Egress, GetRequest};
 use nostr::nips::nip11::RelayInformationDocument;
 use reqwest::header::{ACCEPT, USER_AGENT};
 use reqwest::{redirect, Client, Proxy};

@@ -30,7 +30,7 @@ pub const WRITE_CHECK_IDENTIFIER: &str = "bigbrotr-monitor-write-check";
 
 /// How long after its creation the write check's event expires (NIP-40),
 /// so relays may drop it.
-pub const WRITE_CHECK_EXPIRATION: Duration = Duration::from_secs(3600);
+pub(crate) const WRITE_CHECK_EXPIRATION: Duration = Duration::from_secs(3600);
 
 /// The outcome of one timed probe (read or write).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,12 +4,12 @@
 //!
 //! # Layout
 //!
-//! - [`pool`](mod@pool): [`ConnectionPool`], built from the configuration
+//! - `pool`: [`ConnectionPool`], built from the configuration
 //!   sections without I/O; its lifecycle ([`connect`](ConnectionPool::connect),
 //!   [`disconnect`](ConnectionPool::disconnect), health check), one-call
 //!   statement methods (the reads retried on transient errors) and
 //!   transactions.
-//! - [`connection`]: [`PooledConnection`], one connection taken from the
+//! - `connection`: [`PooledConnection`], one connection taken from the
 //!   pool; every statement goes through it, bounded by the command timeout,
 //!   and a connection that timed out or broke is discarded there.
 //! - `call`: each statement call (`execute`, `fetch_one`, `fetch_optional`,
@@ -17,14 +17,14 @@
 //!   it makes of the answer. The pool, a connection and a transaction run
 //!   the same calls, each with its own policy (retries, discarding, noting a
 //!   failed transaction).
-//! - [`transaction`]: [`PoolTransaction`], committed or rolled back as a
+//! - `transaction`: [`PoolTransaction`], committed or rolled back as a
 //!   whole, and [`BinaryCopyIn`], the binary `COPY … FROM STDIN` offered only
 //!   inside a transaction.
 //! - `row`: [`column()`], one typed column of a returned row, or an
 //!   [`Error::Column`] naming it.
-//! - [`stats`]: [`PoolStats`], the connections now and the counters since
+//! - `stats`: [`PoolStats`], the connections now and the counters since
 //!   the pool was built.
-//! - [`error`]: the [`Error`] of this crate, [`PoolErrorKind`] telling which
+//! - `error`: the [`Error`] of this crate, [`PoolErrorKind`] telling which
 //!   deadpool step failed, and which errors are transient.
 //! - `schema_files`: [`read_schema_dir`], the numbered SQL files of a schema
 //!   folder ([`SchemaFile`]) listed, checked, ordered and checksummed, for
@@ -39,15 +39,15 @@
 //! together with the items callers need: [`Row`], [`ToSql`], [`Type`].
 
 mod call;
-pub mod connection;
-pub mod error;
-pub mod pool;
+mod connection;
+mod error;
+mod pool;
 mod row;
 mod schema_files;
 mod setup;
-pub mod stats;
+mod stats;
 mod tls;
-pub mod transaction;
+mod transaction;
 
 pub use connection::PooledConnection;
 pub use error::{Error, PoolErrorKind, Result};

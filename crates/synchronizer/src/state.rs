@@ -89,7 +89,7 @@ pub async fn relay_state(brotr: &Brotr, relay: RelayId) -> Result<RelayState> {
 /// Records what `worker` learned of `relay` (`sync_set_state`); the
 /// effective cap only grows. Returns `false` when the lease is not
 /// `worker`'s any more.
-pub async fn save_relay_state(
+pub(crate) async fn save_relay_state(
     brotr: &Brotr,
     worker: &str,
     relay: RelayId,
@@ -120,7 +120,7 @@ pub async fn save_relay_state(
 }
 
 /// Records `since..=until` of `relay` as pending (`sync_add_pending`).
-pub async fn add_pending(
+pub(crate) async fn add_pending(
     brotr: &Brotr,
     relay: RelayId,
     filter_hash: &[u8; 32],
@@ -203,7 +203,7 @@ pub async fn due_pending(
 
 /// Settles a retry of a pending range: removed when `complete`
 /// (`sync_pending_done`), otherwise counted (`sync_pending_attempted`).
-pub async fn settle_pending(
+pub(crate) async fn settle_pending(
     brotr: &Brotr,
     relay: RelayId,
     filter_hash: &[u8; 32],

@@ -401,7 +401,8 @@ impl EgressPolicy {
     /// kind and `allow_private` is on; otherwise [`Denied`] says why.
     ///
     /// ```
-    /// use bigbrotr_utils::egress::{AddressKind, EgressPolicy};
+    /// use bigbrotr_utils::egress::AddressKind;
+    /// use bigbrotr_utils::EgressPolicy;
     ///
     /// let strict = EgressPolicy::strict();
     /// assert!(strict.check("93.184.215.14:443".parse()?).is_ok());
@@ -454,7 +455,7 @@ impl Resolve for SystemResolver {
 /// in the table does not resolve.
 ///
 /// ```
-/// use bigbrotr_utils::egress::StaticResolver;
+/// use bigbrotr_utils::StaticResolver;
 ///
 /// let resolver = StaticResolver::new().with("relay.example", ["10.0.0.5".parse()?]);
 /// # Ok::<(), std::net::AddrParseError>(())

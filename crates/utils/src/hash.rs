@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 
 /// How many hex characters [`short_hash`] keeps.
-pub const SHORT_HASH_LEN: usize = 8;
+pub(crate) const SHORT_HASH_LEN: usize = 8;
 
 /// Writes `value` as canonical JSON.
 ///
@@ -110,8 +110,8 @@ pub fn hash_hex(hash: &[u8; 32]) -> String {
     hex::encode(hash)
 }
 
-/// The first [`SHORT_HASH_LEN`] lowercase hex characters of a hash, enough
-/// to tell values apart in logs.
+/// The first 8 lowercase hex characters of a hash, enough to tell values
+/// apart in logs.
 #[must_use]
 pub fn short_hash(hash: &[u8; 32]) -> String {
     hex::encode(&hash[..SHORT_HASH_LEN / 2])

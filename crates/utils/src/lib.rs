@@ -2,11 +2,11 @@
 //!
 //! # Layout
 //!
-//! - [`timestamp`]: the current Unix time and RFC 3339 text read as Unix
+//! - `timestamp`: the current Unix time and RFC 3339 text read as Unix
 //!   seconds.
-//! - [`retry`](mod@retry): [`RetryPolicy`] (exponential backoff with a cap and optional
+//! - `retry`: [`RetryPolicy`] (exponential backoff with a cap and optional
 //!   full jitter) and the async [`retry()`] loop that applies it.
-//! - [`hash`]: the canonical JSON form of any serialisable value and its
+//! - `hash`: the canonical JSON form of any serialisable value and its
 //!   SHA-256, plus hex helpers for showing hashes.
 //! - [`egress`]: the egress policy ([`EgressPolicy`]): which resolved
 //!   addresses may be connected to, the resolver it judges names with
@@ -14,23 +14,24 @@
 //!   address only.
 //! - [`http`]: [`http::get`], a `GET` whose every hop goes through the
 //!   egress policy, and the NIP-11 HTTP URL of a relay.
-//! - [`text`]: [`bounded_text`] cuts text a remote party controls to a
+//! - `text`: [`bounded_text`] cuts text a remote party controls to a
 //!   bound, on a character boundary, before it is logged or stored.
-//! - [`error`]: [`Error`], the error of every fallible helper, and
+//! - `error`: [`Error`], the error of every fallible helper, and
 //!   [`RetryError`], which wraps the caller's own error when retrying ends.
 //!
-//! The main items of each module are also re-exported at the crate root.
+//! Their items are re-exported at the crate root; [`http::get`] and the
+//! finer parts of the egress policy are reached through their modules.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod egress;
-pub mod error;
-pub mod hash;
+mod error;
+mod hash;
 pub mod http;
-pub mod retry;
-pub mod text;
-pub mod timestamp;
+mod retry;
+mod text;
+mod timestamp;
 
 pub use egress::{
     AllowEntry, Denied, Egress, EgressPolicy, Resolve, StaticResolver, SystemResolver,

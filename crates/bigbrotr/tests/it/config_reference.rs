@@ -4,7 +4,7 @@
 
 use std::process::{Command, Stdio};
 
-use bigbrotr::reference::{reference, REGENERATE};
+use bigbrotr::{reference, REGENERATE};
 use bigbrotr_config::Implementation;
 use bigbrotr_test_support::workspace_root;
 

@@ -8,7 +8,7 @@ use bigbrotr_config::{BrotrConfig, PoolConfig, RetryConfig};
 use bigbrotr_finder::{Finder, FinderConfig};
 use bigbrotr_pool::{ConnectionPool, Type};
 use bigbrotr_test_support::TestDb;
-use bigbrotr_utils::egress::{Egress, EgressPolicy};
+use bigbrotr_utils::{Egress, EgressPolicy};
 use nostr::{Event, EventBuilder, Keys, Kind, Tag, Timestamp};
 
 /// A fresh database of `implementation` and an archive on it; the database

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bigbrotr_config::NostrConfig;
 use bigbrotr_monitor::Monitor;
-use bigbrotr_utils::egress::{AllowEntry, Egress, EgressPolicy, StaticResolver};
+use bigbrotr_utils::{AllowEntry, Egress, EgressPolicy, StaticResolver};
 use nostr::Keys;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
