@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bigbrotr_brotr::Brotr;
-use bigbrotr_config::{BrotrFile, Env, Implementation, PoolFile, RoleConfig};
+use bigbrotr_config::{BrotrFile, Env, Implementation, PoolFile, RoleConfig, RolesConfig};
 use bigbrotr_pool::ConnectionPool;
 
 /// The pool (connected) and the archive over it.
@@ -77,4 +77,92 @@ pub(crate) async fn store_role_limits(
         "session limits stored for the database user"
     );
     Ok(())
+}
+
+/// Creates the roles of `roles` that do not exist yet and grants them what
+/// they may do in the current database (see [`RolesConfig`]); sets each
+/// password found in `env`, as a SCRAM-SHA-256 verifier made here (the
+/// password itself never reaches the server), and gives the writer the
+/// session limits of `limits`. Runs as the owner of the schema, which must
+/// be allowed to create roles. Returns the roles made or updated.
+pub(crate) async fn store_roles(
+    pool: &ConnectionPool,
+    roles: &RolesConfig,
+    limits: &RoleConfig,
+    env: &Env,
+) -> anyhow::Result<Vec<String>> {
+    let mut stored = Vec::new();
+    for (name, password_env, grants) in [
+        (
+            &roles.reader,
+            &roles.reader_password_env,
+            reader_grants(&roles.reader),
+        ),
+        (
+            &roles.writer,
+            &roles.writer_password_env,
+            writer_grants(&roles.writer, limits),
+        ),
+    ] {
+        if name.is_empty() {
+            continue;
+        }
+        // Role names are checked to be lower-case SQL names (RolesConfig),
+        // so they are safe in the script; the database name is quoted by
+        // the server (`%I`).
+        let mut script = format!(
+            "DO $$ BEGIN \
+               IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{name}') THEN \
+                 CREATE ROLE \"{name}\" LOGIN; \
+               END IF; \
+               EXECUTE format('GRANT CONNECT ON DATABASE %I TO \"{name}\"', current_database()); \
+             END $$; \
+             GRANT USAGE ON SCHEMA public TO \"{name}\"; {grants}"
+        );
+        if let Some(password) = env
+            .get(password_env)
+            .filter(|password| !password.is_empty())
+        {
+            let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
+            script.push_str(&format!(" ALTER ROLE \"{name}\" PASSWORD '{verifier}';"));
+        }
+        pool.batch_execute(&script)
+            .await
+            .with_context(|| format!("creating or updating the role `{name}`"))?;
+        tracing::info!(target: "bigbrotr::db", role = %name, "role stored");
+        stored.push(name.clone());
+    }
+    Ok(stored)
+}
+
+/// What the reader may do besides connecting: read every table and view,
+/// today's and those made later by the owner, in read-only sessions.
+fn reader_grants(name: &str) -> String {
+    format!(
+        "GRANT SELECT ON ALL TABLES IN SCHEMA public TO \"{name}\"; \
+         ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO \"{name}\"; \
+         DO $$ BEGIN \
+           EXECUTE format('ALTER ROLE \"{name}\" IN DATABASE %I SET default_transaction_read_only = on', current_database()); \
+         END $$;"
+    )
+}
+
+/// What the writer may do besides connecting: read and write rows, use
+/// sequences and call routines (today's and later ones), with the session
+/// limits of `limits`; not create or change objects.
+fn writer_grants(name: &str, limits: &RoleConfig) -> String {
+    format!(
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO \"{name}\"; \
+         GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO \"{name}\"; \
+         GRANT EXECUTE ON ALL ROUTINES IN SCHEMA public TO \"{name}\"; \
+         ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO \"{name}\"; \
+         ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO \"{name}\"; \
+         ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT EXECUTE ON ROUTINES TO \"{name}\"; \
+         DO $$ BEGIN \
+           EXECUTE format('ALTER ROLE \"{name}\" IN DATABASE %I SET statement_timeout = {}', current_database()); \
+           EXECUTE format('ALTER ROLE \"{name}\" IN DATABASE %I SET idle_in_transaction_session_timeout = {}', current_database()); \
+         END $$;",
+        limits.statement_timeout.as_millis(),
+        limits.idle_in_transaction_session_timeout.as_millis(),
+    )
 }

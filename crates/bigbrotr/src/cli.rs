@@ -88,8 +88,9 @@ pub enum Command {
 /// What `db` does.
 #[derive(Debug, Subcommand)]
 pub enum DbAction {
-    /// Create or upgrade the schema of the configured database, and store
-    /// the session limits of `role` (pool.yaml) for its user.
+    /// Create or upgrade the schema of the configured database, store the
+    /// session limits of `role` (pool.yaml) for its user, and create or
+    /// update the reader and writer of `roles` when they are named.
     Init,
 }
 
@@ -140,6 +141,9 @@ pub async fn run(cli: &Cli, out: &mut (dyn std::io::Write + Send)) -> anyhow::Re
                 .load("core", "pool", &env)
                 .context("loading config/core/pool.yaml")?;
             crate::archive::store_role_limits(brotr.pool(), &pool_file.role).await?;
+            let roles =
+                crate::archive::store_roles(brotr.pool(), &pool_file.roles, &pool_file.role, &env)
+                    .await?;
             writeln!(
                 out,
                 "schema version {} of `{}`: {} file(s) applied, {} already present",
@@ -148,6 +152,9 @@ pub async fn run(cli: &Cli, out: &mut (dyn std::io::Write + Send)) -> anyhow::Re
                 report.applied.len(),
                 report.already_present.len()
             )?;
+            for role in roles {
+                writeln!(out, "role `{role}` created or updated")?;
+            }
             brotr
                 .pool()
                 .disconnect(std::time::Duration::from_secs(5))

@@ -24,6 +24,8 @@ pub struct PoolFile {
     pub retry: RetryConfig,
     /// Session limits `bigbrotr db init` stores on the server for the role.
     pub role: RoleConfig,
+    /// Roles `bigbrotr db init` creates or updates beside the schema.
+    pub roles: RolesConfig,
 }
 
 impl Validate for PoolFile {
@@ -32,6 +34,15 @@ impl Validate for PoolFile {
         problems.section("pool", &self.pool);
         problems.section("retry", &self.retry);
         problems.section("role", &self.role);
+        problems.section("roles", &self.roles);
+        for (key, name) in [
+            ("roles.reader", &self.roles.reader),
+            ("roles.writer", &self.roles.writer),
+        ] {
+            if !name.is_empty() && *name == self.database.user {
+                problems.push(key, "must differ from database.user, which owns the schema");
+            }
+        }
         let limit = self.role.statement_timeout;
         if !limit.is_zero() && limit < self.pool.command_timeout {
             problems.push(
@@ -368,6 +379,34 @@ mod tests {
     }
 
     #[test]
+    fn role_names_must_be_plain_distinct_and_not_the_owner() {
+        let mut file = PoolFile::default();
+        file.roles.reader = "analyst".to_owned();
+        file.roles.writer = "archiver".to_owned();
+        assert!(problems_of(&file).is_empty());
+        for (reader, writer, key) in [
+            ("Analyst", "archiver", "roles.reader"),
+            ("analyst", "a-b", "roles.writer"),
+            ("1st", "", "roles.reader"),
+            ("same", "same", "roles.writer"),
+            ("bigbrotr", "", "roles.reader"),
+        ] {
+            file.roles.reader = reader.to_owned();
+            file.roles.writer = writer.to_owned();
+            let problems = problems_of(&file);
+            assert!(
+                problems.iter().any(|problem| problem.path == key),
+                "{reader}/{writer}: {problems:?}"
+            );
+        }
+        file.roles = RolesConfig {
+            reader_password_env: "NOT A NAME".to_owned(),
+            ..RolesConfig::default()
+        };
+        assert_eq!(problems_of(&file).len(), 1);
+    }
+
+    #[test]
     fn the_defaults_are_the_development_database_and_valid() {
         let file = PoolFile::default();
         assert_eq!(file.database.host, "127.0.0.1");
@@ -598,4 +637,81 @@ mod tests {
         file.retry.exponential_base = f64::NAN;
         assert_eq!(problems_of(&file).len(), 1);
     }
+}
+
+/// Roles `bigbrotr db init` creates (or updates) beside the schema, so that
+/// the archive's owner is not the role everything logs in as: a writer for
+/// the services and a reader for analysts. `db init` runs as
+/// `database.user`, which owns the schema and must be allowed to create
+/// roles (`CREATEROLE`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RolesConfig {
+    /// The role for analysts: it may connect, read every table and view
+    /// (`SELECT`, tables made later included) and nothing else; its sessions
+    /// are read-only. Empty (the default): no such role is made.
+    pub reader: String,
+    /// Name of the environment variable holding the reader's password, set
+    /// at each `db init` when the variable is set and not empty (a new role
+    /// without one cannot log in with a password). Default
+    /// `BIGBROTR_READER_PASSWORD`.
+    pub reader_password_env: String,
+    /// The role the services log in as: it may read and write the rows of
+    /// every table, use the sequences and call the functions, but not
+    /// change the schema; it gets the session limits of `role`. Empty (the
+    /// default): no such role is made.
+    pub writer: String,
+    /// Name of the environment variable holding the writer's password, as
+    /// for the reader. Default `BIGBROTR_WRITER_PASSWORD`.
+    pub writer_password_env: String,
+}
+
+impl Default for RolesConfig {
+    fn default() -> Self {
+        Self {
+            reader: String::new(),
+            reader_password_env: "BIGBROTR_READER_PASSWORD".to_owned(),
+            writer: String::new(),
+            writer_password_env: "BIGBROTR_WRITER_PASSWORD".to_owned(),
+        }
+    }
+}
+
+impl Validate for RolesConfig {
+    fn validate(&self, problems: &mut Problems) {
+        for (key, name) in [("reader", &self.reader), ("writer", &self.writer)] {
+            if !name.is_empty() && !is_role_name(name) {
+                problems.push(
+                    key,
+                    "must be a lower-case SQL name: letters a-z, digits and `_`, not starting with a digit, at most 63 bytes",
+                );
+            }
+        }
+        if !self.reader.is_empty() && self.reader == self.writer {
+            problems.push("writer", "must differ from reader");
+        }
+        for (key, name) in [
+            ("reader_password_env", &self.reader_password_env),
+            ("writer_password_env", &self.writer_password_env),
+        ] {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                problems.push(
+                    key,
+                    "must be an environment variable name: letters, digits and `_`",
+                );
+            }
+        }
+    }
+}
+
+/// Whether `name` is a role name that needs no quoting in SQL.
+fn is_role_name(name: &str) -> bool {
+    name.len() <= 63
+        && name
+            .chars()
+            .next()
+            .is_some_and(|first| first.is_ascii_lowercase() || first == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }

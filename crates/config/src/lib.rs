@@ -22,7 +22,7 @@
 //!   Schema, as the configuration reference documents it.
 //! - `database`: the file `config/core/pool.yaml` ([`PoolFile`]) and its
 //!   sections [`DatabaseConfig`] (with its [`SslMode`]), [`PoolConfig`],
-//!   [`RetryConfig`] and [`RoleConfig`].
+//!   [`RetryConfig`], [`RoleConfig`] and [`RolesConfig`].
 //! - `brotr`: the file `config/core/brotr.yaml` ([`BrotrFile`]) and its
 //!   section [`BrotrConfig`].
 //! - `egress`: the file `config/core/egress.yaml` ([`EgressFile`]) and its
@@ -47,7 +47,8 @@ mod validate;
 
 pub use brotr::{BrotrConfig, BrotrFile};
 pub use database::{
-    is_loopback, DatabaseConfig, PoolConfig, PoolFile, RetryConfig, RoleConfig, SslMode,
+    is_loopback, DatabaseConfig, PoolConfig, PoolFile, RetryConfig, RoleConfig, RolesConfig,
+    SslMode,
 };
 pub use egress::{EgressConfig, EgressFile};
 pub use env::Env;

@@ -5,6 +5,7 @@
 use std::process::Command;
 
 use bigbrotr_config::{DatabaseConfig, PoolConfig, RetryConfig};
+use bigbrotr_pool::tokio_postgres::error::SqlState;
 use bigbrotr_pool::ConnectionPool;
 use bigbrotr_test_support::{workspace_root, PrivateCluster};
 use secrecy::ExposeSecret as _;
@@ -83,4 +84,150 @@ async fn db_init_stores_the_session_limits_of_the_user_in_its_database() {
         ..direct
     };
     assert_eq!(limits(&elsewhere).await, ("0".to_owned(), "0".to_owned()));
+}
+
+/// A pool on `database` logged in as `user` with `password`.
+fn pool_as(database: &DatabaseConfig, user: &str, password: &str) -> ConnectionPool {
+    ConnectionPool::new(
+        &DatabaseConfig {
+            user: user.to_owned(),
+            password: password.to_owned().into(),
+            ..database.clone()
+        },
+        &PoolConfig::default(),
+        &RetryConfig::default(),
+    )
+    .expect("valid configuration")
+}
+
+#[tokio::test]
+async fn db_init_makes_a_reader_that_only_reads_and_a_writer_that_cannot_change_the_schema() {
+    let cluster = PrivateCluster::start("bigbrotr")
+        .await
+        .expect("a private cluster");
+    let server = ConnectionPool::new(
+        &DatabaseConfig {
+            database: "postgres".to_owned(),
+            ..cluster.direct_database_config()
+        },
+        &PoolConfig::default(),
+        &RetryConfig::default(),
+    )
+    .expect("valid configuration");
+    server
+        .batch_execute("CREATE DATABASE archive")
+        .await
+        .expect("a new database");
+    server.disconnect(std::time::Duration::from_secs(5)).await;
+    let through_pgbouncer = DatabaseConfig {
+        database: "archive".to_owned(),
+        ..cluster.database_config()
+    };
+    let direct = DatabaseConfig {
+        database: "archive".to_owned(),
+        ..cluster.direct_database_config()
+    };
+    let init = || {
+        Command::new(env!("CARGO_BIN_EXE_bigbrotr"))
+            .arg("--root")
+            .arg(workspace_root())
+            .args(["db", "init"])
+            .env("DB_HOST", &through_pgbouncer.host)
+            .env("DB_PORT", through_pgbouncer.port.to_string())
+            .env("DB_NAME", &through_pgbouncer.database)
+            .env("DB_USER", &through_pgbouncer.user)
+            .env("DB_PASSWORD", through_pgbouncer.password.expose_secret())
+            .env("BIGBROTR_ROLES__READER", "analyst")
+            .env("BIGBROTR_ROLES__WRITER", "archiver")
+            .env("BIGBROTR_READER_PASSWORD", "reader secret")
+            .env("BIGBROTR_WRITER_PASSWORD", "writer 'secret'")
+            .output()
+            .expect("bigbrotr runs")
+    };
+    for _ in 0..2 {
+        let output = init();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            stdout.contains("role `analyst` created or updated"),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains("role `archiver` created or updated"),
+            "{stdout}"
+        );
+    }
+
+    let reader = pool_as(&direct, "analyst", "reader secret");
+    let events: i64 = reader
+        .fetch_one("SELECT count(*) FROM events", &[])
+        .await
+        .expect("the reader reads a table")
+        .get(0);
+    assert_eq!(events, 0);
+    reader
+        .fetch_all("SELECT * FROM relay_metadata_latest", &[])
+        .await
+        .expect("the reader reads a view");
+    for write in [
+        "INSERT INTO relays (url, network, inserted_at) VALUES ('wss://r.example', 'clearnet', 0)",
+        "CREATE TABLE notes (a int)",
+    ] {
+        let refused = reader.batch_execute(write).await.expect_err(write);
+        assert!(
+            [
+                &SqlState::READ_ONLY_SQL_TRANSACTION,
+                &SqlState::INSUFFICIENT_PRIVILEGE
+            ]
+            .contains(&refused.code().expect("a server error")),
+            "{write}: {refused:?}"
+        );
+    }
+    // Without the read-only default, the grants alone still refuse writes.
+    let refused = reader
+        .batch_execute(
+            "BEGIN READ WRITE; \
+             INSERT INTO relays (url, network, inserted_at) VALUES ('wss://r.example', 'clearnet', 0); \
+             COMMIT",
+        )
+        .await
+        .expect_err("no INSERT privilege");
+    assert_eq!(
+        refused.code(),
+        Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+        "{refused:?}"
+    );
+    reader.disconnect(std::time::Duration::from_secs(5)).await;
+
+    let writer = pool_as(&direct, "archiver", "writer 'secret'");
+    writer
+        .batch_execute(
+            "INSERT INTO relays (url, network, inserted_at) VALUES ('wss://w.example', 'clearnet', 0)",
+        )
+        .await
+        .expect("the writer writes rows");
+    let refused = writer
+        .batch_execute("CREATE TABLE notes (a int)")
+        .await
+        .expect_err("the writer cannot change the schema");
+    assert_eq!(
+        refused.code(),
+        Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+        "{refused:?}"
+    );
+    let timeout: String = writer
+        .fetch_one("SELECT current_setting('statement_timeout')", &[])
+        .await
+        .expect("a setting")
+        .get(0);
+    assert_eq!(timeout, "5min");
+    writer.disconnect(std::time::Duration::from_secs(5)).await;
+
+    // A wrong password is refused: the verifier stored is the password's.
+    let wrong = pool_as(&direct, "analyst", "guess");
+    assert!(wrong.fetch_one("SELECT 1", &[]).await.is_err());
 }
