@@ -129,7 +129,7 @@ impl PooledConnection {
         fields(call = call.what, sql = %excerpt(call.sql)),
         err(level = "debug")
     )]
-    async fn run_within<R: Request>(
+    pub(crate) async fn run_within<R: Request>(
         &mut self,
         limit: Duration,
         call: &Call<'_, R>,

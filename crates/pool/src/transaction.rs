@@ -5,6 +5,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
@@ -24,7 +25,8 @@ use crate::Param;
 /// `commit` rolls back and returns [`Error::TransactionAborted`]: a
 /// transaction never reports success for work the database threw away.
 ///
-/// Every statement is bounded by `pool.command_timeout`; none is retried.
+/// Every statement is bounded by `pool.command_timeout` (but those of
+/// [`execute_within`](Self::execute_within)); none is retried.
 pub struct PoolTransaction {
     /// `None` only while `commit`/`rollback` consume the transaction.
     conn: Option<PooledConnection>,
@@ -52,6 +54,27 @@ impl PoolTransaction {
     /// Runs one statement and returns the number of rows it affected.
     pub async fn execute(&mut self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
         self.run(&call::execute(sql, params)).await
+    }
+
+    /// Like [`execute`](Self::execute), bounded by `limit` instead of
+    /// `pool.command_timeout`: for the rare statement known to run long,
+    /// such as the refresh of a materialized view over the whole archive.
+    /// Set the server's limit in the same transaction first
+    /// (`SELECT set_config('statement_timeout', '…ms', true)`): the role's
+    /// `statement_timeout` applies otherwise. Past `limit` it fails with
+    /// [`Error::Timeout`] and the connection is discarded, its statement
+    /// cancelled.
+    pub async fn execute_within(
+        &mut self,
+        limit: Duration,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> Result<u64> {
+        let result = self
+            .conn("execute")?
+            .run_within(limit, &call::execute(sql, params))
+            .await;
+        self.note(result)
     }
 
     /// Runs a query and returns its only row; no row or more than one is

@@ -81,6 +81,42 @@ async fn a_statement_over_the_command_timeout_is_cut_off_and_its_connection_disc
 }
 
 #[tokio::test]
+async fn a_statement_of_a_transaction_may_outlast_the_command_timeout_within_its_own_limit() {
+    let pool_cfg = PoolConfig {
+        command_timeout: Duration::from_millis(200),
+        ..pool_config(2)
+    };
+    let f = fixture_with(pool_cfg, fast_retry(3)).await;
+
+    // Longer than the command timeout, within its own limit: done.
+    let mut tx = f.pool.begin().await.expect("begin");
+    let rows = tx
+        .execute_within(Duration::from_secs(5), "SELECT pg_sleep(0.4)", &[])
+        .await
+        .expect("within its limit");
+    assert_eq!(rows, 1);
+    tx.commit().await.expect("commit");
+
+    // Past its own limit: cut off, the transaction lost with its connection.
+    let before = f.pool.stats();
+    let mut tx = f.pool.begin().await.expect("begin");
+    let result = tx
+        .execute_within(Duration::from_millis(300), "SELECT pg_sleep(5)", &[])
+        .await;
+    assert!(
+        matches!(result, Err(Error::Timeout { what: "execute", after }) if after == Duration::from_millis(300)),
+        "{result:?}"
+    );
+    assert!(tx.is_aborted());
+    assert!(matches!(tx.commit().await, Err(Error::Discarded { .. })));
+    let d = delta(before, f.pool.stats());
+    assert_eq!((d.timeouts, d.discarded), (1, 1));
+    // Lets the cancel request of the stopped call finish before the test
+    // ends: PgBouncer 1.18 exits when a cancel connection closes too early.
+    f.pool.disconnect(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
 async fn a_read_that_times_out_is_not_retried() {
     let pool_cfg = PoolConfig {
         command_timeout: Duration::from_millis(150),
