@@ -1,4 +1,4 @@
-//! The SQL of every implementation: tables, function contract and view, one
+//! The SQL of every implementation: tables, function contract and views, one
 //! module per part. Each test body runs once per implementation
 //! (`schema::<part>::bigbrotr::*` and `schema::<part>::lilbrotr::*`), on a
 //! fresh database. Events are synthetic byte values: the application checks
@@ -31,3 +31,4 @@ mod events;
 mod helpers;
 mod relay_metadata;
 mod relays;
+mod statistics;
