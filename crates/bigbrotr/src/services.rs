@@ -14,6 +14,7 @@ pub(crate) fn registry() -> ServiceRegistry {
         .register::<bigbrotr_monitor::MonitorService>()
         .register::<bigbrotr_finder::FinderService>()
         .register::<bigbrotr_synchronizer::SynchronizerService>()
+        .register::<bigbrotr_refresher::RefresherService>()
 }
 
 /// Runs the services `names` of `implementation` as

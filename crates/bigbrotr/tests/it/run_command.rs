@@ -110,6 +110,80 @@ async fn run_initializer_once_creates_the_schema_seeds_the_shipped_relays_and_ex
     }
 }
 
+/// `bigbrotr run refresher --once` on each shipped implementation, twice
+/// (the first refresh fills the views, the second is concurrent): every
+/// statistics view refreshed, the figures of what the archive holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_refresher_once_refreshes_every_statistics_view_of_each_implementation() {
+    for implementation in ["bigbrotr", "lilbrotr"] {
+        let db = TestDb::with_pool_size(implementation, 2)
+            .await
+            .expect("test database");
+        // Three events of two authors, two of them seen on a second relay.
+        db.client()
+            .await
+            .unwrap()
+            .batch_execute(
+                "SELECT * FROM insert_relays(ARRAY['wss://a.example', 'wss://b.example'], \
+                                             ARRAY['clearnet', 'clearnet'], 1); \
+                 SELECT * FROM insert_events(\
+                   ARRAY(SELECT sha256(int8send(g)) FROM generate_series(1, 3) AS g), \
+                   ARRAY(SELECT sha256(int8send(g % 2)) FROM generate_series(1, 3) AS g), \
+                   ARRAY[1700000000, 1700000001, 1700086400]::int8[], ARRAY[1, 0, 1], \
+                   array_fill('[]'::jsonb, ARRAY[3]), NULL, array_fill(''::text, ARRAY[3]), NULL, \
+                   array_fill(decode(repeat('00', 64), 'hex'), ARRAY[3]), \
+                   array_fill((SELECT id FROM relays WHERE url = 'wss://a.example'), ARRAY[3]), \
+                   array_fill(100::int8, ARRAY[3])); \
+                 SELECT * FROM insert_sightings(\
+                   (SELECT id FROM relays WHERE url = 'wss://b.example'), \
+                   ARRAY(SELECT sha256(int8send(g)) FROM generate_series(1, 2) AS g), 200)",
+            )
+            .await
+            .expect("the fixture stored");
+        for round in 1..=2 {
+            let out = bigbrotr(&db, implementation)
+                .args(["run", "refresher", "--once"])
+                .output()
+                .expect("bigbrotr runs");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success(),
+                "{implementation} round {round}: {stderr}"
+            );
+            assert_eq!(
+                stdout, "refresher: stopped after 1 iteration(s), 0 failed\n",
+                "{implementation} round {round}"
+            );
+            assert!(stderr.contains("refresher cycle done"), "{stderr}");
+            assert!(
+                stderr.contains("refreshed=12") && stderr.contains("failed=0"),
+                "{stderr}"
+            );
+        }
+        assert_eq!(
+            scalar(
+                &db,
+                "SELECT events * 10000 + pubkeys * 1000 + kinds * 100 + relays * 10 + sightings \
+                 FROM stats_totals"
+            )
+            .await,
+            3 * 10000 + 2 * 1000 + 2 * 100 + 2 * 10 + 5,
+            "{implementation}"
+        );
+        assert_eq!(
+            scalar(&db, "SELECT count(*) FROM stats_daily").await,
+            2,
+            "{implementation}"
+        );
+        assert_eq!(
+            scalar(&db, "SELECT count(*) FROM stats_refreshes").await,
+            12,
+            "{implementation}"
+        );
+    }
+}
+
 /// Starts `bigbrotr run initializer` on a database whose `relays` table a
 /// transaction of the test holds locked, and waits until the initializer's
 /// insert waits for that lock: mid-iteration.
