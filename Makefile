@@ -12,10 +12,10 @@ NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
 RUN_SERVICES ?= monitor finder synchronizer refresher
 
-.PHONY: help run build test test-unit bench bench-soak doc fmt fmt-check clippy ci coverage db-up db-down db-reset db-status clean
+.PHONY: help run build test test-unit bench bench-soak bench-refresh doc fmt fmt-check clippy ci coverage db-up db-down db-reset db-status clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 run: $(DB_NEEDED) ## The archive: schema, seed relays, then monitor + finder + synchronizer + refresher (Ctrl-C stops)
 	$(CARGO) build --release -q -p bigbrotr
@@ -46,6 +46,10 @@ bench: $(DB_NEEDED) ## Ingest benchmark in release: events/s and peak memory, th
 bench-soak: $(DB_NEEDED) ## Soak benchmark: the synchronizer archiving from local relays for minutes; events/s and RSS over time
 	$(CARGO) build --release -p bigbrotr -p bigbrotr-bench
 	$(CARGO) run --release -q -p bigbrotr-bench -- soak
+
+bench-refresh: $(DB_NEEDED) ## Refresh benchmark: seconds per statistics view on 1 000 000 archived events
+	$(CARGO) build --release -p bigbrotr-bench
+	$(CARGO) run --release -q -p bigbrotr-bench -- refresh
 
 doc: ## Build the documentation, warnings denied
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps

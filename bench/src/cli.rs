@@ -1,7 +1,8 @@
 //! The command line: which benchmark runs, and its settings. Every setting
 //! is an option that an environment variable sets too (`BENCH_EVENTS`,
-//! `BENCH_SOAK_CASE`, …): `bigbrotr-bench --help` and
-//! `bigbrotr-bench soak --help` list them with their defaults.
+//! `BENCH_SOAK_CASE`, …): `bigbrotr-bench --help`,
+//! `bigbrotr-bench soak --help` and `bigbrotr-bench refresh --help` list
+//! them with their defaults.
 
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
@@ -9,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use clap::{ArgAction, Subcommand};
 
-use crate::{ingest, soak};
+use crate::{ingest, refresh, soak};
 
 /// Benchmarks of BigBrotr, through PgBouncer; without a command, the ingest
 /// benchmark (events per second and peak memory). Each option can also be
@@ -31,9 +32,13 @@ pub(crate) enum Command {
     /// The soak run of the synchronizer: it archives from relays in this
     /// process for minutes; events/s, requests, bytes and memory over time.
     Soak(soak::Args),
+    /// The refresh of every statistics view on an archive of a million
+    /// events generated in the database: seconds per view, first, again and
+    /// after 1 % more events.
+    Refresh(refresh::Args),
 }
 
-/// The settings both benchmarks take.
+/// The settings every benchmark takes.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Shared {
     /// Where the generated events and the command's output go [default:
@@ -142,9 +147,11 @@ mod tests {
     }
 
     #[test]
-    fn soak_is_a_command() {
+    fn soak_and_refresh_are_commands() {
         let cli = Cli::try_parse_from(["bigbrotr-bench", "soak"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Soak(_))));
+        let cli = Cli::try_parse_from(["bigbrotr-bench", "refresh", "--events", "10_000"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Refresh(_))));
         assert!(Cli::try_parse_from(["bigbrotr-bench", "other"]).is_err());
     }
 }

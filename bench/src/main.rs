@@ -10,6 +10,7 @@ mod db;
 mod ingest;
 mod measure;
 mod output;
+mod refresh;
 mod relay;
 mod scrape;
 mod soak;
@@ -34,5 +35,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         None => ingest::run(cli.ingest),
         Some(Command::Soak(args)) => soak::run(args),
+        Some(Command::Refresh(args)) => refresh::run(args),
     }
 }

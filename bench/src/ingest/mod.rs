@@ -74,7 +74,7 @@ pub(crate) struct Args {
         value_parser = count
     )]
     copy_rows: usize,
-    /// The settings both benchmarks take.
+    /// The settings every benchmark takes.
     #[command(flatten)]
     shared: Shared,
 }

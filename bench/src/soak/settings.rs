@@ -64,7 +64,7 @@ pub(crate) struct Args {
         value_parser = count
     )]
     secs: usize,
-    /// The settings both benchmarks take.
+    /// The settings every benchmark takes.
     #[command(flatten)]
     shared: Shared,
 }
