@@ -397,9 +397,15 @@ $$;
 COMMENT ON FUNCTION stats_views() IS
     'The statistics views, each after the views it is computed from: the order in which the refresher refreshes them, and the only names refresh_stats_view() accepts.';
 
+-- SECURITY DEFINER: refreshing a materialized view takes its owner, and the
+-- services may log in as a writer role that owns nothing (bigbrotr db init,
+-- pool.yaml roles); only the names stats_views() lists can be refreshed, and
+-- only roles granted EXECUTE (the owner, the writer) may call it.
 CREATE OR REPLACE FUNCTION refresh_stats_view(p_name text)
 RETURNS void
 LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = public, pg_temp
 AS $$
 DECLARE
     v_view      regclass;
@@ -437,4 +443,6 @@ END;
 $$;
 
 COMMENT ON FUNCTION refresh_stats_view(text) IS
-    'Refreshes the statistics view p_name (one of stats_views(), else SQLSTATE 22023), CONCURRENTLY once it has been populated (readers see the previous contents meanwhile), and records when in stats_refreshes. A view that does not exist raises SQLSTATE 42P01. May run inside a transaction, e.g. after SET LOCAL statement_timeout.';
+    'Refreshes the statistics view p_name (one of stats_views(), else SQLSTATE 22023), CONCURRENTLY once it has been populated (readers see the previous contents meanwhile), and records when in stats_refreshes. A view that does not exist raises SQLSTATE 42P01. May run inside a transaction, e.g. after SET LOCAL statement_timeout. Runs as the owner of the views (SECURITY DEFINER); EXECUTE is revoked from PUBLIC.';
+
+REVOKE EXECUTE ON FUNCTION refresh_stats_view(text) FROM PUBLIC;

@@ -202,6 +202,20 @@ async fn db_init_makes_a_reader_that_only_reads_and_a_writer_that_cannot_change_
         "{refused:?}"
     );
     reader.disconnect(std::time::Duration::from_secs(5)).await;
+    let owner = ConnectionPool::new(&direct, &PoolConfig::default(), &RetryConfig::default())
+        .expect("valid configuration");
+    for (role, may) in [("analyst", false), ("archiver", true)] {
+        let granted: bool = owner
+            .fetch_one(
+                "SELECT has_function_privilege($1, 'refresh_stats_view(text)', 'EXECUTE')",
+                &[(&role, bigbrotr_pool::Type::TEXT)],
+            )
+            .await
+            .expect("an answer")
+            .get(0);
+        assert_eq!(granted, may, "{role} may refresh the statistics views");
+    }
+    owner.disconnect(std::time::Duration::from_secs(5)).await;
 
     let writer = pool_as(&direct, "archiver", "writer 'secret'");
     writer
@@ -225,6 +239,12 @@ async fn db_init_makes_a_reader_that_only_reads_and_a_writer_that_cannot_change_
         .expect("a setting")
         .get(0);
     assert_eq!(timeout, "5min");
+    // Refreshing a statistics view takes its owner: the writer may, through
+    // the one function made for it.
+    writer
+        .batch_execute("SELECT refresh_stats_view('stats_relay_kinds')")
+        .await
+        .expect("the writer refreshes a statistics view");
     writer.disconnect(std::time::Duration::from_secs(5)).await;
 
     // A wrong password is refused: the verifier stored is the password's.
