@@ -33,10 +33,27 @@ pub struct BrotrConfig {
     #[serde(with = "crate::duration")]
     #[schemars(with = "crate::duration::Seconds")]
     pub insert_timeout: Duration,
-    /// Time between two cleanups of orphaned rows. Default 1 h.
+    /// Time between two cleanups, run by the refresher: NIP-11 and NIP-66
+    /// documents no relay check refers to, the relay checks older than
+    /// `relay_metadata_retention`, and (when `cleanup_orphan_events`) the
+    /// events seen on no relay any more. Default 1 h.
     #[serde(with = "crate::duration")]
     #[schemars(with = "crate::duration::Seconds")]
     pub cleanup_interval: Duration,
+    /// Rows one cleanup statement deletes at most, so that no statement
+    /// holds many locks; a cleanup repeats it until nothing is left. From 1
+    /// to 100 000. Default 10 000.
+    pub cleanup_batch_size: usize,
+    /// Whether cleanups delete the events seen on no relay any more (their
+    /// relays were deleted). Default `false`: events are never deleted
+    /// unless this says so.
+    pub cleanup_orphan_events: bool,
+    /// Relay checks (`relay_metadata` rows) older than this are deleted by
+    /// the cleanups, each relay's latest check always kept. Default 0: every
+    /// check is kept.
+    #[serde(with = "crate::duration")]
+    #[schemars(with = "crate::duration::Seconds")]
+    pub relay_metadata_retention: Duration,
     /// Whether event ids and signatures are checked before insertion.
     /// Default `true`.
     pub enable_event_validation: bool,
@@ -56,6 +73,9 @@ impl Default for BrotrConfig {
             batch_size: 1000,
             insert_timeout: Duration::from_secs(30),
             cleanup_interval: Duration::from_secs(3600),
+            cleanup_batch_size: 10_000,
+            cleanup_orphan_events: false,
+            relay_metadata_retention: Duration::ZERO,
             enable_event_validation: true,
             enable_relay_validation: true,
             verified_signatures: 65_536,
@@ -67,6 +87,20 @@ impl Validate for BrotrConfig {
     fn validate(&self, problems: &mut Problems) {
         if !(1..=MAX_BATCH_SIZE).contains(&self.batch_size) {
             problems.push("batch_size", format!("must be from 1 to {MAX_BATCH_SIZE}"));
+        }
+        if !(1..=MAX_BATCH_SIZE).contains(&self.cleanup_batch_size) {
+            problems.push(
+                "cleanup_batch_size",
+                format!("must be from 1 to {MAX_BATCH_SIZE}"),
+            );
+        }
+        if !self.relay_metadata_retention.is_zero()
+            && self.relay_metadata_retention < Duration::from_secs(3600)
+        {
+            problems.push(
+                "relay_metadata_retention",
+                "must be 0 (keep every check) or at least 1h",
+            );
         }
         for (key, value) in [
             ("insert_timeout", self.insert_timeout),

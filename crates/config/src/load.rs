@@ -754,8 +754,8 @@ mod tests {
         assert_eq!(
             problems::<PoolFile>(text, &Env::empty()),
             [
-                "brotr: unknown key; expected one of `database`, `pool`, `retry`, `role`",
-                "databse: unknown key; expected one of `database`, `pool`, `retry`, `role`",
+                "brotr: unknown key; expected one of `database`, `pool`, `retry`, `role`, `roles`",
+                "databse: unknown key; expected one of `database`, `pool`, `retry`, `role`, `roles`",
                 "pool.max_szie: unknown key; expected one of `min_size`, `max_size`, `timeout`, `command_timeout`",
                 "pool.zzz: unknown key; expected one of `min_size`, `max_size`, `timeout`, `command_timeout`",
             ]

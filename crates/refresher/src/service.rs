@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use bigbrotr_service_runtime::{LoopService, ServiceContext, ServiceMetrics};
 use tokio_util::sync::CancellationToken;
 
+use crate::cleanup::{Cleanup, Cleanups};
 use crate::config::RefresherFile;
 use crate::cycle::{Refresher, TARGET};
 use crate::error::{Error, Result};
@@ -22,10 +23,41 @@ use crate::error::{Error, Result};
 /// successful refresh), `bigbrotr_refresher_last_success_timestamp_seconds`
 /// (gauge, Unix seconds) and `bigbrotr_refresher_failures_total` (counter,
 /// also labelled `reason`: `timeout` or `error`).
+///
+/// Every `brotr.cleanup_interval` an iteration also runs the [`Cleanups`]
+/// after the refreshes; a cleanup that fails is logged and counted and
+/// fails nothing else. Their metrics, labelled `what` (`relay_metadata`,
+/// `nip11`, `nip66`, `events`): `bigbrotr_refresher_cleanup_deleted_total`
+/// and `bigbrotr_refresher_cleanup_failures_total` (counters), and
+/// `bigbrotr_refresher_last_cleanup_timestamp_seconds` (gauge).
 #[derive(Debug)]
 pub struct RefresherService {
     refresher: Refresher,
+    cleanups: Cleanups,
     metrics: ServiceMetrics,
+}
+
+/// Records the outcome of one cleanup in `metrics`.
+fn record_cleanup(
+    metrics: &ServiceMetrics,
+    cleanup: Cleanup,
+    result: &std::result::Result<u64, bigbrotr_brotr::Error>,
+) {
+    let labels = [("what", cleanup.name())];
+    let deleted = metrics.counter(
+        "refresher_cleanup_deleted_total",
+        "Rows deleted by the cleanups, by what: relay_metadata, nip11, nip66 or events.",
+        &labels,
+    );
+    let failures = metrics.counter(
+        "refresher_cleanup_failures_total",
+        "Cleanups that failed, by what they were deleting.",
+        &labels,
+    );
+    match result {
+        Ok(rows) => deleted.add(*rows),
+        Err(_) => failures.inc(),
+    }
 }
 
 /// Records the outcome of one view's refresh in `metrics`.
@@ -69,6 +101,7 @@ impl LoopService for RefresherService {
     fn build(ctx: &ServiceContext<RefresherFile>) -> anyhow::Result<Self> {
         Ok(Self {
             refresher: Refresher::new(&ctx.config().refresher)?,
+            cleanups: Cleanups::new(ctx.brotr().config()),
             metrics: ctx.metrics().clone(),
         })
     }
@@ -93,6 +126,20 @@ impl LoopService for RefresherService {
             cancelled = report.cancelled,
             "refresher cycle done"
         );
+        if !cancel.is_cancelled() && self.cleanups.due(tokio::time::Instant::now()) {
+            self.cleanups
+                .run(ctx.brotr(), cancel, |cleanup, result| {
+                    record_cleanup(metrics, cleanup, result);
+                })
+                .await;
+            metrics
+                .gauge(
+                    "refresher_last_cleanup_timestamp_seconds",
+                    "When the cleanups last ran (Unix seconds).",
+                    &[],
+                )
+                .set(bigbrotr_utils::now_timestamp() as f64);
+        }
         if report.all_failed() {
             let failed = report.failed.len();
             if let Some((_, last)) = report.failed.pop() {

@@ -1,5 +1,6 @@
 //! Cleanups: deleting the events and documents no relay refers to any
-//! more, a bounded number per call of the procedure.
+//! more, and relay checks past their retention, a bounded number per call
+//! of the procedure.
 
 use bigbrotr_pool::{column, Type};
 
@@ -26,6 +27,25 @@ impl Brotr {
         self.delete_orphans("delete_orphan_nip66", limit).await
     }
 
+    /// Deletes every relay check generated before `before` (Unix seconds)
+    /// except each relay's latest, `limit` at a time, and returns how many
+    /// were deleted. The documents they referred to may become orphans:
+    /// [`delete_orphan_nip11`](Self::delete_orphan_nip11) and
+    /// [`delete_orphan_nip66`](Self::delete_orphan_nip66) remove them.
+    pub async fn delete_old_relay_metadata(&self, before: i64, limit: u32) -> Result<u64> {
+        const WHAT: &str = "delete_old_relay_metadata";
+        if limit == 0 {
+            return Err(Error::InvalidLimit { what: WHAT });
+        }
+        let limit = i32::try_from(limit).unwrap_or(i32::MAX);
+        self.delete_until_none(
+            WHAT,
+            "SELECT delete_old_relay_metadata($1, $2)",
+            &[(&before, Type::INT8), (&limit, Type::INT4)],
+        )
+        .await
+    }
+
     #[tracing::instrument(
         name = "brotr.delete_orphans",
         target = "bigbrotr::brotr",
@@ -38,11 +58,23 @@ impl Brotr {
         }
         let limit = i32::try_from(limit).unwrap_or(i32::MAX);
         let sql = format!("SELECT {what}($1)");
+        self.delete_until_none(what, &sql, &[(&limit, Type::INT4)])
+            .await
+    }
+
+    /// Runs `sql`, a call of the cleanup procedure `what` returning how
+    /// many rows it deleted, until it deletes none; the total.
+    async fn delete_until_none(
+        &self,
+        what: &'static str,
+        sql: &str,
+        params: &[bigbrotr_pool::Param<'_>],
+    ) -> Result<u64> {
         let mut total = 0;
         loop {
             let row = self
                 .pool
-                .fetch_one(&sql, &[(&limit, Type::INT4)])
+                .fetch_one(sql, params)
                 .await
                 .map_err(database(what))?;
             let deleted = count(column::<i64>(&row, 0, what, what).map_err(database(what))?);
@@ -52,7 +84,7 @@ impl Brotr {
             total += deleted;
         }
         if total > 0 {
-            tracing::info!(target: "bigbrotr::brotr", what, deleted = total, "orphans deleted");
+            tracing::info!(target: "bigbrotr::brotr", what, deleted = total, "rows deleted by a cleanup");
         }
         Ok(total)
     }

@@ -3,6 +3,7 @@
 //! development PgBouncer), the service in the runtime with its metrics, and
 //! the shipped configuration files.
 
+mod cleanup;
 mod config;
 mod cycle;
 mod service;
