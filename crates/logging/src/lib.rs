@@ -4,38 +4,38 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: the `logging` section of the configuration — outputs, each a
+//! - `config`: the `logging` section of the configuration — outputs, each a
 //!   console stream or rotated files with its own level and format — and its
 //!   validation.
 //! - `level`: checks the level of each output, a level name or filter
 //!   directives, before anything is built.
-//! - [`setup`]: turns a configuration into a subscriber ([`build`],
+//! - `setup`: turns a configuration into a subscriber ([`build`],
 //!   [`Logging`]) and installs it for the process ([`init`]); the returned
 //!   [`LoggingGuard`] flushes file outputs when dropped.
 //! - `destination`: where the lines of an output go, a console stream or
 //!   rotated files written by a background thread.
-//! - [`format`](mod@format): the `standard` and `detailed` line formats (the
-//!   `bunyan` format is `tracing-bunyan-formatter`'s, set up in [`setup`]).
+//! - `format`: the `standard` and `detailed` line formats (the
+//!   `bunyan` format is `tracing-bunyan-formatter`'s, set up in `setup`).
 //! - `fields`: [`StructuredFields`], which keeps the fields of each span with
 //!   their JSON types for the formats.
-//! - [`clock`]: where the formats take the time from; [`FixedClock`] makes
+//! - `clock`: where the formats take the time from; [`FixedClock`] makes
 //!   lines reproducible in tests.
-//! - [`report`]: [`log_error!`] for an error with its cause chain.
-//! - [`writer`]: [`MemoryWriter`], an in-memory destination for tests.
-//! - [`error`]: the [`Error`] of this crate.
+//! - `report`: [`log_error!`] for an error with its cause chain.
+//! - `writer`: [`MemoryWriter`], an in-memory destination for tests.
+//! - `error`: the [`Error`] of this crate.
 
-pub mod clock;
-pub mod config;
+mod clock;
+mod config;
 mod destination;
-pub mod error;
+mod error;
 mod fields;
-pub mod format;
+mod format;
 mod level;
-pub mod report;
-pub mod setup;
+mod report;
+mod setup;
 #[cfg(test)]
 mod testing;
-pub mod writer;
+mod writer;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use config::{

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bigbrotr_service_runtime::egress::{Egress, EgressTransport};
+use bigbrotr_service_runtime::{Egress, EgressTransport};
 use nostr::message::MachineReadablePrefix;
 use nostr::{
     ClientMessage, Event, EventBuilder, EventId, Filter, Keys, Kind, RelayMessage, RelayUrl,

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use bigbrotr_brotr::Network;
-use bigbrotr_service_runtime::egress::{Egress, EgressTransport};
+use bigbrotr_service_runtime::{Egress, EgressTransport};
 use bigbrotr_utils::{bounded_text, REMOTE_TEXT_MAX_BYTES};
 use nostr::{Event, EventBuilder, Keys, Kind, Tag, TagKind, Timestamp};
 use nostr_sdk::Client;

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 
 /// Port of the HTTP endpoint by default (9100 is usually taken by the
 /// Prometheus node exporter).
-pub const DEFAULT_HTTP_PORT: u16 = 9109;
+pub(crate) const DEFAULT_HTTP_PORT: u16 = 9109;
 
 /// The files under `config/core/` that every program of the workspace
 /// reads, in the order the configuration reference shows them.

@@ -130,7 +130,7 @@ pub async fn connect_websocket_with(
 /// (the SOCKS5 proxy of `.onion` relays) are made as the library does.
 ///
 /// ```
-/// use bigbrotr_service_runtime::egress::{Egress, EgressTransport};
+/// use bigbrotr_service_runtime::{Egress, EgressTransport};
 ///
 /// let client = nostr_sdk::Client::builder()
 ///     .websocket_transport(EgressTransport::new(Egress::default()))

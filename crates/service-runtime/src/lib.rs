@@ -4,12 +4,12 @@
 //!
 //! # Layout
 //!
-//! - [`service`]: the contract of a service ([`Service`]: a name, a typed
+//! - `service`: the contract of a service ([`Service`]: a name, a typed
 //!   file, `run` with a cancellation token), the loop most services run
 //!   ([`LoopService`]: `loop_iteration`, `should_continue`, `on_error`,
 //!   driven by [`run_loop`]) and what a service is given
 //!   ([`ServiceContext`]).
-//! - [`config`](mod@config): the file `config/core/runtime.yaml`
+//! - `config`: the file `config/core/runtime.yaml`
 //!   ([`RuntimeFile`]: grace periods, HTTP endpoint), the [`ServiceFile`]
 //!   trait every service file implements and the [`service_file!`] macro
 //!   declaring one with the common sections `service`, `loop` and `nostr`.
@@ -23,31 +23,31 @@
 //!   [`ProcessStatus`], what `/status` shows.
 //! - `builtin_metrics`: the families the runtime writes to `/metrics`
 //!   itself: each service's loop figures and the pool's figures.
-//! - [`registry`]: [`ServiceRegistry`], the services a program knows by
+//! - `registry`: [`ServiceRegistry`], the services a program knows by
 //!   name.
-//! - [`status`]: [`State`] and [`ServiceStatus`] of each service.
-//! - [`metrics`]: the Prometheus text format ([`Exposition`]) and the
+//! - `status`: [`State`] and [`ServiceStatus`] of each service.
+//! - `metrics`: the Prometheus text format ([`Exposition`]) and the
 //!   registry of counters and gauges services increment ([`Metrics`],
 //!   [`ServiceMetrics`]).
-//! - [`http`]: [`HttpServer`], `/health`, `/status` and `/metrics`.
-//! - [`egress`](mod@egress): the egress policy of `config/core/egress.yaml`
+//! - `http`: [`HttpServer`], `/health`, `/status` and `/metrics`.
+//! - `egress`: the egress policy of `config/core/egress.yaml`
 //!   ([`load_egress_file`]) and WebSocket connections through it
 //!   ([`connect_websocket`], [`EgressTransport`] for `nostr-sdk` clients).
-//! - [`error`]: the [`Error`] of this crate.
+//! - `error`: the [`Error`] of this crate.
 
 mod builtin_metrics;
-pub mod config;
-pub mod egress;
+mod config;
+mod egress;
 mod entry;
-pub mod error;
-pub mod http;
-pub mod keys;
+mod error;
+mod http;
+mod keys;
 mod lifecycle;
-pub mod metrics;
+mod metrics;
 mod process_status;
-pub mod registry;
-pub mod service;
-pub mod status;
+mod registry;
+mod service;
+mod status;
 
 pub use config::{
     core_files, load_runtime_file, load_service_file, HttpConfig, RuntimeConfig, RuntimeFile,
@@ -62,7 +62,10 @@ pub use error::{Error, Result};
 pub use http::HttpServer;
 pub use keys::{keys_from_env, service_keys};
 pub use lifecycle::{RunReport, Runtime, ServiceHandle};
-pub use metrics::{Counter, Exposition, Gauge, MetricKind, Metrics, ServiceMetrics};
+pub use metrics::{
+    Counter, Exposition, Gauge, MetricKind, Metrics, ServiceMetrics, MAX_SERIES_PER_METRIC,
+    SERIES_DROPPED,
+};
 pub use process_status::{ProcessState, ProcessStatus};
 pub use registry::{LoadedService, ServiceRegistry};
 pub use service::{run_loop, LoopService, Service, ServiceContext};

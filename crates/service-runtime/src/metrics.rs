@@ -19,10 +19,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The `Content-Type` of the text format.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// The prefix of every metric name of BigBrotr.
-pub const PREFIX: &str = "bigbrotr_";
+pub(crate) const PREFIX: &str = "bigbrotr_";
 
 /// The most label sets (series) one metric name holds. A label set asked
 /// for beyond it gets a value that is not exported, and the refusal is
