@@ -378,7 +378,8 @@ mod tests {
         let (_root, implementation) = implementation_with(&[(
             "core/runtime.yaml",
             "# The runtime.\n#\n# Keys:\n#   a: <one>\n#   b: two\nruntime:\n  # Grace.\n  shutdown_grace: ${GRACE:1m}\n  \
-             pool_close_grace: 5\n  http:\n    enabled: false\n    listen: '127.0.0.1:9109'  # the default\n",
+             pool_close_grace: 5\n  on_service_failure: stop_process\n  http:\n    enabled: false\n    \
+             listen: '127.0.0.1:9109'  # the default\n",
         )]);
         let reference = reference(&implementation).unwrap();
         assert!(reference
@@ -389,6 +390,7 @@ mod tests {
         for row in [
             "| `runtime.shutdown_grace` | duration | `30s` | `${GRACE:1m}` | `BIGBROTR_RUNTIME__SHUTDOWN_GRACE` | After SIGINT,",
             "| `runtime.pool_close_grace` | duration | `5s` | same | `BIGBROTR_RUNTIME__POOL_CLOSE_GRACE` |",
+            "| `runtime.on_service_failure` | `stop_service` or `stop_process` | `stop_service` | `stop_process` | `BIGBROTR_RUNTIME__ON_SERVICE_FAILURE` |",
             "| `runtime.http.enabled` | boolean | `true` | `false` | `BIGBROTR_RUNTIME__HTTP__ENABLED` |",
             "| `runtime.http.listen` | socket address | `127.0.0.1:9109` | same | `BIGBROTR_RUNTIME__HTTP__LISTEN` |",
             "| `GRACE` | `1m` | `runtime.shutdown_grace` of `core/runtime.yaml` |",

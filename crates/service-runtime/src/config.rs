@@ -60,6 +60,14 @@ pub struct RuntimeConfig {
     #[serde(with = "bigbrotr_config::duration")]
     #[schemars(with = "bigbrotr_config::duration::Seconds")]
     pub pool_close_grace: Duration,
+    /// What the failure of a service stops (it fails after
+    /// `loop.max_consecutive_errors` failed iterations in a row, or when its
+    /// work ends with an error): `stop_service`, that service alone while
+    /// the others of the process go on, or `stop_process`, every service.
+    /// Either way `/health` answers 503 from then on, `/status` names the
+    /// service and its last error, and the process exits non-zero when it
+    /// ends. Default `stop_service`.
+    pub on_service_failure: OnServiceFailure,
     /// The endpoint serving `/health`, `/status` and `/metrics`.
     pub http: HttpConfig,
 }
@@ -69,9 +77,23 @@ impl Default for RuntimeConfig {
         Self {
             shutdown_grace: Duration::from_secs(30),
             pool_close_grace: Duration::from_secs(5),
+            on_service_failure: OnServiceFailure::default(),
             http: HttpConfig::default(),
         }
     }
+}
+
+/// What the failure of one service stops: `runtime.on_service_failure`.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum OnServiceFailure {
+    /// The failed service alone; the others go on.
+    #[default]
+    StopService,
+    /// Every service of the process, which then ends.
+    StopProcess,
 }
 
 impl Validate for RuntimeConfig {
@@ -298,6 +320,33 @@ mod tests {
         assert_eq!(file.runtime.shutdown_grace, Duration::from_secs(2));
         assert!(!file.runtime.http.enabled);
         assert_eq!(file.runtime.http.listen, "[::1]:0".parse().unwrap());
+    }
+
+    #[test]
+    fn a_failed_service_stops_alone_unless_the_file_says_stop_process() {
+        let file = load("", &Env::empty()).expect("valid");
+        assert_eq!(
+            file.runtime.on_service_failure,
+            OnServiceFailure::StopService
+        );
+        let file = load(
+            "runtime:\n  on_service_failure: stop_process\n",
+            &Env::empty(),
+        )
+        .expect("valid");
+        assert_eq!(
+            file.runtime.on_service_failure,
+            OnServiceFailure::StopProcess
+        );
+        let error =
+            load("runtime:\n  on_service_failure: stop_all\n", &Env::empty()).expect_err("invalid");
+        match error {
+            bigbrotr_config::Error::Invalid { problems, .. } => {
+                assert_eq!(problems.len(), 1, "{problems:?}");
+                assert_eq!(problems[0].path, "runtime.on_service_failure");
+            }
+            other => panic!("expected Invalid, got {other:?}"),
+        }
     }
 
     #[test]

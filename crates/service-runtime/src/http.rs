@@ -30,7 +30,7 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 ///
 /// | path | answer |
 /// | --- | --- |
-/// | `/health` | `200 ok` when [`ProcessState::is_healthy`], else `503 unhealthy` |
+/// | `/health` | `200 ok` when [`ProcessState::is_healthy`], else `503 unhealthy` with [`ProcessState::problems`], one a line |
 /// | `/status` | the [`ProcessStatus`](crate::ProcessStatus) as JSON |
 /// | `/metrics` | the Prometheus text format |
 ///
@@ -129,10 +129,11 @@ fn respond(state: &ProcessState, request: &Request<Incoming>) -> Response<Full<B
     }
     match request.uri().path() {
         "/health" => {
-            if state.is_healthy() {
+            let problems = state.problems();
+            if problems.is_empty() {
                 text(StatusCode::OK, "ok\n")
             } else {
-                text(StatusCode::SERVICE_UNAVAILABLE, "unhealthy\n")
+                text(StatusCode::SERVICE_UNAVAILABLE, &unhealthy(&problems))
             }
         }
         "/status" => match serde_json::to_vec(&state.status()) {
@@ -152,6 +153,18 @@ fn respond(state: &ProcessState, request: &Request<Incoming>) -> Response<Full<B
             "not found: try /health, /status or /metrics\n",
         ),
     }
+}
+
+/// The body of a `503`: `unhealthy`, then each problem on a line of its
+/// own.
+fn unhealthy(problems: &[String]) -> String {
+    let mut body = "unhealthy\n".to_owned();
+    for problem in problems {
+        body.push_str("- ");
+        body.push_str(&problem.replace('\n', " "));
+        body.push('\n');
+    }
+    body
 }
 
 fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {

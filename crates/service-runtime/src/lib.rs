@@ -9,10 +9,11 @@
 //!   ([`LoopService`]: `loop_iteration`, `should_continue`, `on_error`,
 //!   driven by [`run_loop`]) and what a service is given
 //!   ([`ServiceContext`]).
-//! - `config`: the file `config/core/runtime.yaml`
-//!   ([`RuntimeFile`]: grace periods, HTTP endpoint), the [`ServiceFile`]
-//!   trait every service file implements and the [`service_file!`] macro
-//!   declaring one with the common sections `service`, `loop` and `nostr`.
+//! - `config`: the file `config/core/runtime.yaml` ([`RuntimeFile`]: grace
+//!   periods, what a failed service stops ([`OnServiceFailure`]), HTTP
+//!   endpoint), the [`ServiceFile`] trait every service file implements
+//!   and the [`service_file!`] macro declaring one with the common sections
+//!   `service`, `loop` and `nostr`.
 //! - `entry`: [`run_services`], the whole life of a process: load the
 //!   files, set up logging ([`setup_logging`]), connect, serve, run, and
 //!   stop on SIGINT or SIGTERM ([`Signals`]; a second one ends it at once).
@@ -50,8 +51,8 @@ mod service;
 mod status;
 
 pub use config::{
-    core_files, load_runtime_file, load_service_file, HttpConfig, RuntimeConfig, RuntimeFile,
-    ServiceFile,
+    core_files, load_runtime_file, load_service_file, HttpConfig, OnServiceFailure, RuntimeConfig,
+    RuntimeFile, ServiceFile,
 };
 pub use egress::{
     connect_websocket, connect_websocket_with, load_egress_file, resolve_socks5, Egress,

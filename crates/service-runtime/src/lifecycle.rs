@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
-use crate::config::{load_runtime_file, RuntimeConfig, ServiceFile};
+use crate::config::{load_runtime_file, OnServiceFailure, RuntimeConfig, ServiceFile};
 use crate::egress::{load_egress_file, Egress};
 use crate::error::{Error, Result};
 use crate::http::HttpServer;
@@ -26,7 +26,8 @@ use crate::service::{Service, ServiceContext, TARGET};
 use crate::status::{ServiceStatus, State, StatusCell};
 
 /// Services of one process on one archive: starts each in its own task,
-/// cancels all when one fails or [`stop`](Self::stop) is called, and
+/// stops one that fails (all of them with `runtime.on_service_failure:
+/// stop_process`), cancels all when [`stop`](Self::stop) is called, and
 /// [`shutdown`](Self::shutdown) waits for them within the grace period and
 /// closes the pool.
 ///
@@ -214,9 +215,9 @@ impl Runtime {
     /// service whose `service.enabled` is false is not started: its state
     /// is [`State::Stopped`] at once.
     ///
-    /// When the service fails, its state becomes [`State::Failed`], an
-    /// ERROR line names it with its error, and every other service is
-    /// cancelled.
+    /// When the service fails, its state becomes [`State::Failed`] and an
+    /// ERROR line names it with its error; the other services go on, or,
+    /// with `runtime.on_service_failure: stop_process`, are stopped too.
     pub fn start<S: Service>(&self, config: S::Config) -> ServiceHandle {
         let name = match config.service().name.as_str() {
             "" => S::NAME.to_owned(),
@@ -248,9 +249,18 @@ impl Runtime {
         let span = tracing::info_span!(target: TARGET, "service", service = %name);
         let task = self
             .tracker
-            .spawn(drive::<S>(ctx, cancel, self.cancel.clone()).instrument(span));
+            .spawn(drive::<S>(ctx, cancel, self.on_failure()).instrument(span));
         lock(&self.tasks).push((status, task.abort_handle()));
         handle
+    }
+
+    /// What the failure of a service does: nothing more than stopping it,
+    /// or stopping every service too.
+    fn on_failure(&self) -> OnFailure {
+        match self.settings.on_service_failure {
+            OnServiceFailure::StopService => OnFailure::StopService,
+            OnServiceFailure::StopProcess => OnFailure::StopProcess(self.cancel.clone()),
+        }
     }
 
     /// The status of every service started, in start order.
@@ -279,14 +289,16 @@ impl Runtime {
     }
 
     /// A token that fires when the services are asked to stop: by
-    /// [`stop`](Self::stop), or because one failed. Cancelling it stops
-    /// them like [`stop`](Self::stop).
+    /// [`stop`](Self::stop), or because one failed with
+    /// `runtime.on_service_failure: stop_process`. Cancelling it stops them
+    /// like [`stop`](Self::stop).
     #[must_use]
     pub fn cancellation_token(&self) -> CancellationToken {
         self.cancel.clone()
     }
 
-    /// Waits until every service has ended, or one failed, or
+    /// Waits until every service has ended (a failed one included), or
+    /// one failed with `runtime.on_service_failure: stop_process`, or
     /// [`stop`](Self::stop) was called.
     pub async fn wait(&self) {
         self.tracker.close();
@@ -368,11 +380,19 @@ impl Drop for Runtime {
     }
 }
 
+/// What [`drive`] does when its service fails, beyond recording it.
+enum OnFailure {
+    /// Nothing: the other services go on.
+    StopService,
+    /// Cancels this token, which stops every service.
+    StopProcess(CancellationToken),
+}
+
 /// Runs one service in its task: build, run, record how it ended.
 async fn drive<S: Service>(
     ctx: ServiceContext<S::Config>,
     cancel: CancellationToken,
-    everyone: CancellationToken,
+    on_failure: OnFailure,
 ) {
     let status = ctx.status_cell().clone();
     let started = Instant::now();
@@ -409,14 +429,20 @@ async fn drive<S: Service>(
                 status.record_error(started.elapsed(), now, &error);
             }
             status.fail(&error, now);
+            let then = match on_failure {
+                OnFailure::StopService => "the other services go on",
+                OnFailure::StopProcess(_) => "stopping every service",
+            };
             bigbrotr_logging::log_error!(
                 target: TARGET,
                 error.as_ref(),
                 service = %ctx.name(),
-                "service `{}` failed: {error:#}",
+                "service `{}` failed ({then}): {error:#}",
                 ctx.name()
             );
-            everyone.cancel();
+            if let OnFailure::StopProcess(everyone) = on_failure {
+                everyone.cancel();
+            }
         }
     }
 }

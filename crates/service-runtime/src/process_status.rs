@@ -62,29 +62,43 @@ impl ProcessState {
             .collect()
     }
 
-    /// Healthy means: not shutting down, the pool connected, at least one
-    /// service, and every service running or (a one-shot one) done without
-    /// error.
+    /// Healthy means [`problems`](Self::problems) finds none.
     #[must_use]
     pub fn is_healthy(&self) -> bool {
-        let services = self.services();
-        !self.shutting_down.load(Ordering::SeqCst)
-            && self.pool.is_connected()
-            && !services.is_empty()
-            && services.iter().all(|status| {
-                status.state == State::Running
-                    || (status.state == State::Stopped && !status.abandoned)
-            })
+        problems(
+            self.shutting_down.load(Ordering::SeqCst),
+            &self.pool,
+            &self.services(),
+        )
+        .is_empty()
+    }
+
+    /// Why the process is not healthy, a sentence each; none when it is
+    /// healthy: not shutting down, the pool connected, at least one service,
+    /// and every service running or done without error (a one-shot service,
+    /// or one that is disabled or ran its `loop.max_iterations`). A failed
+    /// service is named with its last error.
+    #[must_use]
+    pub fn problems(&self) -> Vec<String> {
+        problems(
+            self.shutting_down.load(Ordering::SeqCst),
+            &self.pool,
+            &self.services(),
+        )
     }
 
     /// What `/status` shows.
     #[must_use]
     pub fn status(&self) -> ProcessStatus {
+        let shutting_down = self.shutting_down.load(Ordering::SeqCst);
+        let services = self.services();
+        let problems = problems(shutting_down, &self.pool, &services);
         ProcessStatus {
             implementation: self.implementation.clone(),
-            healthy: self.is_healthy(),
-            shutting_down: self.shutting_down.load(Ordering::SeqCst),
-            services: self.services(),
+            healthy: problems.is_empty(),
+            problems,
+            shutting_down,
+            services,
             pool: self.pool.stats(),
         }
     }
@@ -108,12 +122,49 @@ pub struct ProcessStatus {
     pub implementation: String,
     /// What `/health` says.
     pub healthy: bool,
+    /// Why it is not healthy, a sentence each: a failed service is named
+    /// with its last error.
+    pub problems: Vec<String>,
     /// Whether the services were asked to stop.
     pub shutting_down: bool,
     /// Every service, in start order.
     pub services: Vec<ServiceStatus>,
     /// The shared connection pool.
     pub pool: PoolStats,
+}
+
+/// Why a process is not healthy; see [`ProcessState::problems`].
+fn problems(shutting_down: bool, pool: &ConnectionPool, services: &[ServiceStatus]) -> Vec<String> {
+    let mut problems = Vec::new();
+    if shutting_down {
+        problems.push("the process is shutting down".to_owned());
+    }
+    if pool.is_closed() {
+        problems.push("the connection pool is closed".to_owned());
+    } else if !pool.is_connected() {
+        problems.push("the connection pool is not connected".to_owned());
+    }
+    if services.is_empty() {
+        problems.push("no service was started".to_owned());
+    }
+    for status in services {
+        let name = &status.name;
+        match status.state {
+            State::Running => {}
+            State::Stopped if !status.abandoned => {}
+            State::Stopped => problems.push(format!(
+                "service `{name}` stopped with its current iteration abandoned"
+            )),
+            State::Failed => problems.push(match &status.last_error {
+                Some(error) => format!("service `{name}` failed: {error}"),
+                None => format!("service `{name}` failed"),
+            }),
+            State::Starting | State::Stopping => {
+                problems.push(format!("service `{name}` is {}", status.state));
+            }
+        }
+    }
+    problems
 }
 
 /// Locks `mutex`, using it even when a panic poisoned it.

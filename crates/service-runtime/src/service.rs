@@ -47,8 +47,9 @@ pub trait Service: Send + Sized + 'static {
     fn build(ctx: &ServiceContext<Self::Config>) -> anyhow::Result<Self>;
 
     /// Does the service's work until it is done or `cancel` fires. An error
-    /// marks the service as failed and stops every other service of the
-    /// process.
+    /// marks the service as failed; what else stops is
+    /// `runtime.on_service_failure`'s choice (see
+    /// [`Runtime::start`](crate::Runtime::start)).
     fn run(
         self,
         ctx: ServiceContext<Self::Config>,

@@ -3,5 +3,7 @@
 
 mod config_reference;
 mod db_init;
+mod endpoint;
 mod new_implementation;
 mod run_command;
+mod support;

@@ -68,6 +68,7 @@ async fn health_status_and_metrics_describe_a_running_service() {
     let status: Value = serde_json::from_str(&body).expect("JSON");
     assert_eq!(status["implementation"], "bigbrotr");
     assert_eq!(status["healthy"], true);
+    assert_eq!(status["problems"], serde_json::json!([]));
     assert_eq!(status["shutting_down"], false);
     let service = &status["services"][0];
     assert_eq!(service["name"], "probe");
@@ -147,8 +148,18 @@ async fn a_failed_service_makes_the_process_unhealthy_and_shows_its_error() {
         2,
     ));
     runtime.wait().await;
-    assert_eq!(get(address, "/health").await.0, 503);
+    let failure = "service `probe` failed: service `probe` stopped after 2 failed iterations in a row: probe failure at iteration 2";
+    assert_eq!(
+        get(address, "/health").await,
+        (
+            503,
+            "text/plain; charset=utf-8".into(),
+            format!("unhealthy\n- {failure}\n")
+        )
+    );
     let status: Value = serde_json::from_str(&get(address, "/status").await.2).unwrap();
+    assert_eq!(status["healthy"], false);
+    assert_eq!(status["problems"], serde_json::json!([failure]));
     let service = &status["services"][0];
     assert_eq!(service["state"], "failed");
     assert_eq!(service["iterations"], 2);

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use bigbrotr_config::Env;
-use bigbrotr_service_runtime::{Egress, ServiceRegistry, State};
+use bigbrotr_service_runtime::{Egress, OnServiceFailure, ServiceRegistry, State};
 use bigbrotr_test_support::TestDb;
 use bigbrotr_utils::egress::{AllowEntry, EgressPolicy};
 use tokio::time::Instant;
@@ -46,8 +46,11 @@ async fn max_iterations_are_honoured_one_interval_apart() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn consecutive_errors_fail_the_service_after_retry_delays_and_stop_the_others() {
-    let mut runtime = offline_runtime(settings(30 * SECOND));
+async fn with_stop_process_consecutive_errors_fail_the_service_after_retry_delays_and_stop_the_others(
+) {
+    let mut config = settings(30 * SECOND);
+    config.on_service_failure = OnServiceFailure::StopProcess;
+    let mut runtime = offline_runtime(config);
     let started = Instant::now();
     let failing = runtime.start::<Probe>(probe_file(
         "failing",
@@ -96,6 +99,65 @@ async fn consecutive_errors_fail_the_service_after_retry_delays_and_stop_the_oth
     assert!(report.to_string().contains(
         "failing: failed after 3 iteration(s), 3 failed: service `failing` stopped after 3 failed iterations in a row"
     ), "{report}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn by_default_a_failed_service_stops_alone_and_the_others_go_on() {
+    let mut runtime = offline_runtime(settings(30 * SECOND));
+    assert_eq!(
+        runtime.settings().on_service_failure,
+        OnServiceFailure::StopService
+    );
+    let started = Instant::now();
+    let failing = runtime.start::<Probe>(probe_file(
+        "failing",
+        ProbeConfig {
+            fail_from: 1,
+            ..ProbeConfig::default()
+        },
+        1000 * SECOND,
+        0,
+        7 * SECOND,
+        3,
+    ));
+    let steady = runtime.start::<Probe>(probe_file(
+        "steady",
+        ProbeConfig::default(),
+        3 * SECOND,
+        10,
+        SECOND,
+        3,
+    ));
+    let cancelled = runtime.cancellation_token();
+
+    // The failing one fails at 14 s; the steady one goes on to its tenth
+    // iteration, at 27 s, and the process ends when both have.
+    tokio::time::sleep(15 * SECOND).await;
+    assert_eq!(failing.status().state, State::Failed);
+    assert_eq!(steady.status().state, State::Running);
+    assert!(!cancelled.is_cancelled());
+    let problems = runtime.state().problems();
+    assert_eq!(
+        problems,
+        [
+            "the connection pool is not connected",
+            "service `failing` failed: service `failing` stopped after 3 failed iterations in a row: probe failure at iteration 3",
+        ]
+    );
+    assert!(!runtime.is_healthy());
+    assert_eq!(runtime.status().problems, problems);
+
+    runtime.wait().await;
+    assert_eq!(started.elapsed(), 27 * SECOND);
+    let report = runtime.shutdown().await;
+    let steady = steady.status();
+    assert_eq!(
+        (steady.state, steady.iterations, steady.errors),
+        (State::Stopped, 10, 0)
+    );
+    assert!(!report.is_success(), "a failed service fails the run");
+    let names: Vec<&str> = report.failed().iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["failing"]);
 }
 
 #[tokio::test(start_paused = true)]

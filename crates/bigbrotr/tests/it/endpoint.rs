@@ -1,0 +1,219 @@
+//! The HTTP endpoint of `bigbrotr run` with several real services in one
+//! process: a service that fails stops alone while the others go on, and the
+//! endpoint says which and why.
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitStatus};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bigbrotr_test_support::TestDb;
+use serde_json::Value;
+
+use crate::support::{bigbrotr, output, signal, wait_with_limit};
+
+/// The start of the runtime's log line naming the endpoint's address.
+const SERVING: &str = "serving /health";
+
+/// A `bigbrotr run` child process whose log is read as it goes, and the
+/// address of its HTTP endpoint.
+struct Running {
+    child: Child,
+    log: Arc<Mutex<String>>,
+    address: SocketAddr,
+}
+
+impl Running {
+    /// Starts `command` and waits (at most 30 s) for its log to name the
+    /// address of the endpoint.
+    fn start(mut command: Command) -> Self {
+        let mut child = command.spawn().expect("bigbrotr starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let log = Arc::new(Mutex::new(String::new()));
+        let writer = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let mut log = writer.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let started = Instant::now();
+        loop {
+            let address = served_at(&log.lock().unwrap());
+            if let Some(address) = address {
+                return Self {
+                    child,
+                    log,
+                    address,
+                };
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("bigbrotr exited ({status}): {}", log.lock().unwrap());
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no endpoint address in the log: {}",
+                log.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// What the process logged so far.
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// `GET path`: the status code and the body.
+    async fn get(&self, path: &str) -> (u16, String) {
+        let response = reqwest::get(format!("http://{}{path}", self.address))
+            .await
+            .expect("the endpoint answers");
+        let code = response.status().as_u16();
+        (code, response.text().await.expect("a body"))
+    }
+
+    /// `/status` as JSON.
+    async fn status(&self) -> Value {
+        let (code, body) = self.get("/status").await;
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).expect("JSON")
+    }
+
+    /// Polls `/status` (at most 60 s) until `done` holds, and returns it.
+    async fn status_when(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let started = Instant::now();
+        loop {
+            let status = self.status().await;
+            if done(&status) {
+                return status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "never {what}: {status:#}\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Sends SIGTERM and waits (at most 60 s) for the exit: its status,
+    /// what it printed on stdout, and its log. Nothing else of the test
+    /// runs meanwhile, so the wait blocks.
+    fn terminate(mut self) -> (ExitStatus, String, String) {
+        signal(&self.child, "TERM");
+        let status = wait_with_limit(&mut self.child, Duration::from_secs(60));
+        let (stdout, _) = output(&mut self.child);
+        // The reader thread sees the end of stderr once the process exited.
+        std::thread::sleep(Duration::from_millis(100));
+        (status.expect("it exits"), stdout, self.log())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The address the runtime's log line says it serves on.
+fn served_at(log: &str) -> Option<SocketAddr> {
+    log.lines()
+        .filter(|line| line.contains(SERVING))
+        .find_map(|line| {
+            let (_, rest) = line.split_once("address=")?;
+            let value = rest.split_whitespace().next()?;
+            value.trim_matches(|c| c == '"' || c == ',').parse().ok()
+        })
+}
+
+/// The service named `name` in a `/status`.
+fn service<'s>(status: &'s Value, name: &str) -> &'s Value {
+    status["services"]
+        .as_array()
+        .and_then(|services| services.iter().find(|s| s["name"] == name))
+        .unwrap_or_else(|| panic!("no service {name} in {status:#}"))
+}
+
+/// The monitor and the finder in one process, on a database whose finder
+/// cursor function is gone: the finder fails after two iterations in a row
+/// and stops alone, the monitor goes on, `/health` and `/status` name the
+/// finder and its error, and the process exits non-zero when stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_service_stops_alone_the_others_go_on_and_the_exit_is_non_zero() {
+    let db = TestDb::new("bigbrotr").await.expect("test database");
+    db.client()
+        .await
+        .unwrap()
+        .batch_execute("DROP FUNCTION finder_get_cursor(text)")
+        .await
+        .unwrap();
+    let mut command = bigbrotr(&db, "bigbrotr");
+    command
+        .args(["run", "monitor", "finder"])
+        .env_remove("MONITOR_PRIVATE_KEY")
+        .env("BIGBROTR_LOOP__INTERVAL", "200ms")
+        .env("BIGBROTR_LOOP__ERROR_RETRY_DELAY", "100ms")
+        .env("BIGBROTR_LOOP__MAX_CONSECUTIVE_ERRORS", "2");
+    let running = Running::start(command);
+
+    let status = running
+        .status_when("the finder failed", |status| {
+            service(status, "finder")["state"] == "failed"
+        })
+        .await;
+    let finder = service(&status, "finder");
+    assert_eq!(
+        (&finder["iterations"], &finder["errors"]),
+        (&2.into(), &2.into())
+    );
+    let error = finder["last_error"].as_str().expect("an error");
+    assert!(
+        error.starts_with("service `finder` stopped after 2 failed iterations in a row: ")
+            && error.contains("finder_get_cursor"),
+        "{error}"
+    );
+    assert_eq!(status["healthy"], false);
+    assert_eq!(
+        status["problems"],
+        serde_json::json!([format!("service `finder` failed: {error}")])
+    );
+    let (code, body) = running.get("/health").await;
+    let one_line = error.replace('\n', " ");
+    assert_eq!(
+        (code, body),
+        (
+            503,
+            format!("unhealthy\n- service `finder` failed: {one_line}\n")
+        )
+    );
+
+    // The monitor goes on.
+    let before = service(&status, "monitor")["iterations"].as_u64().unwrap();
+    let later = running
+        .status_when("the monitor went on", |status| {
+            service(status, "monitor")["iterations"].as_u64().unwrap() >= before + 3
+        })
+        .await;
+    assert_eq!(service(&later, "monitor")["state"], "running");
+    assert_eq!(service(&later, "monitor")["errors"], 0);
+    assert!(running
+        .log()
+        .contains("service `finder` failed (the other services go on)"));
+
+    let (exit, stdout, log) = running.terminate();
+    assert_eq!(exit.code(), Some(1), "{log}");
+    assert!(
+        stdout.contains("monitor: stopped after ")
+            && stdout.contains("finder: failed after 2 iteration(s), 2 failed: service `finder` stopped after 2 failed iterations in a row"),
+        "{stdout}"
+    );
+    assert!(
+        log.contains("bigbrotr: 1 of 2 services failed: finder ("),
+        "{log}"
+    );
+}
