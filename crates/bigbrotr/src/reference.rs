@@ -379,7 +379,7 @@ mod tests {
             "core/runtime.yaml",
             "# The runtime.\n#\n# Keys:\n#   a: <one>\n#   b: two\nruntime:\n  # Grace.\n  shutdown_grace: ${GRACE:1m}\n  \
              pool_close_grace: 5\n  on_service_failure: stop_process\n  http:\n    enabled: false\n    \
-             listen: '127.0.0.1:9109'  # the default\n",
+             listen: '127.0.0.1:9109'  # the default\n    database_check_interval: 5s\n",
         )]);
         let reference = reference(&implementation).unwrap();
         assert!(reference

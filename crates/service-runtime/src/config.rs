@@ -104,13 +104,20 @@ impl Validate for RuntimeConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
-    /// Whether the endpoint serving `/health` (200 or 503), `/status`
+    /// Whether the endpoint serving `/health/live` (200 while the process
+    /// answers), `/health/ready` and `/health` (200 or 503), `/status`
     /// (JSON) and `/metrics` (Prometheus) runs. Default `true`.
     pub enabled: bool,
     /// IP address and port to listen on. Default `127.0.0.1:9109`; port 0
     /// takes any free port. Keep it on loopback unless a firewall guards it.
     #[schemars(extend("format" = "socket-address"))]
     pub listen: SocketAddr,
+    /// How long `/health/ready` reuses the database's last answer to its
+    /// `SELECT 1`, so that frequent probes cannot load the database; 0
+    /// asks at every probe (one at a time). Default 5 s.
+    #[serde(with = "bigbrotr_config::duration")]
+    #[schemars(with = "bigbrotr_config::duration::Seconds")]
+    pub database_check_interval: Duration,
 }
 
 impl Default for HttpConfig {
@@ -118,6 +125,7 @@ impl Default for HttpConfig {
         Self {
             enabled: true,
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, DEFAULT_HTTP_PORT)),
+            database_check_interval: Duration::from_secs(5),
         }
     }
 }
@@ -306,6 +314,10 @@ mod tests {
         assert_eq!(
             file.runtime.http.listen,
             "127.0.0.1:9109".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(
+            file.runtime.http.database_check_interval,
+            Duration::from_secs(5)
         );
     }
 

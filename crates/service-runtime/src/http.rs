@@ -1,5 +1,5 @@
-//! The HTTP endpoint: `/health`, `/status` and `/metrics` on a local
-//! address, served with `hyper`.
+//! The HTTP endpoint: `/health/live`, `/health/ready` (and `/health`),
+//! `/status` and `/metrics` on a local address, served with `hyper`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -30,7 +30,8 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 ///
 /// | path | answer |
 /// | --- | --- |
-/// | `/health` | `200 ok` when [`ProcessState::is_healthy`], else `503 unhealthy` with [`ProcessState::problems`], one a line |
+/// | `/health/live` | `200 live` while the process answers |
+/// | `/health/ready`, `/health` | `200 ready` when [`ProcessState::readiness`] finds nothing wrong, else `503 not ready` and what it found, one a line |
 /// | `/status` | the [`ProcessStatus`](crate::ProcessStatus) as JSON |
 /// | `/metrics` | the Prometheus text format |
 ///
@@ -99,7 +100,7 @@ async fn serve(listener: TcpListener, state: Arc<ProcessState>, cancel: Cancella
         connections.spawn(async move {
             let service = service_fn(move |request| {
                 let state = Arc::clone(&state);
-                async move { Ok::<_, Infallible>(respond(&state, &request)) }
+                async move { Ok::<_, Infallible>(respond(&state, &request).await) }
             });
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -119,7 +120,7 @@ async fn serve(listener: TcpListener, state: Arc<ProcessState>, cancel: Cancella
     connections.wait().await;
 }
 
-fn respond(state: &ProcessState, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+async fn respond(state: &ProcessState, request: &Request<Incoming>) -> Response<Full<Bytes>> {
     if request.method() != Method::GET && request.method() != Method::HEAD {
         let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
         response
@@ -128,12 +129,13 @@ fn respond(state: &ProcessState, request: &Request<Incoming>) -> Response<Full<B
         return response;
     }
     match request.uri().path() {
-        "/health" => {
-            let problems = state.problems();
+        "/health/live" => text(StatusCode::OK, "live\n"),
+        "/health/ready" | "/health" => {
+            let problems = state.readiness().await;
             if problems.is_empty() {
-                text(StatusCode::OK, "ok\n")
+                text(StatusCode::OK, "ready\n")
             } else {
-                text(StatusCode::SERVICE_UNAVAILABLE, &unhealthy(&problems))
+                text(StatusCode::SERVICE_UNAVAILABLE, &not_ready(&problems))
             }
         }
         "/status" => match serde_json::to_vec(&state.status()) {
@@ -150,15 +152,15 @@ fn respond(state: &ProcessState, request: &Request<Incoming>) -> Response<Full<B
         ),
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found: try /health, /status or /metrics\n",
+            "not found: try /health/live, /health/ready, /status or /metrics\n",
         ),
     }
 }
 
-/// The body of a `503`: `unhealthy`, then each problem on a line of its
+/// The body of a `503`: `not ready`, then each problem on a line of its
 /// own.
-fn unhealthy(problems: &[String]) -> String {
-    let mut body = "unhealthy\n".to_owned();
+fn not_ready(problems: &[String]) -> String {
+    let mut body = "not ready\n".to_owned();
     for problem in problems {
         body.push_str("- ");
         body.push_str(&problem.replace('\n', " "));

@@ -20,8 +20,10 @@
 //! - `lifecycle`: [`Runtime`], several services on one shared archive:
 //!   start, stop, shutdown within a grace period, pool closing; a
 //!   [`ServiceHandle`] per service; the [`RunReport`] of how each ended.
-//! - `process_status`: [`ProcessState`], what the endpoint reports on, and
-//!   [`ProcessStatus`], what `/status` shows.
+//! - `process_status`: [`ProcessState`], what the endpoint reports on
+//!   (readiness: the services, the pool, and the database's answer to a
+//!   `SELECT 1` asked at most once per interval), and [`ProcessStatus`],
+//!   what `/status` shows.
 //! - `builtin_metrics`: the families the runtime writes to `/metrics`
 //!   itself: each service's loop figures and the pool's figures.
 //! - `registry`: [`ServiceRegistry`], the services a program knows by
@@ -30,7 +32,8 @@
 //! - `metrics`: the Prometheus text format ([`Exposition`]) and the
 //!   registry of counters and gauges services increment ([`Metrics`],
 //!   [`ServiceMetrics`]).
-//! - `http`: [`HttpServer`], `/health`, `/status` and `/metrics`.
+//! - `http`: [`HttpServer`], `/health/live`, `/health/ready` (and
+//!   `/health`), `/status` and `/metrics`.
 //! - `egress`: the egress policy of `config/core/egress.yaml`
 //!   ([`load_egress_file`]) and WebSocket connections through it
 //!   ([`connect_websocket`], [`EgressTransport`] for `nostr-sdk` clients).

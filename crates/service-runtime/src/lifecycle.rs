@@ -66,6 +66,7 @@ impl Runtime {
         let state = Arc::new(ProcessState::new(
             implementation.name(),
             brotr.pool().clone(),
+            settings.http.database_check_interval,
         ));
         Self {
             implementation,
@@ -197,7 +198,7 @@ impl Runtime {
             tracing::info!(
                 target: TARGET,
                 address = %server.local_addr(),
-                "serving /health, /status and /metrics"
+                "serving /health, /health/live, /health/ready, /status and /metrics"
             );
             self.http = Some(server);
         }
@@ -275,10 +276,10 @@ impl Runtime {
         self.state.status()
     }
 
-    /// What `/health` says; see [`ProcessState::is_healthy`].
-    #[must_use]
-    pub fn is_healthy(&self) -> bool {
-        self.state.is_healthy()
+    /// What `/health/ready` says: why the process is not ready, none when
+    /// it is; see [`ProcessState::readiness`].
+    pub async fn readiness(&self) -> Vec<String> {
+        self.state.readiness().await
     }
 
     /// Asks every service to stop taking new work. Returns at once; see

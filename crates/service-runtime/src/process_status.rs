@@ -4,13 +4,19 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
+use bigbrotr_logging::ErrorChain;
 use bigbrotr_pool::{ConnectionPool, PoolStats};
 use serde::Serialize;
+use tokio::time::Instant;
 
 use crate::builtin_metrics::{encode_pool, encode_services};
 use crate::metrics::{Exposition, Metrics};
 use crate::status::{ServiceStatus, State, StatusCell};
+
+/// How long the database may take to answer the readiness check.
+const DATABASE_CHECK_LIMIT: Duration = Duration::from_secs(2);
 
 /// What the HTTP endpoint reports on: the services of the process and the
 /// pool they share.
@@ -21,18 +27,44 @@ pub struct ProcessState {
     metrics: Metrics,
     services: Mutex<Vec<StatusCell>>,
     shutting_down: AtomicBool,
+    database: DatabaseCheck,
+}
+
+/// The readiness check of the database: its last answer, reused for
+/// `every`; the lock makes concurrent probes wait for one query.
+#[derive(Debug)]
+struct DatabaseCheck {
+    every: Duration,
+    last: tokio::sync::Mutex<Option<Checked>>,
+}
+
+/// One answer of the database to the readiness check.
+#[derive(Debug, Clone)]
+struct Checked {
+    at: Instant,
+    /// Why it did not answer; none when it did.
+    problem: Option<String>,
 }
 
 impl ProcessState {
     /// The state of a process running `implementation` on `pool`, with no
-    /// service yet.
-    pub(crate) fn new(implementation: &str, pool: ConnectionPool) -> Self {
+    /// service yet, asking the database whether it answers at most once
+    /// per `database_check_interval`.
+    pub(crate) fn new(
+        implementation: &str,
+        pool: ConnectionPool,
+        database_check_interval: Duration,
+    ) -> Self {
         Self {
             implementation: implementation.to_owned(),
             pool,
             metrics: Metrics::new(),
             services: Mutex::new(Vec::new()),
             shutting_down: AtomicBool::new(false),
+            database: DatabaseCheck {
+                every: database_check_interval,
+                last: tokio::sync::Mutex::new(None),
+            },
         }
     }
 
@@ -62,43 +94,48 @@ impl ProcessState {
             .collect()
     }
 
-    /// Healthy means [`problems`](Self::problems) finds none.
-    #[must_use]
-    pub fn is_healthy(&self) -> bool {
-        problems(
-            self.shutting_down.load(Ordering::SeqCst),
-            &self.pool,
-            &self.services(),
-        )
-        .is_empty()
+    /// What `/health/ready` (and `/health`) says: why the process is not
+    /// ready, a sentence each, none when it is. Ready means: not shutting
+    /// down, at least one service, every service running or done without
+    /// error (a one-shot service, or one that is disabled or ran its
+    /// `loop.max_iterations`), the pool connected, and the database
+    /// answering a `SELECT 1` within 2 s. A failed service is named with
+    /// its last error.
+    ///
+    /// The database is asked at most once per
+    /// `runtime.http.database_check_interval`; probes in between get its
+    /// last answer.
+    pub async fn readiness(&self) -> Vec<String> {
+        let mut problems = self.service_problems();
+        match self.pool_problem() {
+            Some(problem) => problems.push(problem),
+            None => problems.extend(self.check_database().await),
+        }
+        problems
     }
 
-    /// Why the process is not healthy, a sentence each; none when it is
-    /// healthy: not shutting down, the pool connected, at least one service,
-    /// and every service running or done without error (a one-shot service,
-    /// or one that is disabled or ran its `loop.max_iterations`). A failed
-    /// service is named with its last error.
+    /// What [`readiness`](Self::readiness) says, without asking the
+    /// database: its last answer counts.
     #[must_use]
     pub fn problems(&self) -> Vec<String> {
-        problems(
-            self.shutting_down.load(Ordering::SeqCst),
-            &self.pool,
-            &self.services(),
-        )
+        let mut problems = self.service_problems();
+        match self.pool_problem() {
+            Some(problem) => problems.push(problem),
+            None => problems.extend(self.last_database_problem()),
+        }
+        problems
     }
 
     /// What `/status` shows.
     #[must_use]
     pub fn status(&self) -> ProcessStatus {
-        let shutting_down = self.shutting_down.load(Ordering::SeqCst);
-        let services = self.services();
-        let problems = problems(shutting_down, &self.pool, &services);
+        let problems = self.problems();
         ProcessStatus {
             implementation: self.implementation.clone(),
-            healthy: problems.is_empty(),
+            ready: problems.is_empty(),
             problems,
-            shutting_down,
-            services,
+            shutting_down: self.shutting_down.load(Ordering::SeqCst),
+            services: self.services(),
             pool: self.pool.stats(),
         }
     }
@@ -113,6 +150,76 @@ impl ProcessState {
         self.metrics.encode(&mut out);
         out.finish()
     }
+
+    /// Why the services make the process not ready.
+    fn service_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.shutting_down.load(Ordering::SeqCst) {
+            problems.push("the process is shutting down".to_owned());
+        }
+        let services = self.services();
+        if services.is_empty() {
+            problems.push("no service was started".to_owned());
+        }
+        for status in services {
+            let name = &status.name;
+            match status.state {
+                State::Running => {}
+                State::Stopped if !status.abandoned => {}
+                State::Stopped => problems.push(format!(
+                    "service `{name}` stopped with its current iteration abandoned"
+                )),
+                State::Failed => problems.push(match &status.last_error {
+                    Some(error) => format!("service `{name}` failed: {error}"),
+                    None => format!("service `{name}` failed"),
+                }),
+                State::Starting | State::Stopping => {
+                    problems.push(format!("service `{name}` is {}", status.state));
+                }
+            }
+        }
+        problems
+    }
+
+    /// Why the pool cannot be used, if it cannot.
+    fn pool_problem(&self) -> Option<String> {
+        if self.pool.is_closed() {
+            Some("the connection pool is closed".to_owned())
+        } else if !self.pool.is_connected() {
+            Some("the connection pool is not connected".to_owned())
+        } else {
+            None
+        }
+    }
+
+    /// Whether the database answers: its last answer while younger than the
+    /// interval, else a new `SELECT 1`.
+    async fn check_database(&self) -> Option<String> {
+        let mut last = self.database.last.lock().await;
+        if let Some(checked) = &*last {
+            if checked.at.elapsed() < self.database.every {
+                return checked.problem.clone();
+            }
+        }
+        let problem = match self.pool.health_check(DATABASE_CHECK_LIMIT).await {
+            Ok(_) => None,
+            Err(error) => Some(format!(
+                "the database does not answer: {}",
+                ErrorChain::new(&error)
+            )),
+        };
+        *last = Some(Checked {
+            at: Instant::now(),
+            problem: problem.clone(),
+        });
+        problem
+    }
+
+    /// The last answer of the database, unless a check is under way.
+    fn last_database_problem(&self) -> Option<String> {
+        let last = self.database.last.try_lock().ok()?;
+        last.as_ref().and_then(|checked| checked.problem.clone())
+    }
 }
 
 /// What `/status` shows.
@@ -120,10 +227,11 @@ impl ProcessState {
 pub struct ProcessStatus {
     /// The implementation the process runs.
     pub implementation: String,
-    /// What `/health` says.
-    pub healthy: bool,
-    /// Why it is not healthy, a sentence each: a failed service is named
-    /// with its last error.
+    /// Whether it is ready: what `/health/ready` last said (the database's
+    /// last answer counts, no new one is asked for).
+    pub ready: bool,
+    /// Why it is not ready, a sentence each: a failed service is named with
+    /// its last error.
     pub problems: Vec<String>,
     /// Whether the services were asked to stop.
     pub shutting_down: bool,
@@ -131,40 +239,6 @@ pub struct ProcessStatus {
     pub services: Vec<ServiceStatus>,
     /// The shared connection pool.
     pub pool: PoolStats,
-}
-
-/// Why a process is not healthy; see [`ProcessState::problems`].
-fn problems(shutting_down: bool, pool: &ConnectionPool, services: &[ServiceStatus]) -> Vec<String> {
-    let mut problems = Vec::new();
-    if shutting_down {
-        problems.push("the process is shutting down".to_owned());
-    }
-    if pool.is_closed() {
-        problems.push("the connection pool is closed".to_owned());
-    } else if !pool.is_connected() {
-        problems.push("the connection pool is not connected".to_owned());
-    }
-    if services.is_empty() {
-        problems.push("no service was started".to_owned());
-    }
-    for status in services {
-        let name = &status.name;
-        match status.state {
-            State::Running => {}
-            State::Stopped if !status.abandoned => {}
-            State::Stopped => problems.push(format!(
-                "service `{name}` stopped with its current iteration abandoned"
-            )),
-            State::Failed => problems.push(match &status.last_error {
-                Some(error) => format!("service `{name}` failed: {error}"),
-                None => format!("service `{name}` failed"),
-            }),
-            State::Starting | State::Stopping => {
-                problems.push(format!("service `{name}` is {}", status.state));
-            }
-        }
-    }
-    problems
 }
 
 /// Locks `mutex`, using it even when a panic poisoned it.

@@ -177,7 +177,7 @@ async fn a_failing_service_stops_alone_the_others_go_on_and_the_exit_is_non_zero
             && error.contains("finder_get_cursor"),
         "{error}"
     );
-    assert_eq!(status["healthy"], false);
+    assert_eq!(status["ready"], false);
     assert_eq!(
         status["problems"],
         serde_json::json!([format!("service `finder` failed: {error}")])
@@ -188,7 +188,7 @@ async fn a_failing_service_stops_alone_the_others_go_on_and_the_exit_is_non_zero
         (code, body),
         (
             503,
-            format!("unhealthy\n- service `finder` failed: {one_line}\n")
+            format!("not ready\n- service `finder` failed: {one_line}\n")
         )
     );
 

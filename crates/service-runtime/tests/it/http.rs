@@ -7,7 +7,9 @@ use bigbrotr_service_runtime::State;
 use bigbrotr_test_support::TestDb;
 use serde_json::Value;
 
-use crate::support::{probe_file, runtime_on, settings, Probe, ProbeConfig};
+use crate::support::{
+    pool_to, probe_file, runtime_on, runtime_on_pool, settings, Probe, ProbeConfig, Proxy,
+};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -44,8 +46,19 @@ async fn health_status_and_metrics_describe_a_running_service() {
     assert_eq!(runtime.serve_http().await.unwrap(), Some(address));
     assert!(address.ip().is_loopback() && address.port() != 0);
 
-    // No service yet: not healthy.
-    assert_eq!(get(address, "/health").await.0, 503);
+    // No service yet: live, not ready.
+    assert_eq!(
+        get(address, "/health/live").await,
+        (200, "text/plain; charset=utf-8".into(), "live\n".into())
+    );
+    assert_eq!(
+        get(address, "/health").await,
+        (
+            503,
+            "text/plain; charset=utf-8".into(),
+            "not ready\n- no service was started\n".into()
+        )
+    );
     let handle = runtime.start::<Probe>(probe_file(
         "probe",
         ProbeConfig::default(),
@@ -55,10 +68,12 @@ async fn health_status_and_metrics_describe_a_running_service() {
         3,
     ));
     wait_for_health(address, 200).await;
-    assert_eq!(
-        get(address, "/health").await,
-        (200, "text/plain; charset=utf-8".into(), "ok\n".into())
-    );
+    for path in ["/health", "/health/ready"] {
+        assert_eq!(
+            get(address, path).await,
+            (200, "text/plain; charset=utf-8".into(), "ready\n".into())
+        );
+    }
     while handle.status().iterations < 2 {
         tokio::time::sleep(10 * MS).await;
     }
@@ -67,7 +82,7 @@ async fn health_status_and_metrics_describe_a_running_service() {
     assert_eq!((code, content_type.as_str()), (200, "application/json"));
     let status: Value = serde_json::from_str(&body).expect("JSON");
     assert_eq!(status["implementation"], "bigbrotr");
-    assert_eq!(status["healthy"], true);
+    assert_eq!(status["ready"], true);
     assert_eq!(status["problems"], serde_json::json!([]));
     assert_eq!(status["shutting_down"], false);
     let service = &status["services"][0];
@@ -119,7 +134,13 @@ async fn health_status_and_metrics_describe_a_running_service() {
     assert_eq!(posted.status().as_u16(), 405);
 
     runtime.stop();
-    assert_eq!(get(address, "/health").await.0, 503);
+    let (code, _, body) = get(address, "/health/ready").await;
+    assert_eq!(code, 503);
+    assert!(
+        body.starts_with("not ready\n- the process is shutting down\n"),
+        "{body}"
+    );
+    assert_eq!(get(address, "/health/live").await.0, 200);
     let report = runtime.shutdown().await;
     assert!(report.is_success(), "{report}");
     assert_eq!(handle.status().state, State::Stopped);
@@ -132,7 +153,7 @@ async fn health_status_and_metrics_describe_a_running_service() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_service_makes_the_process_unhealthy_and_shows_its_error() {
+async fn a_failed_service_makes_the_process_not_ready_and_shows_its_error() {
     let db = TestDb::new("bigbrotr").await.expect("test database");
     let mut runtime = runtime_on(&db, settings(Duration::from_secs(5))).await;
     let address = runtime.serve_http().await.unwrap().expect("enabled");
@@ -154,11 +175,11 @@ async fn a_failed_service_makes_the_process_unhealthy_and_shows_its_error() {
         (
             503,
             "text/plain; charset=utf-8".into(),
-            format!("unhealthy\n- {failure}\n")
+            format!("not ready\n- {failure}\n")
         )
     );
     let status: Value = serde_json::from_str(&get(address, "/status").await.2).unwrap();
-    assert_eq!(status["healthy"], false);
+    assert_eq!(status["ready"], false);
     assert_eq!(status["problems"], serde_json::json!([failure]));
     let service = &status["services"][0];
     assert_eq!(service["state"], "failed");
@@ -194,6 +215,111 @@ async fn an_address_in_use_is_an_error_naming_it() {
             "could not listen on {} for /health, /status and /metrics",
             taken.local_addr().unwrap()
         )
+    );
+    runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_asks_the_database_at_most_once_per_interval() {
+    let db = TestDb::new("bigbrotr").await.expect("test database");
+    let mut config = settings(Duration::from_secs(5));
+    config.http.database_check_interval = Duration::from_secs(600);
+    let mut runtime = runtime_on(&db, config).await;
+    let address = runtime.serve_http().await.unwrap().expect("enabled");
+    // The probe itself never touches the database.
+    runtime.start::<Probe>(probe_file(
+        "probe",
+        ProbeConfig::default(),
+        20 * MS,
+        0,
+        20 * MS,
+        3,
+    ));
+    let before = runtime.brotr().pool().stats().calls;
+    wait_for_health(address, 200).await;
+    assert_eq!(
+        runtime.brotr().pool().stats().calls,
+        before + 1,
+        "one SELECT 1"
+    );
+    let mut probes = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        probes.spawn(get(address, "/health/ready"));
+    }
+    while let Some(answer) = probes.join_next().await {
+        let (code, _, body) = answer.unwrap();
+        assert_eq!((code, body.as_str()), (200, "ready\n"));
+    }
+    assert_eq!(
+        runtime.brotr().pool().stats().calls,
+        before + 1,
+        "no other query within the interval"
+    );
+    runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_says_why_when_the_database_stops_answering() {
+    let db = TestDb::new("bigbrotr").await.expect("test database");
+    let database = db.database_config();
+    let upstream = tokio::net::lookup_host((database.host.as_str(), database.port))
+        .await
+        .unwrap()
+        .next()
+        .expect("the database's address");
+    let proxy = Proxy::start(upstream).await;
+    let mut through = database.clone();
+    through.host = "127.0.0.1".to_owned();
+    through.port = proxy.address().port();
+    let mut config = settings(Duration::from_secs(5));
+    config.http.database_check_interval = 100 * MS;
+    let mut runtime = runtime_on_pool(pool_to(through), config).await;
+    let address = runtime.serve_http().await.unwrap().expect("enabled");
+    runtime.start::<Probe>(probe_file(
+        "probe",
+        ProbeConfig::default(),
+        20 * MS,
+        0,
+        20 * MS,
+        3,
+    ));
+    wait_for_health(address, 200).await;
+
+    // A database that no longer answers: the check gives up after 2 s.
+    proxy.freeze();
+    tokio::time::sleep(150 * MS).await;
+    let asked = std::time::Instant::now();
+    let (code, _, body) = get(address, "/health/ready").await;
+    assert_eq!(code, 503, "{body}");
+    assert_eq!(
+        body,
+        "not ready\n- the database does not answer: health check did not finish within 2s\n"
+    );
+    assert!(asked.elapsed() >= Duration::from_secs(2), "{:?}", asked.elapsed());
+    // Still live, and /status says why it is not ready without asking.
+    assert_eq!(get(address, "/health/live").await.0, 200);
+    let status: Value = serde_json::from_str(&get(address, "/status").await.2).unwrap();
+    assert_eq!(status["ready"], false);
+    assert_eq!(
+        status["problems"],
+        serde_json::json!(["the database does not answer: health check did not finish within 2s"])
+    );
+
+    // A database whose connections close and which refuses new ones.
+    proxy.cut();
+    tokio::time::sleep(150 * MS).await;
+    let (code, _, body) = get(address, "/health").await;
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body.starts_with("not ready\n- the database does not answer: "),
+        "{body}"
+    );
+
+    // A closed pool is not ready without asking anything.
+    runtime.brotr().pool().disconnect(Duration::ZERO).await;
+    assert_eq!(
+        get(address, "/health/ready").await.2,
+        "not ready\n- the connection pool is closed\n"
     );
     runtime.shutdown().await;
 }

@@ -140,11 +140,12 @@ async fn by_default_a_failed_service_stops_alone_and_the_others_go_on() {
     assert_eq!(
         problems,
         [
-            "the connection pool is not connected",
             "service `failing` failed: service `failing` stopped after 3 failed iterations in a row: probe failure at iteration 3",
+            "the connection pool is not connected",
         ]
     );
-    assert!(!runtime.is_healthy());
+    assert_eq!(runtime.readiness().await, problems);
+    assert!(!runtime.status().ready);
     assert_eq!(runtime.status().problems, problems);
 
     runtime.wait().await;

@@ -1,5 +1,6 @@
 //! A probe service whose behaviour its file sets, and runtimes to run it.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use bigbrotr_brotr::Brotr;
@@ -10,6 +11,8 @@ use bigbrotr_pool::ConnectionPool;
 use bigbrotr_service_runtime::{Counter, LoopService, Runtime, RuntimeConfig, ServiceContext};
 use bigbrotr_test_support::{workspace_root, TestDb};
 use serde::{Deserialize, Serialize};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 /// What the probe does at each iteration.
@@ -28,7 +31,7 @@ pub(crate) struct ProbeConfig {
     pub(crate) write: bool,
     /// Socket addresses the service's egress policy must let through, or
     /// the iteration fails.
-    pub(crate) must_reach: Vec<std::net::SocketAddr>,
+    pub(crate) must_reach: Vec<SocketAddr>,
 }
 
 impl Validate for ProbeConfig {
@@ -133,15 +136,13 @@ pub(crate) fn offline_runtime(settings: RuntimeConfig) -> Runtime {
 
 /// A runtime on `db`, its pool connected.
 pub(crate) async fn runtime_on(db: &TestDb, settings: RuntimeConfig) -> Runtime {
-    let pool = ConnectionPool::new(
-        &db.database_config(),
-        &PoolConfig::default(),
-        &RetryConfig::default(),
-    )
-    .expect("a valid pool configuration");
-    pool.connect().await.expect("the test database answers");
-    let brotr = Brotr::new(pool, BrotrConfig::default()).expect("a valid archive configuration");
-    Runtime::new(implementation(), brotr, settings)
+    runtime_on_pool(pool_to(db.database_config()), settings).await
+}
+
+/// A pool of the default size to `database`.
+pub(crate) fn pool_to(database: DatabaseConfig) -> ConnectionPool {
+    ConnectionPool::new(&database, &PoolConfig::default(), &RetryConfig::default())
+        .expect("a valid pool configuration")
 }
 
 /// Settings with `grace` and the HTTP endpoint on any free loopback port.
@@ -163,4 +164,89 @@ pub(crate) async fn count(db: &TestDb, table: &str) -> i64 {
         .await
         .expect("a count");
     rows[0].get(0)
+}
+
+/// A runtime on `pool`, connected first: for a pool that reaches the
+/// database another way than the test database's own settings.
+pub(crate) async fn runtime_on_pool(pool: ConnectionPool, settings: RuntimeConfig) -> Runtime {
+    pool.connect().await.expect("the database answers");
+    let brotr = Brotr::new(pool, BrotrConfig::default()).expect("a valid archive configuration");
+    Runtime::new(implementation(), brotr, settings)
+}
+
+/// A TCP proxy on 127.0.0.1 in front of `upstream` that a test can
+/// [`freeze`](Self::freeze) (connections stay open and nothing passes) or
+/// [`cut`](Self::cut) (connections close and new ones are refused): a
+/// database that stops answering.
+pub(crate) struct Proxy {
+    address: SocketAddr,
+    frozen: watch::Sender<bool>,
+    cut: CancellationToken,
+}
+
+impl Proxy {
+    /// A proxy forwarding every connection to `upstream`.
+    pub(crate) async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+        let address = listener.local_addr().expect("an address");
+        let (frozen, _) = watch::channel(false);
+        let cut = CancellationToken::new();
+        let (frozen_rx, stop) = (frozen.subscribe(), cut.clone());
+        tokio::spawn(async move {
+            loop {
+                let mut client = tokio::select! {
+                    () = stop.cancelled() => return,
+                    accepted = listener.accept() => match accepted {
+                        Ok((client, _)) => client,
+                        Err(_) => continue,
+                    },
+                };
+                let mut frozen = frozen_rx.clone();
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    if *frozen.borrow() {
+                        // Held open, never answered.
+                        stop.cancelled().await;
+                        return;
+                    }
+                    let Ok(mut server) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => return,
+                        _ = frozen.wait_for(|frozen| *frozen) => {}
+                        () = stop.cancelled() => return,
+                    }
+                    // Frozen: both ends stay open until the cut.
+                    stop.cancelled().await;
+                });
+            }
+        });
+        Self {
+            address,
+            frozen,
+            cut,
+        }
+    }
+
+    /// The address to connect to instead of `upstream`.
+    pub(crate) fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Nothing passes any more; connections stay open.
+    pub(crate) fn freeze(&self) {
+        self.frozen.send_replace(true);
+    }
+
+    /// Every connection closes and new ones are refused.
+    pub(crate) fn cut(&self) {
+        self.cut.cancel();
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut.cancel();
+    }
 }
