@@ -143,7 +143,7 @@ mod tests {
         assert_eq!(report.services[0].name, "event_counter");
         assert_eq!(report.services[0].iterations, 1);
         assert!(
-            metrics.contains("bigbrotr_example_archived_events{service=\"event_counter\"} 3\n"),
+            metrics.contains("bigbrotr_example_archived_events{service=\"event_counter\"} 3.0\n"),
             "{metrics}"
         );
     }

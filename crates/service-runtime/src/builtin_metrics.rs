@@ -1,175 +1,240 @@
-//! The metric families the runtime writes itself, before the services' own:
-//! the loop figures of each service and the figures of the shared pool.
+//! The collectors of the metrics the runtime reports itself, read at each
+//! scrape rather than copied: [`ServiceCollector`], each service's state
+//! and loop figures from its status, and [`PoolCollector`], the figures of
+//! the shared pool.
 
-use bigbrotr_pool::PoolStats;
+use std::fmt;
+use std::sync::{Arc, Mutex};
 
-use crate::metrics::{Exposition, MetricKind};
-use crate::status::{ServiceStatus, State};
+use bigbrotr_pool::ConnectionPool;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeGaugeValue, EncodeLabelSet, EncodeMetric as _, NoLabelSet,
+};
+use prometheus_client::metrics::MetricType;
 
-/// A metric with one sample per service: name, help, kind, and its value
-/// for a service (none to leave the service out).
-type PerService = (
-    &'static str,
-    &'static str,
-    MetricKind,
-    fn(&ServiceStatus) -> Option<f64>,
-);
+use crate::process_status::lock;
+use crate::status::{State, StatusCell};
+
+/// The services of a process, in start order, shared with its state.
+pub(crate) type Services = Arc<Mutex<Vec<StatusCell>>>;
 
 /// Every service's state, iterations, errors and iteration times.
-pub(crate) fn encode_services(out: &mut Exposition, services: &[ServiceStatus]) {
-    use MetricKind::{Counter, Gauge, Summary};
+#[derive(Debug)]
+pub(crate) struct ServiceCollector {
+    services: Services,
+}
 
-    out.family(
-        "bigbrotr_service_state",
-        "1 for the state each service is in, 0 for the others.",
-        Gauge,
-    );
-    for status in services {
-        for state in State::ALL {
-            let value = if status.state == state { 1.0 } else { 0.0 };
-            out.sample(
-                "bigbrotr_service_state",
-                &[("service", &status.name), ("state", state.as_str())],
-                value,
-            );
-        }
+impl ServiceCollector {
+    pub(crate) fn new(services: Services) -> Self {
+        Self { services }
     }
-    let per_service: [PerService; 6] = [
-        (
-            "bigbrotr_service_iterations_total",
+}
+
+impl Collector for ServiceCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
+        let cells = lock(&self.services).clone();
+        let services: Vec<_> = cells
+            .iter()
+            .map(|cell| (cell.snapshot(), cell.durations()))
+            .collect();
+        let labels = |name: &str| [("service", name.to_owned())];
+
+        let states = services.iter().flat_map(|(status, _)| {
+            State::ALL.into_iter().map(|state| {
+                (
+                    [
+                        ("service", status.name.clone()),
+                        ("state", state.as_str().to_owned()),
+                    ],
+                    u64::from(status.state == state),
+                )
+            })
+        });
+        gauges(
+            &mut encoder,
+            "bigbrotr_service_state",
+            "1 for the state each service is in, 0 for the others.",
+            states,
+        )?;
+        counters(
+            &mut encoder,
+            "bigbrotr_service_iterations",
             "Iterations run, failed ones included.",
-            Counter,
-            |s| Some(s.iterations as f64),
-        ),
-        (
-            "bigbrotr_service_errors_total",
+            services
+                .iter()
+                .map(|(status, _)| (labels(&status.name), status.iterations)),
+        )?;
+        counters(
+            &mut encoder,
+            "bigbrotr_service_errors",
             "Iterations that failed.",
-            Counter,
-            |s| Some(s.errors as f64),
-        ),
-        (
+            services
+                .iter()
+                .map(|(status, _)| (labels(&status.name), status.errors)),
+        )?;
+        gauges(
+            &mut encoder,
             "bigbrotr_service_consecutive_errors",
             "Iterations that failed since the last one that succeeded.",
-            Gauge,
-            |s| Some(f64::from(s.consecutive_errors)),
-        ),
-        (
+            services
+                .iter()
+                .map(|(status, _)| (labels(&status.name), status.consecutive_errors)),
+        )?;
+        gauges(
+            &mut encoder,
             "bigbrotr_service_last_iteration_duration_seconds",
             "How long the last iteration took.",
-            Gauge,
-            |s| s.last_iteration_seconds,
-        ),
-        (
+            services.iter().filter_map(|(status, _)| {
+                Some((labels(&status.name), status.last_iteration_seconds?))
+            }),
+        )?;
+        gauges(
+            &mut encoder,
             "bigbrotr_service_last_success_timestamp_seconds",
             "When the last successful iteration ended (Unix time).",
-            Gauge,
-            |s| s.last_success_at.map(|at| at as f64),
-        ),
-        (
+            services
+                .iter()
+                .filter_map(|(status, _)| Some((labels(&status.name), status.last_success_at?))),
+        )?;
+        gauges(
+            &mut encoder,
             "bigbrotr_service_last_error_timestamp_seconds",
             "When the last error happened (Unix time).",
-            Gauge,
-            |s| s.last_error_at.map(|at| at as f64),
-        ),
-    ];
-    for (name, help, kind, value) in per_service {
-        out.family(name, help, kind);
-        for status in services {
-            if let Some(value) = value(status) {
-                out.sample(name, &[("service", &status.name)], value);
+            services
+                .iter()
+                .filter_map(|(status, _)| Some((labels(&status.name), status.last_error_at?))),
+        )?;
+        if !services.is_empty() {
+            let mut family = encoder.encode_descriptor(
+                "bigbrotr_service_iteration_duration_seconds",
+                "How long iterations took.",
+                None,
+                MetricType::Histogram,
+            )?;
+            for (status, durations) in &services {
+                let labels = labels(&status.name);
+                durations.encode(family.encode_family(&labels)?)?;
             }
         }
-    }
-    out.family(
-        "bigbrotr_service_iteration_duration_seconds",
-        "Time spent in iterations.",
-        Summary,
-    );
-    for status in services {
-        let labels = [("service", status.name.as_str())];
-        out.sample(
-            "bigbrotr_service_iteration_duration_seconds_sum",
-            &labels,
-            status.iteration_seconds_total,
-        );
-        out.sample(
-            "bigbrotr_service_iteration_duration_seconds_count",
-            &labels,
-            status.iterations as f64,
-        );
+        Ok(())
     }
 }
 
 /// Whether the pool is connected, its connections and its call counters.
-pub(crate) fn encode_pool(out: &mut Exposition, connected: bool, stats: &PoolStats) {
-    use MetricKind::{Counter, Gauge};
+#[derive(Debug)]
+pub(crate) struct PoolCollector {
+    pool: ConnectionPool,
+}
 
-    out.single(
-        "bigbrotr_pool_connected",
-        "1 when the pool is connected and not closed.",
-        Gauge,
-        if connected { 1.0 } else { 0.0 },
-    );
-    out.single(
-        "bigbrotr_pool_max_connections",
-        "Most connections the pool may hold.",
-        Gauge,
-        stats.max_size as f64,
-    );
-    out.family(
-        "bigbrotr_pool_connections",
-        "Connections open now, by state.",
-        Gauge,
-    );
-    out.sample(
-        "bigbrotr_pool_connections",
-        &[("state", "idle")],
-        stats.idle as f64,
-    );
-    out.sample(
-        "bigbrotr_pool_connections",
-        &[("state", "in_use")],
-        stats.in_use as f64,
-    );
-    out.single(
-        "bigbrotr_pool_waiting",
-        "Callers waiting for a connection now.",
-        Gauge,
-        stats.waiting as f64,
-    );
-    for (name, help, value) in [
-        ("bigbrotr_pool_calls_total", "Statements sent.", stats.calls),
-        (
-            "bigbrotr_pool_errors_total",
-            "Calls that failed.",
-            stats.errors,
-        ),
-        (
-            "bigbrotr_pool_timeouts_total",
-            "Calls cut off by the command timeout.",
-            stats.timeouts,
-        ),
-        (
-            "bigbrotr_pool_retries_total",
-            "Attempts repeated after a transient error.",
-            stats.retries,
-        ),
-        (
-            "bigbrotr_pool_discarded_total",
-            "Connections closed instead of being handed out again.",
-            stats.discarded,
-        ),
-        (
-            "bigbrotr_pool_wait_timeouts_total",
-            "Times no connection became free in time.",
-            stats.wait_timeouts,
-        ),
-        (
-            "bigbrotr_pool_connect_errors_total",
-            "Failed attempts at opening a connection.",
-            stats.connect_errors,
-        ),
-    ] {
-        out.single(name, help, Counter, value as f64);
+impl PoolCollector {
+    pub(crate) fn new(pool: ConnectionPool) -> Self {
+        Self { pool }
     }
+}
+
+impl Collector for PoolCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
+        let stats = self.pool.stats();
+        let none = |value| std::iter::once(([] as [(&str, &str); 0], value));
+        gauges(
+            &mut encoder,
+            "bigbrotr_pool_connected",
+            "1 when the pool is connected and not closed.",
+            none(u64::from(stats.connected)),
+        )?;
+        gauges(
+            &mut encoder,
+            "bigbrotr_pool_max_connections",
+            "Most connections the pool may hold.",
+            none(stats.max_size as u64),
+        )?;
+        gauges(
+            &mut encoder,
+            "bigbrotr_pool_connections",
+            "Connections open now, by state.",
+            [
+                ([("state", "idle")], stats.idle as u64),
+                ([("state", "in_use")], stats.in_use as u64),
+            ],
+        )?;
+        gauges(
+            &mut encoder,
+            "bigbrotr_pool_waiting",
+            "Callers waiting for a connection now.",
+            none(stats.waiting as u64),
+        )?;
+        for (name, help, value) in [
+            ("bigbrotr_pool_calls", "Statements sent.", stats.calls),
+            ("bigbrotr_pool_errors", "Calls that failed.", stats.errors),
+            (
+                "bigbrotr_pool_timeouts",
+                "Calls cut off by the command timeout.",
+                stats.timeouts,
+            ),
+            (
+                "bigbrotr_pool_retries",
+                "Attempts repeated after a transient error.",
+                stats.retries,
+            ),
+            (
+                "bigbrotr_pool_discarded",
+                "Connections closed instead of being handed out again.",
+                stats.discarded,
+            ),
+            (
+                "bigbrotr_pool_wait_timeouts",
+                "Times no connection became free in time.",
+                stats.wait_timeouts,
+            ),
+            (
+                "bigbrotr_pool_connect_errors",
+                "Failed attempts at opening a connection.",
+                stats.connect_errors,
+            ),
+        ] {
+            counters(&mut encoder, name, help, none(value))?;
+        }
+        Ok(())
+    }
+}
+
+/// The gauge family `name` with a sample per label set of `samples`;
+/// nothing at all when there is none.
+fn gauges<L: EncodeLabelSet, V: EncodeGaugeValue>(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (L, V)>,
+) -> fmt::Result {
+    let mut samples = samples.into_iter().peekable();
+    if samples.peek().is_none() {
+        return Ok(());
+    }
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, value) in samples {
+        family.encode_family(&labels)?.encode_gauge(&value)?;
+    }
+    Ok(())
+}
+
+/// The counter family `name` (written with `_total`) with a sample per
+/// label set of `samples`; nothing at all when there is none.
+fn counters<L: EncodeLabelSet>(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (L, u64)>,
+) -> fmt::Result {
+    let mut samples = samples.into_iter().peekable();
+    if samples.peek().is_none() {
+        return Ok(());
+    }
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, value) in samples {
+        family
+            .encode_family(&labels)?
+            .encode_counter::<NoLabelSet, _, u64>(&value, None)?;
+    }
+    Ok(())
 }

@@ -24,14 +24,16 @@
 //!   (readiness: the services, the pool, and the database's answer to a
 //!   `SELECT 1` asked at most once per interval), and [`ProcessStatus`],
 //!   what `/status` shows.
-//! - `builtin_metrics`: the families the runtime writes to `/metrics`
-//!   itself: each service's loop figures and the pool's figures.
+//! - `builtin_metrics`: the collectors of what the runtime reports on
+//!   `/metrics` itself, read at each scrape: each service's state and loop
+//!   figures and the pool's figures.
 //! - `registry`: [`ServiceRegistry`], the services a program knows by
 //!   name.
 //! - `status`: [`State`] and [`ServiceStatus`] of each service.
-//! - `metrics`: the Prometheus text format ([`Exposition`]) and the
-//!   registry of counters and gauges services increment ([`Metrics`],
-//!   [`ServiceMetrics`]).
+//! - `metrics`: [`Metrics`], the process's one `prometheus-client`
+//!   registry, written in the Prometheus text format, and the counters and
+//!   gauges services ask it for by name ([`ServiceMetrics`]), at most
+//!   [`MAX_SERIES_PER_METRIC`] label sets each.
 //! - `http`: [`HttpServer`], `/health/live`, `/health/ready` (and
 //!   `/health`), `/status` and `/metrics`.
 //! - `egress`: the egress policy of `config/core/egress.yaml`
@@ -66,10 +68,7 @@ pub use error::{Error, Result};
 pub use http::HttpServer;
 pub use keys::{keys_from_env, service_keys};
 pub use lifecycle::{RunReport, Runtime, ServiceHandle};
-pub use metrics::{
-    Counter, Exposition, Gauge, MetricKind, Metrics, ServiceMetrics, MAX_SERIES_PER_METRIC,
-    SERIES_DROPPED,
-};
+pub use metrics::{Counter, Gauge, Metrics, ServiceMetrics, MAX_SERIES_PER_METRIC, SERIES_DROPPED};
 pub use process_status::{ProcessState, ProcessStatus};
 pub use registry::{LoadedService, ServiceRegistry};
 pub use service::{run_loop, LoopService, Service, ServiceContext};

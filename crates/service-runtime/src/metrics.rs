@@ -1,6 +1,6 @@
-//! Metrics in the Prometheus text format (version 0.0.4): the
-//! [`Exposition`] writer, and the [`Metrics`] registry of named counters and
-//! gauges that services increment.
+//! The metrics of a process: [`Metrics`], one `prometheus-client` registry
+//! of the counters and gauges services ask for by name, written in the
+//! Prometheus text format (version 0.0.4) with the runtime's own collectors.
 //!
 //! ```
 //! use bigbrotr_service_runtime::Metrics;
@@ -13,16 +13,27 @@
 //! assert!(text.contains("bigbrotr_relays_seen_total{network=\"tor\"} 3\n"));
 //! ```
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::metrics::counter::Counter as PromCounter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge as PromGauge;
+use prometheus_client::registry::Registry;
+
+use crate::process_status::lock;
 
 /// The `Content-Type` of the text format.
-pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// The prefix of every metric name of BigBrotr.
-pub(crate) const PREFIX: &str = "bigbrotr_";
+const PREFIX: &str = "bigbrotr_";
+
+/// The suffix of every counter's name; the library writes it itself.
+const TOTAL: &str = "_total";
 
 /// The most label sets (series) one metric name holds. A label set asked
 /// for beyond it gets a value that is not exported, and the refusal is
@@ -34,167 +45,124 @@ pub const MAX_SERIES_PER_METRIC: usize = 1000;
 /// with `metric`.
 pub const SERIES_DROPPED: &str = "bigbrotr_metrics_series_dropped_total";
 
-/// What a metric family is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MetricKind {
-    /// Only goes up.
-    Counter,
-    /// Goes up and down.
-    Gauge,
-    /// A sum and a count (`_sum`, `_count`), without quantiles.
-    Summary,
-}
+/// A label set, in the order given.
+type Labels = Vec<(String, String)>;
 
-impl MetricKind {
-    /// The name in a `# TYPE` line.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MetricKind::Counter => "counter",
-            MetricKind::Gauge => "gauge",
-            MetricKind::Summary => "summary",
-        }
-    }
-}
-
-/// Writes metrics in the Prometheus text format: one [`family`] (its
-/// `# HELP` and `# TYPE` lines) followed by its [`sample`]s.
-///
-/// Names are cleaned to what the format allows (other characters become
-/// `_`); label values and help texts are escaped.
-///
-/// [`family`]: Exposition::family
-/// [`sample`]: Exposition::sample
-#[derive(Debug, Default)]
-pub struct Exposition {
-    text: String,
-}
-
-impl Exposition {
-    /// An empty exposition.
-    #[must_use]
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Starts the family `name` of `kind`, described by `help`.
-    pub fn family(&mut self, name: &str, help: &str, kind: MetricKind) {
-        let name = metric_name(name);
-        let _ = writeln!(self.text, "# HELP {name} {}", escape_help(help));
-        let _ = writeln!(self.text, "# TYPE {name} {}", kind.as_str());
-    }
-
-    /// Writes one sample: `name{labels} value`.
-    pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        self.text.push_str(&metric_name(name));
-        if !labels.is_empty() {
-            self.text.push('{');
-            for (index, (label, value)) in labels.iter().enumerate() {
-                if index > 0 {
-                    self.text.push(',');
-                }
-                let _ = write!(
-                    self.text,
-                    "{}=\"{}\"",
-                    label_name(label),
-                    escape_label_value(value)
-                );
-            }
-            self.text.push('}');
-        }
-        self.text.push(' ');
-        self.text.push_str(&format_value(value));
-        self.text.push('\n');
-    }
-
-    /// A family with a single sample without labels.
-    pub fn single(&mut self, name: &str, help: &str, kind: MetricKind, value: f64) {
-        self.family(name, help, kind);
-        self.sample(name, &[], value);
-    }
-
-    /// The text written so far.
-    #[must_use]
-    pub fn finish(self) -> String {
-        self.text
-    }
-}
+/// The value of a gauge: an `f64` in an atomic.
+type F64Gauge = PromGauge<f64, AtomicU64>;
 
 /// A counter of a [`Metrics`] registry. Cloning shares it.
 #[derive(Debug, Clone, Default)]
-pub struct Counter(Arc<AtomicU64>);
+pub struct Counter(PromCounter);
 
 impl Counter {
     /// Adds one.
     pub fn inc(&self) {
-        self.add(1);
+        self.0.inc();
     }
 
     /// Adds `n`.
     pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
+        self.0.inc_by(n);
     }
 
     /// The value now.
     #[must_use]
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.0.get()
     }
 }
 
 /// A gauge of a [`Metrics`] registry. Cloning shares it.
 #[derive(Debug, Clone, Default)]
-pub struct Gauge(Arc<AtomicU64>);
+pub struct Gauge(F64Gauge);
 
 impl Gauge {
     /// Sets the value.
     pub fn set(&self, value: f64) {
-        self.0.store(value.to_bits(), Ordering::Relaxed);
+        self.0.set(value);
     }
 
     /// Adds `delta` (negative to subtract).
     pub fn add(&self, delta: f64) {
-        let _ = self
-            .0
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
-                Some((f64::from_bits(bits) + delta).to_bits())
-            });
+        self.0.inc_by(delta);
     }
 
     /// The value now.
     #[must_use]
     pub fn get(&self) -> f64 {
-        f64::from_bits(self.0.load(Ordering::Relaxed))
+        self.0.get()
     }
 }
 
-/// One value of a family.
+/// One family of the registry, by the kind of its values, and how many
+/// label sets it holds.
 #[derive(Debug, Clone)]
-enum Cell {
-    Counter(Counter),
-    Gauge(Gauge),
+struct Registered {
+    family: Kind,
+    series: usize,
 }
 
-type Labels = Vec<(String, String)>;
-
-#[derive(Debug)]
-struct Family {
-    help: String,
-    kind: MetricKind,
-    series: BTreeMap<Labels, Cell>,
+/// A family by the kind of its values.
+#[derive(Debug, Clone)]
+enum Kind {
+    Counter(Family<Labels, PromCounter>),
+    Gauge(Family<Labels, F64Gauge>),
 }
 
-/// A registry of named counters and gauges with labels, rendered in the
-/// Prometheus text format. Cloning shares it.
+impl Kind {
+    fn as_str(&self) -> &'static str {
+        match self {
+            Kind::Counter(_) => "counter",
+            Kind::Gauge(_) => "gauge",
+        }
+    }
+}
+
+impl Registered {
+    fn new(family: Kind) -> Self {
+        Self { family, series: 0 }
+    }
+
+    /// Whether this family (named `name`) may take `labels`, counting it
+    /// when new; `known` says whether it holds them already.
+    fn admits(&mut self, name: &str, known: bool) -> bool {
+        if known {
+            return true;
+        }
+        if self.series >= MAX_SERIES_PER_METRIC && name != SERIES_DROPPED {
+            return false;
+        }
+        self.series += 1;
+        true
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Every family and collector, encoded at each scrape.
+    registry: Mutex<Registry>,
+    /// The families services asked for, by the name they are exported
+    /// under (a counter's with `_total`).
+    families: Mutex<HashMap<String, Registered>>,
+}
+
+/// The metrics of a process: one `prometheus-client` registry of named
+/// counters and gauges with labels, and of the collectors that read the
+/// runtime's state at each scrape. Cloning shares it.
 ///
 /// Asking twice for the same name and labels returns the same value. The
 /// first registration of a name fixes its help text and kind; asking for a
 /// counter under the name of a gauge (or the reverse) returns a value that
 /// is not exported, and so does asking for a new label set of a name that
 /// has [`MAX_SERIES_PER_METRIC`] already.
+///
+/// A counter is exported under its name ending in `_total` (added when
+/// missing); names and label names are cleaned to what the format allows
+/// (other characters become `_`).
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {
-    families: Arc<Mutex<BTreeMap<String, Family>>>,
+    inner: Arc<Inner>,
 }
 
 impl Metrics {
@@ -204,112 +172,107 @@ impl Metrics {
         Self::default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Family>> {
-        self.families
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     /// The counter `name` with `labels`, created at 0 when new.
     #[must_use]
     pub fn counter(&self, name: &str, help: &str, labels: &[(&str, &str)]) -> Counter {
-        match self.cell(name, help, MetricKind::Counter, labels) {
-            Some(Cell::Counter(counter)) => counter,
-            _ => Counter::default(),
+        let mut name = metric_name(name);
+        if !name.ends_with(TOTAL) {
+            name.push_str(TOTAL);
         }
+        let labels = label_set(labels);
+        let found = {
+            let mut families = lock(&self.inner.families);
+            let registered = families.entry(name.clone()).or_insert_with(|| {
+                let family = Family::<Labels, PromCounter>::default();
+                let bare = name.strip_suffix(TOTAL).unwrap_or(&name);
+                lock(&self.inner.registry).register(bare, help_text(help), family.clone());
+                Registered::new(Kind::Counter(family))
+            });
+            match registered.family.clone() {
+                Kind::Counter(family) => {
+                    if registered.admits(&name, family.get(&labels).is_some()) {
+                        Found::Value(family.get_or_create_owned(&labels))
+                    } else {
+                        Found::Full
+                    }
+                }
+                other => Found::Other(other.as_str()),
+            }
+        };
+        Counter(self.value(found, &name, "counter"))
     }
 
     /// The gauge `name` with `labels`, created at 0 when new.
     #[must_use]
     pub fn gauge(&self, name: &str, help: &str, labels: &[(&str, &str)]) -> Gauge {
-        match self.cell(name, help, MetricKind::Gauge, labels) {
-            Some(Cell::Gauge(gauge)) => gauge,
-            _ => Gauge::default(),
-        }
+        let name = metric_name(name);
+        let labels = label_set(labels);
+        let found = {
+            let mut families = lock(&self.inner.families);
+            let registered = families.entry(name.clone()).or_insert_with(|| {
+                let family = Family::<Labels, F64Gauge>::default();
+                lock(&self.inner.registry).register(&name, help_text(help), family.clone());
+                Registered::new(Kind::Gauge(family))
+            });
+            match registered.family.clone() {
+                Kind::Gauge(family) => {
+                    if registered.admits(&name, family.get(&labels).is_some()) {
+                        Found::Value(family.get_or_create_owned(&labels))
+                    } else {
+                        Found::Full
+                    }
+                }
+                other => Found::Other(other.as_str()),
+            }
+        };
+        Gauge(self.value(found, &name, "gauge"))
     }
 
-    fn cell(
-        &self,
-        name: &str,
-        help: &str,
-        kind: MetricKind,
-        labels: &[(&str, &str)],
-    ) -> Option<Cell> {
-        let name = metric_name(name);
-        let labels: Labels = labels
-            .iter()
-            .map(|(label, value)| (label_name(label), (*value).to_owned()))
-            .collect();
-        let mut families = self.lock();
-        let family = families.entry(name.clone()).or_insert_with(|| Family {
-            help: help.to_owned(),
-            kind,
-            series: BTreeMap::new(),
-        });
-        if family.kind != kind {
-            tracing::warn!(
+    /// The value found for the `wanted` `name`, or one that is not
+    /// exported, after saying why.
+    fn value<M: Default>(&self, found: Found<M>, name: &str, wanted: &str) -> M {
+        match found {
+            Found::Value(value) => return value,
+            Found::Other(registered) => tracing::warn!(
                 target: "bigbrotr::runtime",
                 metric = %name,
-                "a metric was asked for as a {} but is registered as a {}: it is not exported",
-                kind.as_str(),
-                family.kind.as_str()
-            );
-            return None;
-        }
-        if let Some(cell) = family.series.get(&labels) {
-            return Some(cell.clone());
-        }
-        if family.series.len() >= MAX_SERIES_PER_METRIC && name != SERIES_DROPPED {
-            drop(families);
-            let dropped = self.counter(
-                SERIES_DROPPED,
-                "Label sets refused because their metric has too many already.",
-                &[("metric", &name)],
-            );
-            if dropped.get() == 0 {
-                tracing::warn!(
-                    target: "bigbrotr::runtime",
-                    metric = %name,
-                    max = MAX_SERIES_PER_METRIC,
-                    "a metric has too many label sets: new ones are not exported"
+                "a metric was asked for as a {wanted} but is registered as a {registered}: it is not exported"
+            ),
+            Found::Full => {
+                let dropped = self.counter(
+                    SERIES_DROPPED,
+                    "Label sets refused because their metric has too many already.",
+                    &[("metric", name)],
                 );
-            }
-            dropped.inc();
-            return None;
-        }
-        let cell = match kind {
-            MetricKind::Gauge => Cell::Gauge(Gauge::default()),
-            _ => Cell::Counter(Counter::default()),
-        };
-        family.series.insert(labels, cell.clone());
-        Some(cell)
-    }
-
-    /// Writes every family of the registry, sorted by name, to `out`.
-    pub fn encode(&self, out: &mut Exposition) {
-        let families = self.lock();
-        for (name, family) in families.iter() {
-            out.family(name, &family.help, family.kind);
-            for (labels, cell) in &family.series {
-                let labels: Vec<(&str, &str)> = labels
-                    .iter()
-                    .map(|(label, value)| (label.as_str(), value.as_str()))
-                    .collect();
-                let value = match cell {
-                    Cell::Counter(counter) => counter.get() as f64,
-                    Cell::Gauge(gauge) => gauge.get(),
-                };
-                out.sample(name, &labels, value);
+                if dropped.get() == 0 {
+                    tracing::warn!(
+                        target: "bigbrotr::runtime",
+                        metric = %name,
+                        max = MAX_SERIES_PER_METRIC,
+                        "a metric has too many label sets: new ones are not exported"
+                    );
+                }
+                dropped.inc();
             }
         }
+        M::default()
     }
 
-    /// The whole registry in the text format.
+    /// Adds `collector`, asked for its metrics at each scrape.
+    pub(crate) fn register_collector(&self, collector: impl Collector) {
+        lock(&self.inner.registry).register_collector(Box::new(collector));
+    }
+
+    /// Every family of the registry and what its collectors report, in the
+    /// text format.
     #[must_use]
     pub fn render(&self) -> String {
-        let mut out = Exposition::new();
-        self.encode(&mut out);
-        out.finish()
+        let mut text = String::new();
+        let registry = lock(&self.inner.registry);
+        // Writing to a `String` does not fail, and neither do our
+        // collectors.
+        let _ = prometheus_text::encode(&mut text, &registry);
+        text
     }
 
     /// The metrics of one service: the same registry, with names prefixed
@@ -382,6 +345,29 @@ impl ServiceMetrics {
     }
 }
 
+/// What the registry holds for a name and label set.
+enum Found<M> {
+    /// The value.
+    Value(M),
+    /// Nothing: the name has [`MAX_SERIES_PER_METRIC`] other label sets.
+    Full,
+    /// Nothing: the name is registered as this other kind.
+    Other(&'static str),
+}
+
+/// `help` without its final period: the registry adds one.
+fn help_text(help: &str) -> &str {
+    help.strip_suffix('.').unwrap_or(help)
+}
+
+/// `labels` with cleaned names, owned.
+fn label_set(labels: &[(&str, &str)]) -> Labels {
+    labels
+        .iter()
+        .map(|(label, value)| (label_name(label), (*value).to_owned()))
+        .collect()
+}
+
 /// `name` with every character the format does not allow in a metric name
 /// replaced by `_`.
 fn metric_name(name: &str) -> String {
@@ -411,51 +397,23 @@ fn clean(name: &str, colons: bool) -> String {
     cleaned
 }
 
-fn escape_help(help: &str) -> String {
-    help.replace('\\', "\\\\").replace('\n', "\\n")
-}
-
-fn escape_label_value(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-/// A value as the format writes it: integers without a fraction, `NaN`,
-/// `+Inf` and `-Inf` by name.
-fn format_value(value: f64) -> String {
-    if value.is_nan() {
-        "NaN".to_owned()
-    } else if value.is_infinite() {
-        if value > 0.0 { "+Inf" } else { "-Inf" }.to_owned()
-    } else if value.fract() == 0.0 && value.abs() < 1e15 {
-        format!("{}", value as i64)
-    } else {
-        format!("{value}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn families_have_help_and_type_lines_and_escaped_labels() {
-        let mut out = Exposition::new();
-        out.family(
-            "bigbrotr_demo_total",
-            "Demo\\ help\nline.",
-            MetricKind::Counter,
-        );
-        out.sample(
-            "bigbrotr_demo_total",
-            &[("relay", "wss://a\"b\\c\nd"), ("kind", "1")],
-            3.0,
-        );
-        out.single("bigbrotr_ratio", "A ratio.", MetricKind::Gauge, 0.25);
+        let metrics = Metrics::new();
+        metrics
+            .counter(
+                "bigbrotr_demo_total",
+                "Demo\\ help\nline.",
+                &[("relay", "wss://a\"b\\c\nd"), ("kind", "1")],
+            )
+            .add(3);
+        metrics.gauge("bigbrotr_ratio", "A ratio.", &[]).set(0.25);
         assert_eq!(
-            out.finish(),
+            metrics.render(),
             "# HELP bigbrotr_demo_total Demo\\\\ help\\nline.\n\
              # TYPE bigbrotr_demo_total counter\n\
              bigbrotr_demo_total{relay=\"wss://a\\\"b\\\\c\\nd\",kind=\"1\"} 3\n\
@@ -471,15 +429,26 @@ mod tests {
         assert_eq!(metric_name("9lives"), "_9lives");
         assert_eq!(label_name("a:b"), "a_b");
         assert_eq!(label_name(""), "_");
+        let metrics = Metrics::new();
+        metrics
+            .gauge("queue-length", "Length.", &[("a.b", "x")])
+            .set(2.0);
+        assert!(
+            metrics.render().contains("queue_length{a_b=\"x\"} 2.0\n"),
+            "{}",
+            metrics.render()
+        );
     }
 
     #[test]
-    fn special_values_are_written_by_name() {
-        assert_eq!(format_value(f64::NAN), "NaN");
-        assert_eq!(format_value(f64::INFINITY), "+Inf");
-        assert_eq!(format_value(f64::NEG_INFINITY), "-Inf");
-        assert_eq!(format_value(-2.0), "-2");
-        assert_eq!(format_value(1.5), "1.5");
+    fn a_counter_is_exported_with_total_whether_its_name_has_it_or_not() {
+        let metrics = Metrics::new();
+        metrics.counter("jobs", "Jobs.", &[]).inc();
+        metrics.counter("jobs_total", "Jobs.", &[]).inc();
+        assert_eq!(
+            metrics.render(),
+            "# HELP jobs_total Jobs.\n# TYPE jobs_total counter\njobs_total 2\n"
+        );
     }
 
     #[test]
@@ -492,22 +461,33 @@ mod tests {
         b.add(2);
         other.inc();
         assert_eq!(a.get(), 3);
-        assert_eq!(
-            metrics.render(),
-            "# HELP x_total X.\n# TYPE x_total counter\nx_total{k=\"v\"} 3\nx_total{k=\"w\"} 1\n"
+        let text = metrics.render();
+        assert!(
+            text.starts_with("# HELP x_total X.\n# TYPE x_total counter\n"),
+            "{text}"
         );
+        assert!(text.contains("x_total{k=\"v\"} 3\n"), "{text}");
+        assert!(text.contains("x_total{k=\"w\"} 1\n"), "{text}");
+        assert_eq!(text.lines().count(), 4, "{text}");
     }
 
     #[test]
     fn a_name_registered_as_a_gauge_is_not_exported_as_a_counter_too() {
         let metrics = Metrics::new();
-        metrics.gauge("level", "Level.", &[]).set(1.5);
+        metrics.gauge("level_total", "Level.", &[]).set(1.5);
         metrics.counter("level", "Level.", &[]).add(7);
-        metrics.gauge("level", "Level.", &[]).add(-0.5);
+        metrics.counter("level_total", "Level.", &[]).add(7);
+        metrics.gauge("level_total", "Level.", &[]).add(-0.5);
         assert_eq!(
             metrics.render(),
-            "# HELP level Level.\n# TYPE level gauge\nlevel 1\n"
+            "# HELP level_total Level.\n# TYPE level_total gauge\nlevel_total 1.0\n"
         );
+        // A gauge named like a counter already registered is refused too.
+        metrics.counter("done_total", "Done.", &[]).inc();
+        metrics.gauge("done_total", "Done.", &[]).set(9.0);
+        assert!(metrics
+            .render()
+            .ends_with("# TYPE done_total counter\ndone_total 1\n"));
     }
 
     #[test]
@@ -529,7 +509,7 @@ mod tests {
         let series = text.lines().filter(|line| line.starts_with("lag{")).count();
         assert_eq!(series, MAX_SERIES_PER_METRIC);
         assert!(
-            text.contains("lag{relay=\"wss://r0.example\"} 2\n"),
+            text.contains("lag{relay=\"wss://r0.example\"} 2.0\n"),
             "{text}"
         );
         assert!(!text.contains("wss://r1000.example"));
@@ -551,13 +531,14 @@ mod tests {
             )
             .inc();
         service.gauge("bigbrotr_queue", "Queue.", &[]).set(4.0);
+        assert!(std::ptr::eq(service.registry(), &service.metrics));
         let text = metrics.render();
         assert!(
             text.contains("bigbrotr_checks_total{service=\"monitor\",network=\"tor\"} 1\n"),
             "{text}"
         );
         assert!(
-            text.contains("bigbrotr_queue{service=\"monitor\"} 4\n"),
+            text.contains("bigbrotr_queue{service=\"monitor\"} 4.0\n"),
             "{text}"
         );
     }

@@ -3,7 +3,7 @@
 //! shows.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bigbrotr_logging::ErrorChain;
@@ -11,8 +11,8 @@ use bigbrotr_pool::{ConnectionPool, PoolStats};
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::builtin_metrics::{encode_pool, encode_services};
-use crate::metrics::{Exposition, Metrics};
+use crate::builtin_metrics::{PoolCollector, ServiceCollector, Services};
+use crate::metrics::Metrics;
 use crate::status::{ServiceStatus, State, StatusCell};
 
 /// How long the database may take to answer the readiness check.
@@ -25,7 +25,7 @@ pub struct ProcessState {
     implementation: String,
     pool: ConnectionPool,
     metrics: Metrics,
-    services: Mutex<Vec<StatusCell>>,
+    services: Services,
     shutting_down: AtomicBool,
     database: DatabaseCheck,
 }
@@ -49,17 +49,22 @@ struct Checked {
 impl ProcessState {
     /// The state of a process running `implementation` on `pool`, with no
     /// service yet, asking the database whether it answers at most once
-    /// per `database_check_interval`.
+    /// per `database_check_interval`. Its metrics registry reads the
+    /// services' and the pool's figures at each scrape.
     pub(crate) fn new(
         implementation: &str,
         pool: ConnectionPool,
         database_check_interval: Duration,
     ) -> Self {
+        let services = Services::default();
+        let metrics = Metrics::new();
+        metrics.register_collector(ServiceCollector::new(Arc::clone(&services)));
+        metrics.register_collector(PoolCollector::new(pool.clone()));
         Self {
             implementation: implementation.to_owned(),
             pool,
-            metrics: Metrics::new(),
-            services: Mutex::new(Vec::new()),
+            metrics,
+            services,
             shutting_down: AtomicBool::new(false),
             database: DatabaseCheck {
                 every: database_check_interval,
@@ -140,15 +145,12 @@ impl ProcessState {
         }
     }
 
-    /// What `/metrics` shows: every service's loop figures, the pool's
-    /// figures, then the services' own metrics.
+    /// What `/metrics` shows, in the Prometheus text format: the services'
+    /// own metrics, then every service's state and loop figures and the
+    /// pool's figures, read now.
     #[must_use]
     pub fn render_metrics(&self) -> String {
-        let mut out = Exposition::new();
-        encode_services(&mut out, &self.services());
-        encode_pool(&mut out, self.pool.is_connected(), &self.pool.stats());
-        self.metrics.encode(&mut out);
-        out.finish()
+        self.metrics.render()
     }
 
     /// Why the services make the process not ready.

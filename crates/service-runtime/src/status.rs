@@ -6,6 +6,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use prometheus_client::metrics::histogram::Histogram;
 use serde::Serialize;
 
 /// Where a service is in its life.
@@ -114,11 +115,19 @@ impl ServiceStatus {
     }
 }
 
+/// Upper bounds of the buckets of iteration durations, in seconds: from an
+/// idle monitor's few milliseconds to a synchronizer's hour-long cycle.
+const DURATION_BUCKETS: [f64; 12] = [
+    0.01, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0, 1800.0, 3600.0,
+];
+
 /// The status of one service, shared between its task, the runtime and the
 /// HTTP endpoint. Cloning shares it.
 #[derive(Debug, Clone)]
 pub struct StatusCell {
     inner: Arc<Mutex<ServiceStatus>>,
+    /// How long its iterations took, for `/metrics`.
+    durations: Histogram,
 }
 
 impl StatusCell {
@@ -127,7 +136,13 @@ impl StatusCell {
     pub fn new(name: &str) -> Self {
         Self {
             inner: Arc::new(Mutex::new(ServiceStatus::new(name))),
+            durations: Histogram::new(DURATION_BUCKETS),
         }
+    }
+
+    /// How long its iterations took (shared, not copied).
+    pub(crate) fn durations(&self) -> Histogram {
+        self.durations.clone()
     }
 
     fn lock(&self) -> MutexGuard<'_, ServiceStatus> {
@@ -185,6 +200,7 @@ impl StatusCell {
         status.consecutive_errors = 0;
         status.last_success_at = Some(now);
         record_duration(&mut status, took);
+        self.durations.observe(took.as_secs_f64());
     }
 
     /// Records an iteration that failed with `error` after `took`, at `now`
@@ -197,6 +213,7 @@ impl StatusCell {
         status.last_error = Some(format!("{error:#}"));
         status.last_error_at = Some(now);
         record_duration(&mut status, took);
+        self.durations.observe(took.as_secs_f64());
         status.consecutive_errors
     }
 

@@ -9,6 +9,8 @@
 //! - [`workspace_root`]: the repository root, where `implementations/` lives.
 //! - [`corpus_dir`]: where the real-events corpus is, when it is there.
 //! - [`init_logging`]: test output of `tracing` events, only when `TEST_LOG=1`.
+//! - [`promtool`]: Prometheus's checker of metrics ([`metrics_problems`]),
+//!   configuration and alert rules, which the suite requires.
 //! - [`tls_connector`]: the TLS connector of a configuration, as the pool
 //!   builds it; every connection made here uses it.
 //! - [`Error`]: what can go wrong while setting a test database up.
@@ -129,6 +131,63 @@ pub enum Error {
 
 /// Result of the helpers here.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `promtool`, which checks metrics exposition (`check metrics`),
+/// Prometheus configuration (`check config`) and alert rules (`test
+/// rules`); it comes with Debian's `prometheus` package.
+///
+/// # Panics
+///
+/// When no `promtool` is on the `PATH`: the suite needs it (`.ci/run`
+/// installs it), so its absence fails the test with what to install.
+#[must_use]
+pub fn promtool() -> std::process::Command {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("promtool"))
+            .find(|path| path.is_file())
+    });
+    let Some(path) = found else {
+        panic!(
+            "promtool is not installed: install Debian's `prometheus` package \
+             (apt-get install prometheus), as .ci/run does"
+        );
+    };
+    std::process::Command::new(path)
+}
+
+/// What `promtool check metrics` says of `exposition`, the text of a
+/// scrape: its problems, lint included, one a line; empty when it finds
+/// none.
+///
+/// # Panics
+///
+/// When `promtool` is missing or cannot be run.
+#[must_use]
+pub fn metrics_problems(exposition: &str) -> String {
+    use std::io::Write as _;
+    use std::process::Stdio;
+
+    let mut check = promtool()
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    let mut stdin = check.stdin.take().expect("stdin is piped");
+    stdin
+        .write_all(exposition.as_bytes())
+        .expect("promtool reads the exposition");
+    drop(stdin);
+    let output = check.wait_with_output().expect("promtool ends");
+    let mut said = String::from_utf8_lossy(&output.stdout).into_owned();
+    said.push_str(&String::from_utf8_lossy(&output.stderr));
+    if !output.status.success() && said.trim().is_empty() {
+        said = format!("promtool check metrics failed ({})", output.status);
+    }
+    said
+}
 
 /// Installs a `tracing` subscriber printing to the test output when the
 /// variable `TEST_LOG` is set (to anything but `0`); tests stay silent otherwise.

@@ -1,6 +1,6 @@
 //! The HTTP endpoint of `bigbrotr run` with several real services in one
 //! process: a service that fails stops alone while the others go on, and the
-//! endpoint says which and why.
+//! endpoint says which and why; `/metrics` passes `promtool check metrics`.
 
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
@@ -8,7 +8,7 @@ use std::process::{Child, Command, ExitStatus};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bigbrotr_test_support::TestDb;
+use bigbrotr_test_support::{metrics_problems, TestDb};
 use serde_json::Value;
 
 use crate::support::{bigbrotr, output, signal, wait_with_limit};
@@ -216,4 +216,80 @@ async fn a_failing_service_stops_alone_the_others_go_on_and_the_exit_is_non_zero
         log.contains("bigbrotr: 1 of 2 services failed: finder ("),
         "{log}"
     );
+}
+
+/// The families every `bigbrotr run monitor finder synchronizer` exposes
+/// once each service has run an iteration: the runtime's own, then some of
+/// each service's.
+const EXPECTED_FAMILIES: [&str; 26] = [
+    "bigbrotr_service_state",
+    "bigbrotr_service_iterations_total",
+    "bigbrotr_service_errors_total",
+    "bigbrotr_service_consecutive_errors",
+    "bigbrotr_service_last_iteration_duration_seconds",
+    "bigbrotr_service_last_success_timestamp_seconds",
+    "bigbrotr_service_iteration_duration_seconds",
+    "bigbrotr_pool_connected",
+    "bigbrotr_pool_max_connections",
+    "bigbrotr_pool_connections",
+    "bigbrotr_pool_waiting",
+    "bigbrotr_pool_calls_total",
+    "bigbrotr_pool_errors_total",
+    "bigbrotr_pool_timeouts_total",
+    "bigbrotr_pool_retries_total",
+    "bigbrotr_pool_discarded_total",
+    "bigbrotr_pool_wait_timeouts_total",
+    "bigbrotr_pool_connect_errors_total",
+    "bigbrotr_monitor_checks_total",
+    "bigbrotr_monitor_failed_total",
+    "bigbrotr_finder_new_relays_total",
+    "bigbrotr_finder_candidates_total",
+    "bigbrotr_synchronizer_events_stored_total",
+    "bigbrotr_synchronizer_events_received_total",
+    "bigbrotr_synchronizer_max_lag_seconds",
+    "bigbrotr_synchronizer_pending_ranges",
+];
+
+/// The monitor, the finder and the synchronizer in one process: once each
+/// ran, the process is ready and its `/metrics` passes `promtool check
+/// metrics` without a word (its lint included), with every family under
+/// the name it always had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metrics_of_a_running_process_pass_promtool_check_metrics() {
+    let db = TestDb::new("bigbrotr").await.expect("test database");
+    let mut command = bigbrotr(&db, "bigbrotr");
+    command
+        .args(["run", "monitor", "finder", "synchronizer"])
+        .env_remove("MONITOR_PRIVATE_KEY")
+        .env("BIGBROTR_LOOP__INTERVAL", "200ms");
+    let running = Running::start(command);
+    running
+        .status_when("every service ran once", |status| {
+            status["services"].as_array().is_some_and(|services| {
+                services.iter().all(|s| s["iterations"].as_u64() >= Some(1))
+            })
+        })
+        .await;
+    let ready = running.get("/health/ready").await;
+    assert_eq!(ready, (200, "ready\n".to_owned()), "{}", running.log());
+
+    let (code, metrics) = running.get("/metrics").await;
+    assert_eq!(code, 200);
+    assert_eq!(metrics_problems(&metrics), "", "in\n{metrics}");
+    for family in EXPECTED_FAMILIES {
+        assert!(
+            metrics.contains(&format!("\n# TYPE {family} ")),
+            "no family {family} in\n{metrics}"
+        );
+    }
+    for sample in [
+        "bigbrotr_service_state{service=\"finder\",state=\"running\"} 1\n",
+        "bigbrotr_pool_connected 1\n",
+        "bigbrotr_monitor_checks_total{service=\"monitor\",network=\"clearnet\"} 0\n",
+    ] {
+        assert!(metrics.contains(sample), "no {sample:?} in\n{metrics}");
+    }
+
+    let (exit, stdout, log) = running.terminate();
+    assert_eq!(exit.code(), Some(0), "{stdout}\n{log}");
 }

@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bigbrotr_service_runtime::State;
-use bigbrotr_test_support::TestDb;
+use bigbrotr_service_runtime::MAX_SERIES_PER_METRIC;
+use bigbrotr_test_support::{metrics_problems, TestDb};
 use serde_json::Value;
 
 use crate::support::{
@@ -108,7 +109,8 @@ async fn health_status_and_metrics_describe_a_running_service() {
         "bigbrotr_service_errors_total{service=\"probe\"} 0\n",
         "bigbrotr_service_state{service=\"probe\",state=\"running\"} 1\n",
         "bigbrotr_service_state{service=\"probe\",state=\"failed\"} 0\n",
-        "# TYPE bigbrotr_service_iteration_duration_seconds summary\n",
+        "# TYPE bigbrotr_service_iteration_duration_seconds histogram\n",
+        "bigbrotr_service_iteration_duration_seconds_bucket{service=\"probe\",le=\"0.01\"} ",
         "bigbrotr_service_iteration_duration_seconds_count{service=\"probe\"} ",
         "bigbrotr_pool_connected 1\n",
         "bigbrotr_pool_max_connections 10\n",
@@ -295,7 +297,11 @@ async fn ready_says_why_when_the_database_stops_answering() {
         body,
         "not ready\n- the database does not answer: health check did not finish within 2s\n"
     );
-    assert!(asked.elapsed() >= Duration::from_secs(2), "{:?}", asked.elapsed());
+    assert!(
+        asked.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        asked.elapsed()
+    );
     // Still live, and /status says why it is not ready without asking.
     assert_eq!(get(address, "/health/live").await.0, 200);
     let status: Value = serde_json::from_str(&get(address, "/status").await.2).unwrap();
@@ -321,5 +327,51 @@ async fn ready_says_why_when_the_database_stops_answering() {
         get(address, "/health/ready").await.2,
         "not ready\n- the connection pool is closed\n"
     );
+    runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_pass_promtool_check_metrics_even_with_refused_label_sets() {
+    let db = TestDb::new("bigbrotr").await.expect("test database");
+    let mut runtime = runtime_on(&db, settings(Duration::from_secs(5))).await;
+    let address = runtime.serve_http().await.unwrap().expect("enabled");
+    let handle = runtime.start::<Probe>(probe_file(
+        "probe",
+        ProbeConfig {
+            fail: vec![2],
+            ..ProbeConfig::default()
+        },
+        MS,
+        0,
+        MS,
+        3,
+    ));
+    let service = runtime.metrics().for_service("probe");
+    for index in 0..=MAX_SERIES_PER_METRIC {
+        service
+            .gauge(
+                "probe_lag_seconds",
+                "Lag by \"relay\", with\na newline.",
+                &[("relay", &format!("wss://r{index}.example/\"\\"))],
+            )
+            .set(index as f64 / 4.0);
+    }
+    while handle.status().iterations < 3 {
+        tokio::time::sleep(10 * MS).await;
+    }
+    let (code, _, metrics) = get(address, "/metrics").await;
+    assert_eq!(code, 200);
+    assert_eq!(metrics_problems(&metrics), "", "in\n{metrics}");
+    for expected in [
+        "bigbrotr_metrics_series_dropped_total{metric=\"bigbrotr_probe_lag_seconds\"} 1\n",
+        "bigbrotr_service_last_error_timestamp_seconds{service=\"probe\"} ",
+        "bigbrotr_service_iteration_duration_seconds_bucket{service=\"probe\",le=\"+Inf\"} ",
+        "bigbrotr_probe_lag_seconds{service=\"probe\",relay=\"wss://r1.example/\\\"\\\\\"} 0.25\n",
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "missing {expected:?} in\n{metrics}"
+        );
+    }
     runtime.shutdown().await;
 }
