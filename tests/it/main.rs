@@ -5,5 +5,6 @@ mod archive_cli;
 mod deploy;
 mod dev_database;
 mod faults;
+mod prometheus;
 mod schema;
 mod services;

@@ -8,7 +8,7 @@ use std::process::{Child, Command, ExitStatus};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bigbrotr_test_support::{metrics_problems, TestDb};
+use bigbrotr_test_support::{metrics_problems, workspace_root, TestDb};
 use serde_json::Value;
 
 use crate::support::{bigbrotr, output, signal, wait_with_limit};
@@ -280,6 +280,24 @@ async fn the_metrics_of_a_running_process_pass_promtool_check_metrics() {
         assert!(
             metrics.contains(&format!("\n# TYPE {family} ")),
             "no family {family} in\n{metrics}"
+        );
+    }
+    // What the shipped alerts read is there (but the refresher's, a
+    // service of its own).
+    let alerts =
+        std::fs::read_to_string(workspace_root().join("deploy/prometheus/alerts.yml")).unwrap();
+    let mut read = alerts
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|word| word.starts_with("bigbrotr_"))
+        .collect::<Vec<_>>();
+    read.sort_unstable();
+    read.dedup();
+    assert!(read.len() >= 7, "{read:?}");
+    for name in read {
+        assert!(
+            name == "bigbrotr_refresher_failures_total"
+                || metrics.contains(&format!("\n# TYPE {name} ")),
+            "the alerts read {name}, which /metrics does not show"
         );
     }
     for sample in [
