@@ -21,16 +21,22 @@ fn said(output: &Output) -> String {
 }
 
 #[test]
-fn the_shipped_configuration_and_its_rules_are_valid() {
-    let output = promtool()
-        .args(["check", "config", "prometheus.yml"])
-        .current_dir(deploy())
-        .output()
-        .expect("promtool runs");
-    let said = said(&output);
-    assert!(output.status.success(), "{said}");
-    assert!(said.contains("SUCCESS: 1 rule files found"), "{said}");
-    assert!(said.contains("SUCCESS: 7 rules found"), "{said}");
+fn the_shipped_configurations_and_their_rules_are_valid() {
+    // For a process on this machine, and for the Compose services profile.
+    for file in ["prometheus.yml", "compose.yml"] {
+        let output = promtool()
+            .args(["check", "config", file])
+            .current_dir(deploy())
+            .output()
+            .expect("promtool runs");
+        let said = said(&output);
+        assert!(output.status.success(), "{file}: {said}");
+        assert!(
+            said.contains("SUCCESS: 1 rule files found"),
+            "{file}: {said}"
+        );
+        assert!(said.contains("SUCCESS: 7 rules found"), "{file}: {said}");
+    }
 }
 
 #[test]
