@@ -357,7 +357,8 @@ mod tests {
             (
                 "core/brotr.yaml",
                 "brotr:\n  batch_size: 10\n  insert_timeout: 5s\n  cleanup_interval: 1h\n  \
-                 enable_event_validation: true\n  enable_relay_validation: true\n",
+                 enable_event_validation: true\n  enable_relay_validation: true\n  \
+                 cleanup_batch_size: 10\n  cleanup_orphan_events: false\n  relay_metadata_retention: 0\n",
             ),
             ("core/pool.yaml", "pool:\n  max_szie: 3\n"),
             ("extra/thing.yaml", "a: 1\n"),

@@ -144,7 +144,7 @@ async fn a_copied_and_edited_implementation_is_checked_created_filled_and_monito
     // 3. The YAML. A bad value first: `config check` names the copy's file
     // and the key, so the copy is what is read.
     let brotr_yaml = dir.join("config/core/brotr.yaml");
-    edit(&brotr_yaml, "batch_size: 1000", "batch_size: 0");
+    edit(&brotr_yaml, "  batch_size: 1000", "  batch_size: 0");
     let check = bigbrotr(root.path(), &db, &["config", "check"]).await;
     assert_eq!(check.status.code(), Some(1));
     let out = stdout(&check);
@@ -162,7 +162,7 @@ async fn a_copied_and_edited_implementation_is_checked_created_filled_and_monito
         "{}",
         String::from_utf8_lossy(&check.stderr)
     );
-    edit(&brotr_yaml, "batch_size: 0", "batch_size: 250");
+    edit(&brotr_yaml, "  batch_size: 0", "  batch_size: 250");
     // Any free port for /metrics, and no long wait for the NIP-11 document
     // the in-process relay does not serve.
     edit(
