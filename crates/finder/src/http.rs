@@ -2,7 +2,7 @@
 //! fetched through the egress policy within a time limit and a size cap
 //! ([`fetch_http_source`]).
 
-use bigbrotr_utils::http::get;
+use bigbrotr_utils::http_get as get;
 use bigbrotr_utils::{Egress, GetRequest};
 use reqwest::Url;
 use serde_json::Value;

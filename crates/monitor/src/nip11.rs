@@ -128,7 +128,7 @@ impl Nip11Client {
             max_bytes: self.max_bytes,
             ..GetRequest::new(NIP11_MEDIA_TYPE, self.timeout)
         };
-        match bigbrotr_utils::http::get(&self.egress, &http_url, &request).await {
+        match bigbrotr_utils::http_get(&self.egress, &http_url, &request).await {
             Ok(answer) if (200..300).contains(&answer.status) => parse_document(&answer.body),
             Ok(answer) => failed(format!("HTTP status {}", answer.status)),
             Err(bigbrotr_utils::Error::HttpTimeout { .. }) => failed(timed_out(self.timeout)),

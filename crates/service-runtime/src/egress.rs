@@ -22,7 +22,7 @@ use async_wsocket::futures_util::stream::SplitSink;
 use async_wsocket::futures_util::{Sink, SinkExt, StreamExt, TryStreamExt};
 use async_wsocket::{ConnectionMode, Message, Url, WebSocket};
 use bigbrotr_config::{EgressFile, Env, Implementation};
-pub use bigbrotr_utils::egress::Egress;
+pub use bigbrotr_utils::Egress;
 use nostr_sdk::pool::transport::error::TransportError;
 use nostr_sdk::pool::transport::websocket::{
     DefaultWebsocketTransport, WebSocketSink, WebSocketStream, WebSocketTransport,
@@ -217,7 +217,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
-    use bigbrotr_utils::egress::{AllowEntry, EgressPolicy, StaticResolver};
+    use bigbrotr_utils::{AllowEntry, EgressPolicy, StaticResolver};
     use tokio::net::TcpListener;
 
     use super::*;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bigbrotr_brotr::Brotr;
 use bigbrotr_config::{Env, Implementation};
-use bigbrotr_utils::egress::Egress;
+use bigbrotr_utils::Egress;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -307,7 +307,7 @@ impl<C: ServiceFile> ServiceContext<C> {
     /// must go through: [`Egress::connect`] for a TCP connection to a
     /// checked address, [`connect_websocket`](crate::connect_websocket) or
     /// [`EgressTransport`](crate::EgressTransport) for WebSockets,
-    /// [`bigbrotr_utils::http::get`] for HTTP. The strict policy unless
+    /// [`bigbrotr_utils::http_get`] for HTTP. The strict policy unless
     /// given with [`with_egress`](Self::with_egress).
     #[must_use]
     pub fn egress(&self) -> &Egress {

@@ -171,7 +171,7 @@ impl fmt::Display for Denied {
 /// address by that address; `None` for a public address.
 ///
 /// ```
-/// use bigbrotr_utils::egress::{classify, AddressKind};
+/// use bigbrotr_utils::{classify, AddressKind};
 ///
 /// assert_eq!(classify("10.1.2.3".parse()?), Some(AddressKind::Private));
 /// assert_eq!(classify("::ffff:127.0.0.1".parse()?), Some(AddressKind::Loopback));
@@ -352,7 +352,7 @@ impl fmt::Display for AllowEntry {
 }
 
 /// Which addresses may be connected to. The default denies every
-/// special-purpose address (see the [module documentation](self)).
+/// special-purpose address (see [`classify`] and [`AddressKind`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EgressPolicy {
     allow_private: bool,
@@ -401,7 +401,7 @@ impl EgressPolicy {
     /// kind and `allow_private` is on; otherwise [`Denied`] says why.
     ///
     /// ```
-    /// use bigbrotr_utils::egress::AddressKind;
+    /// use bigbrotr_utils::AddressKind;
     /// use bigbrotr_utils::EgressPolicy;
     ///
     /// let strict = EgressPolicy::strict();

@@ -15,12 +15,9 @@ use url::Host;
 use crate::egress::Egress;
 use crate::error::{Error, InvalidUrlReason, RedirectRefusal, Result};
 
-/// The media type NIP-11 asks clients to send in `Accept`.
-pub const NIP11_MEDIA_TYPE: &str = "application/nostr+json";
-
 /// How many redirects [`get`] follows unless told otherwise; for the probe,
 /// a longer chain still counts as an answer, since a response did arrive.
-pub const MAX_REDIRECTS: usize = 3;
+pub(crate) const MAX_REDIRECTS: usize = 3;
 
 /// The HTTP URL of a relay's NIP-11 document: `ws` becomes `http`, `wss`
 /// becomes `https`, and host, port, path and query stay as they are;
@@ -81,7 +78,7 @@ pub struct GetRequest {
 
 impl GetRequest {
     /// A request sending `accept`, within `timeout`, following at most
-    /// [`MAX_REDIRECTS`] redirects and reading at most 4 MiB.
+    /// 3 redirects and reading at most 4 MiB.
     #[must_use]
     pub fn new(accept: &str, timeout: Duration) -> Self {
         Self {
@@ -265,6 +262,9 @@ mod tests {
     use tokio::time::Instant;
 
     use super::*;
+
+    /// The media type NIP-11 asks clients to send in `Accept`.
+    const NIP11_MEDIA_TYPE: &str = "application/nostr+json";
     use crate::egress::{AllowEntry, EgressPolicy, StaticResolver};
 
     /// An egress letting loopback through, as local test servers need.

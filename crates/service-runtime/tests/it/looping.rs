@@ -6,7 +6,7 @@ use std::time::Duration;
 use bigbrotr_config::Env;
 use bigbrotr_service_runtime::{Egress, OnServiceFailure, ServiceRegistry, State};
 use bigbrotr_test_support::TestDb;
-use bigbrotr_utils::egress::{AllowEntry, EgressPolicy};
+use bigbrotr_utils::{AllowEntry, EgressPolicy};
 use tokio::time::Instant;
 
 use crate::support::{
