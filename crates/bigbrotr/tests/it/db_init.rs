@@ -27,13 +27,13 @@ async fn limits(database: &DatabaseConfig) -> (String, String) {
     (row.get(0), row.get(1))
 }
 
-#[tokio::test]
-async fn db_init_stores_the_session_limits_of_the_user_in_its_database() {
+/// A private cluster with an empty database `archive` of its own (the
+/// cluster's database has the SQL applied without `db init`'s record of it),
+/// reached through PgBouncer and directly.
+async fn cluster_with_archive() -> (PrivateCluster, DatabaseConfig, DatabaseConfig) {
     let cluster = PrivateCluster::start("bigbrotr")
         .await
         .expect("a private cluster");
-    // A database of its own: the cluster's has the SQL applied without
-    // `db init`'s record of it.
     let server = ConnectionPool::new(
         &DatabaseConfig {
             database: "postgres".to_owned(),
@@ -56,6 +56,12 @@ async fn db_init_stores_the_session_limits_of_the_user_in_its_database() {
         database: "archive".to_owned(),
         ..cluster.direct_database_config()
     };
+    (cluster, through_pgbouncer, direct)
+}
+
+#[tokio::test]
+async fn db_init_stores_the_session_limits_of_the_user_in_its_database() {
+    let (_cluster, through_pgbouncer, direct) = cluster_with_archive().await;
     assert_eq!(limits(&direct).await, ("0".to_owned(), "0".to_owned()));
 
     let output = Command::new(env!("CARGO_BIN_EXE_bigbrotr"))
@@ -102,31 +108,7 @@ fn pool_as(database: &DatabaseConfig, user: &str, password: &str) -> ConnectionP
 
 #[tokio::test]
 async fn db_init_makes_a_reader_that_only_reads_and_a_writer_that_cannot_change_the_schema() {
-    let cluster = PrivateCluster::start("bigbrotr")
-        .await
-        .expect("a private cluster");
-    let server = ConnectionPool::new(
-        &DatabaseConfig {
-            database: "postgres".to_owned(),
-            ..cluster.direct_database_config()
-        },
-        &PoolConfig::default(),
-        &RetryConfig::default(),
-    )
-    .expect("valid configuration");
-    server
-        .batch_execute("CREATE DATABASE archive")
-        .await
-        .expect("a new database");
-    server.disconnect(std::time::Duration::from_secs(5)).await;
-    let through_pgbouncer = DatabaseConfig {
-        database: "archive".to_owned(),
-        ..cluster.database_config()
-    };
-    let direct = DatabaseConfig {
-        database: "archive".to_owned(),
-        ..cluster.direct_database_config()
-    };
+    let (_cluster, through_pgbouncer, direct) = cluster_with_archive().await;
     let init = || {
         Command::new(env!("CARGO_BIN_EXE_bigbrotr"))
             .arg("--root")
