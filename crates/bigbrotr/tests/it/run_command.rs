@@ -17,25 +17,32 @@ async fn empty_database() -> TestDb {
     TestDb::empty("bigbrotr", 4).await.expect("test database")
 }
 
+/// Runs `service` of `implementation` once on `db` (round `round` of a test),
+/// checks that it ended well after one iteration, and returns its stderr.
+fn run_once(db: &TestDb, implementation: &str, service: &str, round: u32) -> String {
+    let out = bigbrotr(db, implementation)
+        .args(["run", service, "--once"])
+        .output()
+        .expect("bigbrotr runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "{implementation} round {round}: {stderr}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{service}: stopped after 1 iteration(s), 0 failed\n"),
+        "{implementation} round {round}"
+    );
+    stderr
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_initializer_once_creates_the_schema_seeds_the_shipped_relays_and_exits_0() {
     for implementation in ["bigbrotr", "lilbrotr"] {
         let db = empty_database().await;
         for round in 1..=2 {
-            let out = bigbrotr(&db, implementation)
-                .args(["run", "initializer", "--once"])
-                .output()
-                .expect("bigbrotr runs");
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            assert!(
-                out.status.success(),
-                "{implementation} round {round}: {stderr}"
-            );
-            assert_eq!(
-                stdout, "initializer: stopped after 1 iteration(s), 0 failed\n",
-                "{implementation} round {round}"
-            );
+            let stderr = run_once(&db, implementation, "initializer", round);
             assert!(stderr.contains("seed relays stored"), "{stderr}");
             assert!(stderr.contains("connection pool closed"), "{stderr}");
             assert_eq!(
@@ -78,20 +85,7 @@ async fn run_refresher_once_refreshes_every_statistics_view_of_each_implementati
             .await
             .expect("the fixture stored");
         for round in 1..=2 {
-            let out = bigbrotr(&db, implementation)
-                .args(["run", "refresher", "--once"])
-                .output()
-                .expect("bigbrotr runs");
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            assert!(
-                out.status.success(),
-                "{implementation} round {round}: {stderr}"
-            );
-            assert_eq!(
-                stdout, "refresher: stopped after 1 iteration(s), 0 failed\n",
-                "{implementation} round {round}"
-            );
+            let stderr = run_once(&db, implementation, "refresher", round);
             assert!(stderr.contains("refresher cycle done"), "{stderr}");
             assert!(
                 stderr.contains("refreshed=12") && stderr.contains("failed=0"),
