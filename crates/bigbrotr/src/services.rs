@@ -15,6 +15,7 @@ pub(crate) fn registry() -> ServiceRegistry {
         .register::<bigbrotr_finder::FinderService>()
         .register::<bigbrotr_synchronizer::SynchronizerService>()
         .register::<bigbrotr_refresher::RefresherService>()
+        .register::<bigbrotr_relay::RelayService>()
 }
 
 /// Runs the services `names` of `implementation` as

@@ -1,0 +1,268 @@
+//! The relay's reads of the archive: events, counts and negentropy items
+//! for filters ([`Conditions`]), each request in one transaction whose
+//! `statement_timeout` is `relay.query_timeout`; and the pages of events
+//! archived since a position, for subscriptions after their `EOSE`.
+
+use std::time::Duration;
+
+use bigbrotr_pool::{column, ConnectionPool, PoolTransaction, Row, Type};
+
+use crate::error::{database, Error, Result};
+use crate::query::{event_json, Conditions, LiveEvent, StoredColumns};
+use crate::TARGET;
+
+/// Whether the implementation keeps whole events (`relay_serves_events()`).
+pub(crate) async fn serves_events(pool: &ConnectionPool) -> Result<bool> {
+    const WHAT: &str = "relay_serves_events";
+    let row = pool
+        .fetch_one("SELECT relay_serves_events()", &[])
+        .await
+        .map_err(database(WHAT))?;
+    column(&row, 0, WHAT, WHAT).map_err(database(WHAT))
+}
+
+/// A transaction whose statements may each run `limit` at most.
+async fn bounded(pool: &ConnectionPool, limit: Duration) -> Result<PoolTransaction> {
+    const WHAT: &str = "set statement_timeout";
+    let mut tx = pool.begin().await.map_err(database(WHAT))?;
+    let millis = limit.as_millis().to_string();
+    tx.execute(
+        "SELECT set_config('statement_timeout', $1, true)",
+        &[(&millis, Type::TEXT)],
+    )
+    .await
+    .map_err(database(WHAT))?;
+    Ok(tx)
+}
+
+/// The events of each filter, newest first, each filter's `limit` of them
+/// (as [`Conditions::history_limit`] says), as JSON objects ready to send;
+/// one list per filter, in order.
+pub(crate) async fn events(
+    pool: &ConnectionPool,
+    filters: &[(Conditions, i64)],
+    limit: Duration,
+) -> Result<Vec<Vec<String>>> {
+    const WHAT: &str = "events";
+    let mut tx = bounded(pool, limit).await?;
+    let mut found = Vec::with_capacity(filters.len());
+    for (conditions, limit) in filters {
+        if *limit == 0 {
+            found.push(Vec::new());
+            continue;
+        }
+        let (sql, params) = conditions.events_query(limit);
+        let rows = tx.fetch_all(&sql, &params).await.map_err(database(WHAT))?;
+        let mut events = Vec::with_capacity(rows.len());
+        for row in &rows {
+            // One row that cannot be written (altered by hand) costs only
+            // itself.
+            match stored_json(row) {
+                Ok(json) => events.push(json),
+                Err(error) => tracing::warn!(target: TARGET, %error, "stored event skipped"),
+            }
+        }
+        found.push(events);
+    }
+    tx.commit().await.map_err(database(WHAT))?;
+    Ok(found)
+}
+
+/// The number of events matching `conditions`.
+pub(crate) async fn count(
+    pool: &ConnectionPool,
+    conditions: &Conditions,
+    limit: Duration,
+) -> Result<u64> {
+    const WHAT: &str = "count";
+    let mut tx = bounded(pool, limit).await?;
+    let (sql, params) = conditions.count_query();
+    let row = tx.fetch_one(&sql, &params).await.map_err(database(WHAT))?;
+    let count: i64 = column(&row, 0, WHAT, "count").map_err(database(WHAT))?;
+    tx.commit().await.map_err(database(WHAT))?;
+    Ok(u64::try_from(count).unwrap_or(0))
+}
+
+/// `(created_at, id)` of up to `limit` events matching `conditions`,
+/// newest first.
+pub(crate) async fn negentropy_items(
+    pool: &ConnectionPool,
+    conditions: &Conditions,
+    limit: i64,
+    timeout: Duration,
+) -> Result<Vec<(u64, [u8; 32])>> {
+    const WHAT: &str = "negentropy items";
+    let mut tx = bounded(pool, timeout).await?;
+    let (sql, params) = conditions.negentropy_query(&limit);
+    let rows = tx.fetch_all(&sql, &params).await.map_err(database(WHAT))?;
+    tx.commit().await.map_err(database(WHAT))?;
+    rows.iter()
+        .map(|row| {
+            let created_at: i64 = column(row, 0, WHAT, "created_at").map_err(database(WHAT))?;
+            let id: Vec<u8> = column(row, 1, WHAT, "id").map_err(database(WHAT))?;
+            let id: [u8; 32] = id.as_slice().try_into().map_err(|_| Error::BadRow {
+                id: hex::encode(&id),
+                reason: format!("id is {} bytes, not 32", id.len()),
+            })?;
+            Ok((u64::try_from(created_at).unwrap_or(0), id))
+        })
+        .collect()
+}
+
+/// A position in the order sightings are read in after `EOSE`:
+/// `(insert_xid, seen_at, event_id, relay_id)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LivePosition {
+    insert_xid: i64,
+    seen_at: i64,
+    event_id: Vec<u8>,
+    relay_id: i32,
+}
+
+impl LivePosition {
+    /// Before every sighting of a transaction `insert_xid` or later.
+    fn before(insert_xid: i64) -> Self {
+        Self {
+            insert_xid,
+            seen_at: i64::MIN,
+            event_id: Vec::new(),
+            relay_id: i32::MIN,
+        }
+    }
+}
+
+/// Where reading new events starts: before every sighting that is not yet
+/// final (`relay_live_horizon()`).
+pub(crate) async fn live_start(pool: &ConnectionPool) -> Result<LivePosition> {
+    const WHAT: &str = "relay_live_horizon";
+    let row = pool
+        .fetch_one("SELECT relay_live_horizon()", &[])
+        .await
+        .map_err(database(WHAT))?;
+    let horizon: i64 = column(&row, 0, WHAT, WHAT).map_err(database(WHAT))?;
+    Ok(LivePosition::before(horizon))
+}
+
+/// Up to `limit` sightings after `after` (`relay_live_page`): the events
+/// first seen there, and the position of the last sighting read (`None`
+/// when there was none).
+pub(crate) async fn live_page(
+    pool: &ConnectionPool,
+    after: &LivePosition,
+    limit: i32,
+) -> Result<(Vec<LiveEvent>, Option<LivePosition>, usize)> {
+    const WHAT: &str = "relay_live_page";
+    let rows = pool
+        .fetch_all(
+            "SELECT insert_xid, seen_at, event_id, relay_id, first, pubkey, created_at, kind, \
+             tagvalues, tags, content, content_raw, sig \
+             FROM relay_live_page($1, $2, $3, $4, $5)",
+            &[
+                (&after.insert_xid, Type::INT8),
+                (&after.seen_at, Type::INT8),
+                (&after.event_id, Type::BYTEA),
+                (&after.relay_id, Type::INT4),
+                (&limit, Type::INT4),
+            ],
+        )
+        .await
+        .map_err(database(WHAT))?;
+    let mut events = Vec::new();
+    let mut last = None;
+    for row in &rows {
+        let position = LivePosition {
+            insert_xid: column(row, 0, WHAT, "insert_xid").map_err(database(WHAT))?,
+            seen_at: column(row, 1, WHAT, "seen_at").map_err(database(WHAT))?,
+            event_id: column(row, 2, WHAT, "event_id").map_err(database(WHAT))?,
+            relay_id: column(row, 3, WHAT, "relay_id").map_err(database(WHAT))?,
+        };
+        let first: bool = column(row, 4, WHAT, "first").map_err(database(WHAT))?;
+        let pubkey: Option<Vec<u8>> = column(row, 5, WHAT, "pubkey").map_err(database(WHAT))?;
+        // Deleted between the sighting and the read: nothing to send.
+        if first && pubkey.is_some() {
+            match live_event(row, &position.event_id) {
+                Ok(Some(event)) => events.push(event),
+                Ok(None) => {}
+                Err(error) => tracing::warn!(target: TARGET, %error, "new event skipped"),
+            }
+        }
+        last = Some(position);
+    }
+    Ok((events, last, rows.len()))
+}
+
+/// The event of a first sighting, or `None` where the implementation keeps
+/// no tags and content.
+fn live_event(row: &Row, id: &[u8]) -> Result<Option<LiveEvent>> {
+    const WHAT: &str = "relay_live_page";
+    let tags: Option<String> = column(row, 9, WHAT, "tags").map_err(database(WHAT))?;
+    let Some(tags) = tags else {
+        return Ok(None);
+    };
+    let pubkey: Vec<u8> = column(row, 5, WHAT, "pubkey").map_err(database(WHAT))?;
+    let created_at: i64 = column(row, 6, WHAT, "created_at").map_err(database(WHAT))?;
+    let kind: i32 = column(row, 7, WHAT, "kind").map_err(database(WHAT))?;
+    let mut tagvalues: Vec<String> = column(row, 8, WHAT, "tagvalues").map_err(database(WHAT))?;
+    let content: String = column(row, 10, WHAT, "content").map_err(database(WHAT))?;
+    let content_raw: Option<Vec<u8>> =
+        column(row, 11, WHAT, "content_raw").map_err(database(WHAT))?;
+    let sig: Vec<u8> = column(row, 12, WHAT, "sig").map_err(database(WHAT))?;
+    let bad = |reason: String| Error::BadRow {
+        id: hex::encode(id),
+        reason,
+    };
+    let json = event_json(&StoredColumns {
+        id,
+        pubkey: &pubkey,
+        created_at,
+        kind,
+        tags: &tags,
+        content: &content,
+        content_raw: content_raw.as_deref(),
+        sig: &sig,
+    })
+    .map_err(|e| bad(e.to_string()))?;
+    tagvalues.sort_unstable();
+    Ok(Some(LiveEvent {
+        id: id
+            .try_into()
+            .map_err(|_| bad("id is not 32 bytes".to_owned()))?,
+        pubkey: pubkey
+            .as_slice()
+            .try_into()
+            .map_err(|_| bad("pubkey is not 32 bytes".to_owned()))?,
+        created_at,
+        kind,
+        tagvalues,
+        json,
+    }))
+}
+
+/// The event JSON of a row of the relay's event queries.
+fn stored_json(row: &Row) -> Result<String> {
+    const WHAT: &str = "events";
+    let (first, what) = (0, WHAT);
+    let id: Vec<u8> = column(row, first, what, "id").map_err(database(what))?;
+    let pubkey: Vec<u8> = column(row, first + 1, what, "pubkey").map_err(database(what))?;
+    let created_at: i64 = column(row, first + 2, what, "created_at").map_err(database(what))?;
+    let kind: i32 = column(row, first + 3, what, "kind").map_err(database(what))?;
+    let tags: String = column(row, first + 4, what, "tags").map_err(database(what))?;
+    let content: String = column(row, first + 5, what, "content").map_err(database(what))?;
+    let content_raw: Option<Vec<u8>> =
+        column(row, first + 6, what, "content_raw").map_err(database(what))?;
+    let sig: Vec<u8> = column(row, first + 7, what, "sig").map_err(database(what))?;
+    event_json(&StoredColumns {
+        id: &id,
+        pubkey: &pubkey,
+        created_at,
+        kind,
+        tags: &tags,
+        content: &content,
+        content_raw: content_raw.as_deref(),
+        sig: &sig,
+    })
+    .map_err(|e| Error::BadRow {
+        id: hex::encode(&id),
+        reason: e.to_string(),
+    })
+}
