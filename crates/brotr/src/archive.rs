@@ -9,7 +9,9 @@
 //!   documents;
 //! - `cleanup`: deleting what no relay refers to any more;
 //! - `reads`: looking relays and events up, and paging through events
-//!   ([`EventFilter`], [`EventCursor`]).
+//!   ([`EventFilter`], [`EventCursor`]);
+//! - `provenance`: the relays an event was seen on ([`Sighting`]), and a
+//!   relay with its latest check ([`RelayReport`], [`LatestCheck`]).
 //!
 //! Each call is one call of a stored procedure of the implementation's
 //! function contract.
@@ -19,18 +21,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bigbrotr_config::{BrotrConfig, Problems};
-use bigbrotr_pool::ConnectionPool;
+use bigbrotr_pool::{column, ConnectionPool, Row};
 
 use crate::error::{database, Error, Result};
+use crate::relay::Network;
 use crate::verify::VerifiedSignatures;
 
 mod cleanup;
 mod events;
+mod provenance;
 mod reads;
 mod relay_metadata;
 mod relays;
 
 pub use events::{InsertEventsReport, Rejected};
+pub use provenance::{LatestCheck, RelayReport, Sighting};
 pub use reads::{EventCursor, EventFilter};
 
 /// The archive: relays, events with the relays they were seen on, and relay
@@ -118,6 +123,16 @@ impl Brotr {
             Err(_) => Err(Error::Timeout { what, after: limit }),
         }
     }
+}
+
+/// Column `index` of `row`, a network name, as a [`Network`].
+fn network_column(row: &Row, index: usize, what: &'static str) -> Result<Network> {
+    let name: String = column(row, index, what, "network").map_err(database(what))?;
+    name.parse().map_err(|e| Error::Decode {
+        what,
+        column: "network",
+        source: Box::new(e),
+    })
 }
 
 /// A count returned by the database; never negative.

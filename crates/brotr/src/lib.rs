@@ -10,7 +10,9 @@
 //!   batches are validated first, then stored in chunks of
 //!   `brotr.batch_size`, one transaction each. [`InsertEventsReport`] and
 //!   [`Rejected`] tell what a batch of events did; [`EventFilter`] and
-//!   [`EventCursor`] page through events.
+//!   [`EventCursor`] page through events; provenance: the relays an event
+//!   was seen on and when ([`Sighting`]), and a relay with its latest check
+//!   and documents ([`RelayReport`], [`LatestCheck`]).
 //! - `event`: [`validate_event`] (id and signature, through `nostr`), and
 //!   the lossless mapping of an event to the `events` columns and back
 //!   (U+0000 kept in `content_raw` / `tags_raw`, tag values computed for
@@ -38,7 +40,10 @@ mod relay;
 mod schema;
 mod verify;
 
-pub use archive::{Brotr, EventCursor, EventFilter, InsertEventsReport, Rejected};
+pub use archive::{
+    Brotr, EventCursor, EventFilter, InsertEventsReport, LatestCheck, Rejected, RelayReport,
+    Sighting,
+};
 pub use bigbrotr_pool::{read_schema_dir, SchemaFile};
 pub use error::{Error, InvalidRelayUrl, RejectReason, Result};
 pub use event::{tagvalues, validate_event};

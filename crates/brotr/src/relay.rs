@@ -4,6 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use nostr::{RelayUrl, Url};
+use serde::{Serialize, Serializer};
 
 use crate::error::InvalidRelayUrl;
 
@@ -81,6 +82,13 @@ impl Network {
 impl fmt::Display for Network {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// As its name: `"clearnet"` or `"tor"`.
+impl Serialize for Network {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
@@ -337,6 +345,14 @@ mod tests {
         );
         assert_eq!(Network::of_url_text("abc.onion"), Network::Tor);
         assert_eq!(Network::of_url_text(""), Network::Clearnet);
+    }
+
+    #[test]
+    fn a_network_serializes_as_its_name() {
+        assert_eq!(
+            serde_json::to_string(&[Network::Clearnet, Network::Tor]).unwrap(),
+            r#"["clearnet","tor"]"#
+        );
     }
 
     #[test]

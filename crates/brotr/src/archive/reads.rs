@@ -5,7 +5,7 @@
 use bigbrotr_pool::{column, Row, Type};
 use nostr::{Event, EventId};
 
-use super::Brotr;
+use super::{network_column, Brotr};
 use crate::error::{database, Error, Result};
 use crate::event::{validate_event, StoredEvent};
 use crate::relay::{validate_relay_url, Relay, RelayId};
@@ -36,15 +36,10 @@ impl Brotr {
         let Some(row) = row else {
             return Ok(None);
         };
-        let network: String = column(&row, 2, WHAT, "network").map_err(database(WHAT))?;
         Ok(Some(Relay {
             id: RelayId(column(&row, 0, WHAT, "id").map_err(database(WHAT))?),
             url: column(&row, 1, WHAT, "url").map_err(database(WHAT))?,
-            network: network.parse().map_err(|e| Error::Decode {
-                what: WHAT,
-                column: "network",
-                source: Box::new(e),
-            })?,
+            network: network_column(&row, 2, WHAT)?,
             inserted_at: column(&row, 3, WHAT, "inserted_at").map_err(database(WHAT))?,
         }))
     }
@@ -188,7 +183,7 @@ impl Brotr {
 
     /// The form of `url` to look up: normalised when validation is on and it
     /// normalises, as given otherwise.
-    fn lookup_form(&self, url: &str) -> String {
+    pub(super) fn lookup_form(&self, url: &str) -> String {
         if self.config.enable_relay_validation {
             if let Ok(normal) = validate_relay_url(url) {
                 return normal.as_str().to_owned();

@@ -7,6 +7,7 @@ mod corpus;
 mod events;
 mod lossless;
 mod metadata;
+mod provenance;
 mod relays;
 mod schema;
 mod support;
