@@ -100,13 +100,16 @@ impl Validate for RuntimeConfig {
     fn validate(&self, _problems: &mut Problems) {}
 }
 
-/// The endpoint serving `/health`, `/status` and `/metrics`.
+/// The endpoint serving `/health`, `/status`, `/metrics` and the
+/// provenance endpoints.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     /// Whether the endpoint serving `/health/live` (200 while the process
     /// answers), `/health/ready` and `/health` (200 or 503), `/status`
-    /// (JSON) and `/metrics` (Prometheus) runs. Default `true`.
+    /// (JSON), `/metrics` (Prometheus), `/events/<id>/relays` (the relays an
+    /// event was seen on, JSON) and `/relays/<url>` (a relay and its latest
+    /// check, JSON) runs. Default `true`.
     pub enabled: bool,
     /// IP address and port to listen on. Default `127.0.0.1:9109`; port 0
     /// takes any free port. Keep it on loopback unless a firewall guards it.

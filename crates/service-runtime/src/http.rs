@@ -1,5 +1,6 @@
 //! The HTTP endpoint: `/health/live`, `/health/ready` (and `/health`),
-//! `/status` and `/metrics` on a local address, served with `hyper`.
+//! `/status`, `/metrics` and the provenance endpoints `/events/<id>/relays`
+//! and `/relays/<url>` on a local address, served with `hyper`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -21,6 +22,7 @@ use tokio_util::task::TaskTracker;
 use crate::error::{Error, Result};
 use crate::metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
 use crate::process_status::ProcessState;
+use crate::provenance::{self, Query};
 use crate::service::TARGET;
 
 /// Longest wait for the headers of a request.
@@ -34,8 +36,12 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// | `/health/ready`, `/health` | `200 ready` when [`ProcessState::readiness`] finds nothing wrong, else `503 not ready` and what it found, one a line |
 /// | `/status` | the [`ProcessStatus`](crate::ProcessStatus) as JSON |
 /// | `/metrics` | the Prometheus text format |
+/// | `/events/<id>/relays` | the relays the event `<id>` (64 hexadecimal digits) was seen on, with when, earliest first, as JSON: `{"id": …, "relays": [{"url": …, "network": …, "seen_at": …}, …]}`; `404` when the event is not archived, `400` when `<id>` is not an event id |
+/// | `/relays/<url>` | the relay recorded under `<url>` (percent-encoded or written plainly, in any spelling that normalises alike) and its latest check as JSON: `url`, `network`, `inserted_at`, `latest_check` (`generated_at`, `connected`, `nip11`, `nip66`; `null` when never checked); `404` when unknown, `400` when `<url>` does not decode |
 ///
-/// Other paths are `404`; methods other than `GET` and `HEAD` are `405`.
+/// The provenance answers are JSON, errors included (`{"error": …}`); when
+/// the archive cannot answer they are `503`, logged. Other paths are `404`;
+/// methods other than `GET` and `HEAD` are `405`.
 #[derive(Debug)]
 pub struct HttpServer {
     address: SocketAddr,
@@ -150,10 +156,17 @@ async fn respond(state: &ProcessState, request: &Request<Incoming>) -> Response<
             state.render_metrics().into_bytes(),
             METRICS_CONTENT_TYPE,
         ),
-        _ => text(
-            StatusCode::NOT_FOUND,
-            "not found: try /health/live, /health/ready, /status or /metrics\n",
-        ),
+        path => match Query::of_path(path) {
+            Some(query) => {
+                let (status, body) = provenance::answer(state.brotr(), query).await;
+                with_type(status, body, "application/json")
+            }
+            None => text(
+                StatusCode::NOT_FOUND,
+                "not found: try /health/live, /health/ready, /status, /metrics, \
+                 /events/<id>/relays or /relays/<url>\n",
+            ),
+        },
     }
 }
 

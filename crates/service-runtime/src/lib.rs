@@ -35,7 +35,10 @@
 //!   gauges services ask it for by name ([`ServiceMetrics`]), at most
 //!   [`MAX_SERIES_PER_METRIC`] label sets each.
 //! - `http`: [`HttpServer`], `/health/live`, `/health/ready` (and
-//!   `/health`), `/status` and `/metrics`.
+//!   `/health`), `/status`, `/metrics` and the provenance endpoints.
+//! - `provenance`: the answers of `/events/<id>/relays` (the relays an event
+//!   was seen on) and `/relays/<url>` (a relay and its latest check), JSON
+//!   read from the archive.
 //! - `egress`: the egress policy of `config/core/egress.yaml`
 //!   ([`load_egress_file`]) and WebSocket connections through it
 //!   ([`connect_websocket`], [`EgressTransport`] for `nostr-sdk` clients).
@@ -51,6 +54,7 @@ mod keys;
 mod lifecycle;
 mod metrics;
 mod process_status;
+mod provenance;
 mod registry;
 mod service;
 mod status;

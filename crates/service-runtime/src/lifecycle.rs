@@ -65,7 +65,7 @@ impl Runtime {
     pub fn new(implementation: Implementation, brotr: Brotr, settings: RuntimeConfig) -> Self {
         let state = Arc::new(ProcessState::new(
             implementation.name(),
-            brotr.pool().clone(),
+            brotr.clone(),
             settings.http.database_check_interval,
         ));
         Self {
@@ -198,7 +198,7 @@ impl Runtime {
             tracing::info!(
                 target: TARGET,
                 address = %server.local_addr(),
-                "serving /health, /health/live, /health/ready, /status and /metrics"
+                "serving /health, /health/live, /health/ready, /status, /metrics, /events/<id>/relays and /relays/<url>"
             );
             self.http = Some(server);
         }

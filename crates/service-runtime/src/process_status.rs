@@ -1,11 +1,12 @@
 //! What the HTTP endpoint reports on: [`ProcessState`], the services of the
-//! process and the pool they share, and [`ProcessStatus`], what `/status`
+//! process and the archive they share, and [`ProcessStatus`], what `/status`
 //! shows.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use bigbrotr_brotr::Brotr;
 use bigbrotr_logging::ErrorChain;
 use bigbrotr_pool::{ConnectionPool, PoolStats};
 use serde::Serialize;
@@ -19,11 +20,11 @@ use crate::status::{ServiceStatus, State, StatusCell};
 const DATABASE_CHECK_LIMIT: Duration = Duration::from_secs(2);
 
 /// What the HTTP endpoint reports on: the services of the process and the
-/// pool they share.
+/// archive they share (its pool, and what the provenance endpoints read).
 #[derive(Debug)]
 pub struct ProcessState {
     implementation: String,
-    pool: ConnectionPool,
+    brotr: Brotr,
     metrics: Metrics,
     services: Services,
     shutting_down: AtomicBool,
@@ -47,22 +48,22 @@ struct Checked {
 }
 
 impl ProcessState {
-    /// The state of a process running `implementation` on `pool`, with no
+    /// The state of a process running `implementation` on `brotr`, with no
     /// service yet, asking the database whether it answers at most once
     /// per `database_check_interval`. Its metrics registry reads the
     /// services' and the pool's figures at each scrape.
     pub(crate) fn new(
         implementation: &str,
-        pool: ConnectionPool,
+        brotr: Brotr,
         database_check_interval: Duration,
     ) -> Self {
         let services = Services::default();
         let metrics = Metrics::new();
         metrics.register_collector(ServiceCollector::new(Arc::clone(&services)));
-        metrics.register_collector(PoolCollector::new(pool.clone()));
+        metrics.register_collector(PoolCollector::new(brotr.pool().clone()));
         Self {
             implementation: implementation.to_owned(),
-            pool,
+            brotr,
             metrics,
             services,
             shutting_down: AtomicBool::new(false),
@@ -75,6 +76,16 @@ impl ProcessState {
 
     pub(crate) fn add(&self, status: StatusCell) {
         lock(&self.services).push(status);
+    }
+
+    /// The archive the provenance endpoints read.
+    pub(crate) fn brotr(&self) -> &Brotr {
+        &self.brotr
+    }
+
+    /// The pool the services share.
+    fn pool(&self) -> &ConnectionPool {
+        self.brotr.pool()
     }
 
     /// The registry the services' own metrics go to.
@@ -141,7 +152,7 @@ impl ProcessState {
             problems,
             shutting_down: self.shutting_down.load(Ordering::SeqCst),
             services: self.services(),
-            pool: self.pool.stats(),
+            pool: self.pool().stats(),
         }
     }
 
@@ -185,9 +196,9 @@ impl ProcessState {
 
     /// Why the pool cannot be used, if it cannot.
     fn pool_problem(&self) -> Option<String> {
-        if self.pool.is_closed() {
+        if self.pool().is_closed() {
             Some("the connection pool is closed".to_owned())
-        } else if !self.pool.is_connected() {
+        } else if !self.pool().is_connected() {
             Some("the connection pool is not connected".to_owned())
         } else {
             None
@@ -203,7 +214,7 @@ impl ProcessState {
                 return checked.problem.clone();
             }
         }
-        let problem = match self.pool.health_check(DATABASE_CHECK_LIMIT).await {
+        let problem = match self.pool().health_check(DATABASE_CHECK_LIMIT).await {
             Ok(_) => None,
             Err(error) => Some(format!(
                 "the database does not answer: {}",

@@ -9,24 +9,10 @@ use bigbrotr_test_support::{metrics_problems, TestDb};
 use serde_json::Value;
 
 use crate::support::{
-    pool_to, probe_file, runtime_on, runtime_on_pool, settings, Probe, ProbeConfig, Proxy,
+    get, pool_to, probe_file, runtime_on, runtime_on_pool, settings, Probe, ProbeConfig, Proxy,
 };
 
 const MS: Duration = Duration::from_millis(1);
-
-async fn get(address: SocketAddr, path: &str) -> (u16, String, String) {
-    let response = reqwest::get(format!("http://{address}{path}"))
-        .await
-        .expect("the endpoint answers");
-    let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    (status, content_type, response.text().await.expect("a body"))
-}
 
 /// Polls `/health` until it answers `expected`, for at most 10 s.
 async fn wait_for_health(address: SocketAddr, expected: u16) {

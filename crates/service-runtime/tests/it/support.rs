@@ -156,6 +156,22 @@ pub(crate) fn settings(grace: Duration) -> RuntimeConfig {
     settings
 }
 
+/// The status, `Content-Type` and body of a `GET` of `path` on the HTTP
+/// endpoint at `address`.
+pub(crate) async fn get(address: SocketAddr, path: &str) -> (u16, String, String) {
+    let response = reqwest::get(format!("http://{address}{path}"))
+        .await
+        .expect("the endpoint answers");
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (status, content_type, response.text().await.expect("a body"))
+}
+
 /// Rows of `table` in `db`.
 pub(crate) async fn count(db: &TestDb, table: &str) -> i64 {
     let client = db.client().await.expect("a connection");
