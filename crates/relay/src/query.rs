@@ -343,6 +343,9 @@ pub(crate) fn event_json(columns: &StoredColumns<'_>) -> Result<String, BadRow> 
 }
 
 #[cfg(test)]
+mod explain;
+
+#[cfg(test)]
 mod tests {
     use nostr::{EventBuilder, JsonUtil, Keys, Kind, Tag};
 
