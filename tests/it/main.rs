@@ -6,5 +6,6 @@ mod deploy;
 mod dev_database;
 mod faults;
 mod prometheus;
+mod relay_to_relay;
 mod schema;
 mod services;

@@ -1,6 +1,8 @@
 //! The HTTP endpoint of `bigbrotr run` with several real services in one
 //! process: a service that fails stops alone while the others go on, and the
-//! endpoint says which and why; `/metrics` passes `promtool check metrics`.
+//! endpoint says which and why; `/metrics` passes `promtool check metrics`;
+//! `bigbrotr run relay` serves the archive to a Nostr client, and the
+//! endpoint tells where each event was seen.
 
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
@@ -122,8 +124,13 @@ impl Drop for Running {
 
 /// The address the runtime's log line says it serves on.
 fn served_at(log: &str) -> Option<SocketAddr> {
+    address_in(log, SERVING)
+}
+
+/// The address of the first log line containing `marker`.
+fn address_in(log: &str, marker: &str) -> Option<SocketAddr> {
     log.lines()
-        .filter(|line| line.contains(SERVING))
+        .filter(|line| line.contains(marker))
         .find_map(|line| {
             let (_, rest) = line.split_once("address=")?;
             let value = rest.split_whitespace().next()?;
@@ -308,6 +315,101 @@ async fn the_metrics_of_a_running_process_pass_promtool_check_metrics() {
         assert!(metrics.contains(sample), "no {sample:?} in\n{metrics}");
     }
 
+    let (exit, stdout, log) = running.terminate();
+    assert_eq!(exit.code(), Some(0), "{stdout}\n{log}");
+}
+
+/// `bigbrotr run relay` over an archive filled by `bigbrotr import`: a Nostr
+/// client (nostr-sdk's, as `nak req -k 1 -l 5` would) gets the five newest
+/// notes, verified; `EVENT` is refused; the endpoint answers where an event
+/// was seen and `/metrics` passes promtool with the relay's families.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bigbrotr_run_relay_serves_the_archive_to_a_nostr_client() {
+    use nostr::{EventBuilder, JsonUtil, Keys, Kind};
+
+    let db = TestDb::new("bigbrotr").await.expect("test database");
+    let keys = Keys::generate();
+    let notes: Vec<nostr::Event> = (0..8)
+        .map(|i| {
+            EventBuilder::new(Kind::TextNote, format!("note {i}"))
+                .custom_created_at(nostr::Timestamp::from_secs(1_700_000_000 + i))
+                .sign_with_keys(&keys)
+                .expect("signed")
+        })
+        .collect();
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let file = dir.path().join("notes.jsonl");
+    let lines: Vec<String> = notes.iter().map(JsonUtil::as_json).collect();
+    std::fs::write(&file, lines.join("\n")).expect("written");
+    let imported = bigbrotr(&db, "bigbrotr")
+        .args(["import", "--relay", "wss://seen.example"])
+        .arg(&file)
+        .output()
+        .expect("import runs");
+    assert!(imported.status.success(), "{imported:?}");
+
+    let mut command = bigbrotr(&db, "bigbrotr");
+    command
+        .args(["run", "relay"])
+        .env("BIGBROTR_RELAY__LISTEN", "127.0.0.1:0");
+    let running = Running::start(command);
+    let started = Instant::now();
+    let relay = loop {
+        if let Some(address) = address_in(&running.log(), "read-only relay") {
+            break address;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{}",
+            running.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+
+    let client = nostr_sdk::Client::new(keys.clone());
+    client
+        .add_relay(format!("ws://{relay}"))
+        .await
+        .expect("relay");
+    client.connect().await;
+    let filter = nostr::Filter::new().kind(Kind::TextNote).limit(5);
+    let got = client
+        .fetch_events(filter, Duration::from_secs(20))
+        .await
+        .expect("events");
+    let mut got: Vec<u64> = got
+        .iter()
+        .map(|e| e.created_at.as_secs() - 1_700_000_000)
+        .collect();
+    got.sort_unstable();
+    assert_eq!(got, [3, 4, 5, 6, 7]);
+    let refused = client
+        .send_event(
+            &EventBuilder::text_note("mine")
+                .sign_with_keys(&keys)
+                .expect("signed"),
+        )
+        .await
+        .expect("sent");
+    assert!(refused.success.is_empty(), "{refused:?}");
+    client.disconnect().await;
+
+    let (code, body) = running
+        .get(&format!("/events/{}/relays", notes[0].id.to_hex()))
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let seen: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(seen["relays"][0]["url"], "wss://seen.example");
+    let (code, metrics) = running.get("/metrics").await;
+    assert_eq!(code, 200);
+    assert_eq!(metrics_problems(&metrics), "", "in\n{metrics}");
+    for sample in [
+        "bigbrotr_relay_messages_total{service=\"relay\",type=\"req\"}",
+        "bigbrotr_relay_messages_total{service=\"relay\",type=\"event\"} 1\n",
+        "bigbrotr_relay_events_sent_total{service=\"relay\"} 5\n",
+    ] {
+        assert!(metrics.contains(sample), "no {sample:?} in\n{metrics}");
+    }
     let (exit, stdout, log) = running.terminate();
     assert_eq!(exit.code(), Some(0), "{stdout}\n{log}");
 }
