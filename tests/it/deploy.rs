@@ -87,11 +87,12 @@ fn the_services_profile_runs_each_service_in_its_own_container() {
             "finder",
             "synchronizer",
             "refresher",
+            "relay",
             "tor",
             "prometheus"
         ])
     );
-    for name in ["monitor", "finder", "synchronizer", "refresher"] {
+    for name in ["monitor", "finder", "synchronizer", "refresher", "relay"] {
         let service = &services[name];
         assert_eq!(
             service["command"],
