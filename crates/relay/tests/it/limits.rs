@@ -142,3 +142,49 @@ async fn the_nip11_document_states_the_real_limits() {
         .expect("text")
         .contains("read-only Nostr relay"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_connection_is_closed_after_the_idle_timeout() {
+    let mut relay = config();
+    relay.idle_timeout = std::time::Duration::from_millis(300);
+    let served = serve("bigbrotr", relay, &[]).await;
+    let mut raw = Raw::connect(&served.url()).await;
+    // Not reading, the client answers no ping.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    // `next` fails the test when nothing comes within 20 s: the relay ended
+    // the connection, sending nothing before.
+    assert_eq!(raw.next().await, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_past_the_time_limit_is_closed_and_the_connection_goes_on() {
+    let mut relay = config();
+    relay.query_timeout = std::time::Duration::from_millis(10);
+    let served = serve("bigbrotr", relay, &[]).await;
+    // Rows enough that counting them takes longer than 10 ms.
+    served
+        .brotr
+        .pool()
+        .execute(
+            "INSERT INTO events (id, pubkey, created_at, kind, tags, content, sig) \
+             SELECT sha256(int8send(i)), sha256(int8send(i % 1000)), i, 1, '[]', '', \
+                    decode(repeat('00', 64), 'hex') \
+             FROM generate_series(1, 600000) AS i",
+            &[],
+        )
+        .await
+        .expect("rows");
+    let mut raw = Raw::connect(&served.url()).await;
+    raw.send(&json!(["COUNT", "slow", {"kinds": [1, 2]}])).await;
+    assert_eq!(
+        raw.until(&["COUNT", "CLOSED"]).await,
+        [json!([
+            "CLOSED",
+            "slow",
+            "error: the query ran past 10 ms; narrow the filter"
+        ])]
+    );
+    let (events, end) = raw.req("quick", &[json!({"ids": ["00".repeat(32)]})]).await;
+    assert!(events.is_empty());
+    assert_eq!(end, json!(["EOSE", "quick"]));
+}
