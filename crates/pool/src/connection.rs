@@ -151,6 +151,17 @@ impl PooledConnection {
         Ok(())
     }
 
+    /// Sends `BEGIN` and `SET LOCAL statement_timeout` in one script: one
+    /// round trip. Marked in a transaction first: should the script fail
+    /// after its `BEGIN`, the connection is discarded when dropped rather
+    /// than handed out inside an aborted transaction.
+    pub(crate) async fn begin_transaction_within(&mut self, limit: Duration) -> Result<()> {
+        self.in_transaction = true;
+        let millis = limit.as_millis().max(1);
+        let script = format!("BEGIN; SET LOCAL statement_timeout = {millis}");
+        self.run(&call::script("BEGIN", &script)).await
+    }
+
     /// Sends `COMMIT` or `ROLLBACK` (`what`). Any answer from the server ends
     /// the transaction, a failed `COMMIT` included (the server rolled back).
     pub(crate) async fn end_transaction(&mut self, what: &'static str) -> Result<()> {

@@ -367,6 +367,23 @@ impl ConnectionPool {
         self.get_connection().await?.begin().await
     }
 
+    /// Starts a transaction whose statements the server cancels past
+    /// `limit` (`SET LOCAL statement_timeout`, sent with the `BEGIN` in one
+    /// round trip): for statements whose cost a stranger chooses, such as
+    /// the archive relay's queries. A statement past it fails with SQLSTATE
+    /// `57014` (`query_canceled`) and leaves the connection usable; the
+    /// client-side `pool.command_timeout` still bounds each call too.
+    #[tracing::instrument(
+        name = "pool.begin_within",
+        target = "bigbrotr::pool",
+        level = "debug",
+        skip_all,
+        err(level = "debug")
+    )]
+    pub async fn begin_within(&self, limit: Duration) -> Result<PoolTransaction> {
+        PoolTransaction::begin_within(self.get_connection().await?, limit).await
+    }
+
     /// Runs `work` in a transaction: commits when it returns `Ok`, rolls
     /// back when it returns `Err` (and returns that error). Not retried:
     /// `work` runs at most once.

@@ -44,6 +44,16 @@ impl PoolTransaction {
         })
     }
 
+    /// Sends `BEGIN` on `conn`, with `statement_timeout` set to `limit` for
+    /// the transaction.
+    pub(crate) async fn begin_within(mut conn: PooledConnection, limit: Duration) -> Result<Self> {
+        conn.begin_transaction_within(limit).await?;
+        Ok(Self {
+            conn: Some(conn),
+            aborted: false,
+        })
+    }
+
     /// Whether a statement of the transaction failed, so that it can only be
     /// rolled back.
     #[must_use]

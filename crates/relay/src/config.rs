@@ -57,6 +57,11 @@ pub struct RelayConfig {
     /// reconciliation holds millions of ids in memory (40 bytes each).
     /// Default 500000.
     pub max_negentropy_events: u32,
+    /// Reconciliations open at once over all connections; one more is
+    /// answered `NEG-ERR` until one ends. With `max_negentropy_events` it
+    /// bounds their memory: 8 × 500000 × 40 bytes, 160 MB, at most by
+    /// default. Default 8.
+    pub max_negentropy_sessions: u32,
     /// Longest time one query may run in the database (`statement_timeout`
     /// of its transaction); past it the request is answered `CLOSED` (or
     /// `NEG-ERR`, or a `NOTICE` for `COUNT`). Keep it below
@@ -96,6 +101,7 @@ impl Default for RelayConfig {
             max_filter_values: 1000,
             max_subid_length: 64,
             max_negentropy_events: 500_000,
+            max_negentropy_sessions: 8,
             query_timeout: Duration::from_secs(5),
             live_poll_interval: Duration::from_secs(1),
             live_batch_size: 2000,
@@ -150,6 +156,7 @@ impl Validate for RelayConfig {
             ("max_limit", self.max_limit),
             ("max_filter_values", self.max_filter_values),
             ("max_subid_length", self.max_subid_length),
+            ("max_negentropy_sessions", self.max_negentropy_sessions),
             ("live_batch_size", self.live_batch_size),
         ];
         for (key, value) in positive {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bigbrotr_pool::{column, ConnectionPool, PoolTransaction, Row, Type};
 
 use crate::error::{database, Error, Result};
-use crate::query::{event_json, Conditions, LiveEvent, StoredColumns};
+use crate::query::{event_json, Conditions, LiveEvent, Page, StoredColumns};
 use crate::TARGET;
 
 /// Whether the implementation keeps whole events (`relay_serves_events()`).
@@ -23,48 +23,61 @@ pub(crate) async fn serves_events(pool: &ConnectionPool) -> Result<bool> {
 
 /// A transaction whose statements may each run `limit` at most.
 async fn bounded(pool: &ConnectionPool, limit: Duration) -> Result<PoolTransaction> {
-    const WHAT: &str = "set statement_timeout";
-    let mut tx = pool.begin().await.map_err(database(WHAT))?;
-    let millis = limit.as_millis().to_string();
-    tx.execute(
-        "SELECT set_config('statement_timeout', $1, true)",
-        &[(&millis, Type::TEXT)],
-    )
-    .await
-    .map_err(database(WHAT))?;
-    Ok(tx)
+    pool.begin_within(limit)
+        .await
+        .map_err(database("set statement_timeout"))
 }
 
-/// The events of each filter, newest first, each filter's `limit` of them
-/// (as [`Conditions::history_limit`] says), as JSON objects ready to send;
-/// one list per filter, in order.
-pub(crate) async fn events(
+/// One page of a filter's events (see [`Conditions::events_query`]).
+#[derive(Debug, Default)]
+pub(crate) struct FoundPage {
+    /// Each event's id and JSON, ready to send, newest first.
+    pub(crate) events: Vec<([u8; 32], String)>,
+    /// Where the next page starts, when the byte limit cut this one short.
+    pub(crate) next: Option<(i64, Vec<u8>)>,
+    /// Rows read, events that could not be written included.
+    pub(crate) rows: usize,
+}
+
+/// A page of the events matching `conditions`, in a transaction bounded by
+/// `limit`.
+pub(crate) async fn events_page(
     pool: &ConnectionPool,
-    filters: &[(Conditions, i64)],
+    conditions: &Conditions,
+    page: &Page,
     limit: Duration,
-) -> Result<Vec<Vec<String>>> {
+) -> Result<FoundPage> {
     const WHAT: &str = "events";
     let mut tx = bounded(pool, limit).await?;
-    let mut found = Vec::with_capacity(filters.len());
-    for (conditions, limit) in filters {
-        if *limit == 0 {
-            found.push(Vec::new());
-            continue;
-        }
-        let (sql, params) = conditions.events_query(limit);
-        let rows = tx.fetch_all(&sql, &params).await.map_err(database(WHAT))?;
-        let mut events = Vec::with_capacity(rows.len());
-        for row in &rows {
-            // One row that cannot be written (altered by hand) costs only
-            // itself.
-            match stored_json(row) {
-                Ok(json) => events.push(json),
-                Err(error) => tracing::warn!(target: TARGET, %error, "stored event skipped"),
-            }
-        }
-        found.push(events);
-    }
+    let (sql, params) = conditions.events_query(page);
+    let rows = tx.fetch_all(&sql, &params).await.map_err(database(WHAT))?;
     tx.commit().await.map_err(database(WHAT))?;
+    let mut found = FoundPage {
+        rows: rows.len(),
+        ..FoundPage::default()
+    };
+    let mut last = None;
+    let mut fetched = 0_i64;
+    for row in &rows {
+        fetched = column(row, 8, WHAT, "fetched").map_err(database(WHAT))?;
+        let created_at: i64 = column(row, 2, WHAT, "created_at").map_err(database(WHAT))?;
+        let id: Vec<u8> = column(row, 0, WHAT, "id").map_err(database(WHAT))?;
+        // One row that cannot be written (altered by hand) costs only
+        // itself.
+        match stored_json(row) {
+            // Written, so its id has 32 bytes.
+            Ok(json) => {
+                if let Ok(key) = <[u8; 32]>::try_from(id.as_slice()) {
+                    found.events.push((key, json));
+                }
+            }
+            Err(error) => tracing::warn!(target: TARGET, %error, "stored event skipped"),
+        }
+        last = Some((created_at, id));
+    }
+    if usize::try_from(fetched).unwrap_or(0) > rows.len() {
+        found.next = last;
+    }
     Ok(found)
 }
 
@@ -83,8 +96,13 @@ pub(crate) async fn count(
     Ok(u64::try_from(count).unwrap_or(0))
 }
 
+/// Rows read by one statement of [`negentropy_items`]: what it holds in
+/// memory besides the items.
+const NEGENTROPY_PAGE: i64 = 20_000;
+
 /// `(created_at, id)` of up to `limit` events matching `conditions`,
-/// newest first.
+/// newest first, read in pages of [`NEGENTROPY_PAGE`] rows, each bounded by
+/// `timeout`, in one transaction.
 pub(crate) async fn negentropy_items(
     pool: &ConnectionPool,
     conditions: &Conditions,
@@ -93,20 +111,32 @@ pub(crate) async fn negentropy_items(
 ) -> Result<Vec<(u64, [u8; 32])>> {
     const WHAT: &str = "negentropy items";
     let mut tx = bounded(pool, timeout).await?;
-    let (sql, params) = conditions.negentropy_query(&limit);
-    let rows = tx.fetch_all(&sql, &params).await.map_err(database(WHAT))?;
-    tx.commit().await.map_err(database(WHAT))?;
-    rows.iter()
-        .map(|row| {
+    let mut items = Vec::new();
+    let mut after: Option<(i64, Vec<u8>)> = None;
+    loop {
+        let left = limit - i64::try_from(items.len()).unwrap_or(i64::MAX);
+        let page = left.min(NEGENTROPY_PAGE);
+        if page <= 0 {
+            break;
+        }
+        let (sql, params) = conditions.negentropy_query(after.as_ref(), &page);
+        let rows = tx.fetch_all(&sql, &params).await.map_err(database(WHAT))?;
+        for row in &rows {
             let created_at: i64 = column(row, 0, WHAT, "created_at").map_err(database(WHAT))?;
             let id: Vec<u8> = column(row, 1, WHAT, "id").map_err(database(WHAT))?;
-            let id: [u8; 32] = id.as_slice().try_into().map_err(|_| Error::BadRow {
+            let key: [u8; 32] = id.as_slice().try_into().map_err(|_| Error::BadRow {
                 id: hex::encode(&id),
                 reason: format!("id is {} bytes, not 32", id.len()),
             })?;
-            Ok((u64::try_from(created_at).unwrap_or(0), id))
-        })
-        .collect()
+            items.push((u64::try_from(created_at).unwrap_or(0), key));
+            after = Some((created_at, id));
+        }
+        if i64::try_from(rows.len()).unwrap_or(i64::MAX) < page {
+            break;
+        }
+    }
+    tx.commit().await.map_err(database(WHAT))?;
+    Ok(items)
 }
 
 /// A position in the order sightings are read in after `EOSE`:
@@ -238,19 +268,18 @@ fn live_event(row: &Row, id: &[u8]) -> Result<Option<LiveEvent>> {
     }))
 }
 
-/// The event JSON of a row of the relay's event queries.
+/// The event JSON of a row of [`Conditions::events_query`].
 fn stored_json(row: &Row) -> Result<String> {
     const WHAT: &str = "events";
-    let (first, what) = (0, WHAT);
-    let id: Vec<u8> = column(row, first, what, "id").map_err(database(what))?;
-    let pubkey: Vec<u8> = column(row, first + 1, what, "pubkey").map_err(database(what))?;
-    let created_at: i64 = column(row, first + 2, what, "created_at").map_err(database(what))?;
-    let kind: i32 = column(row, first + 3, what, "kind").map_err(database(what))?;
-    let tags: String = column(row, first + 4, what, "tags").map_err(database(what))?;
-    let content: String = column(row, first + 5, what, "content").map_err(database(what))?;
+    let id: Vec<u8> = column(row, 0, WHAT, "id").map_err(database(WHAT))?;
+    let pubkey: Vec<u8> = column(row, 1, WHAT, "pubkey").map_err(database(WHAT))?;
+    let created_at: i64 = column(row, 2, WHAT, "created_at").map_err(database(WHAT))?;
+    let kind: i32 = column(row, 3, WHAT, "kind").map_err(database(WHAT))?;
+    let tags: String = column(row, 4, WHAT, "tags").map_err(database(WHAT))?;
+    let content: String = column(row, 5, WHAT, "content").map_err(database(WHAT))?;
     let content_raw: Option<Vec<u8>> =
-        column(row, first + 6, what, "content_raw").map_err(database(what))?;
-    let sig: Vec<u8> = column(row, first + 7, what, "sig").map_err(database(what))?;
+        column(row, 6, WHAT, "content_raw").map_err(database(WHAT))?;
+    let sig: Vec<u8> = column(row, 7, WHAT, "sig").map_err(database(WHAT))?;
     event_json(&StoredColumns {
         id: &id,
         pubkey: &pubkey,

@@ -51,6 +51,8 @@ pub(crate) struct Shared {
     pub(crate) serves_events: bool,
     pub(crate) live: LiveFeed,
     pub(crate) metrics: RelayMetrics,
+    /// One permit per reconciliation open (`relay.max_negentropy_sessions`).
+    pub(crate) reconciliations: Arc<tokio::sync::Semaphore>,
     /// The NIP-11 document, written once.
     document: String,
     /// Open connections per client address.
@@ -137,6 +139,9 @@ impl RelayServer {
         }
         let shared = Arc::new(Shared {
             document: nip11_document(&config),
+            reconciliations: Arc::new(tokio::sync::Semaphore::new(
+                config.max_negentropy_sessions as usize,
+            )),
             pool,
             config,
             serves_events,

@@ -9,7 +9,7 @@
 //! sends nothing, pongs included, for `relay.idle_timeout` is closed.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,7 +25,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::live::{LiveBatch, Waiting};
-use crate::query::{Conditions, Refusal};
+use crate::query::{Conditions, Page, Refusal};
 use crate::reads;
 use crate::server::Shared;
 use crate::TARGET;
@@ -37,6 +37,19 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// other relays use, well under a client's message limit.
 const NEGENTROPY_FRAME_LIMIT: u64 = 60_000;
 
+/// The most bytes of tags and content one page of stored events holds (its
+/// first event aside): what a connection keeps in memory while it sends a
+/// `REQ`'s events.
+const PAGE_BYTES: i64 = 1 << 20;
+
+/// Why sending a filter's stored events stopped.
+enum History {
+    /// The query failed.
+    Query(crate::Error),
+    /// The connection was lost.
+    Lost(End),
+}
+
 /// The answer to an `EVENT`.
 pub(crate) const READ_ONLY: &str = "blocked: read-only archive";
 
@@ -45,6 +58,12 @@ pub(crate) const READ_ONLY: &str = "blocked: read-only archive";
 struct LiveSubscription {
     filters: Vec<Conditions>,
     _waiting: Waiting,
+}
+
+/// A reconciliation open, and its place among those of every connection.
+struct Reconciliation {
+    negentropy: Negentropy<'static, NegentropyStorageVector>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// Why a connection ends.
@@ -61,7 +80,7 @@ struct Session<S> {
     ws: WebSocketStream<S>,
     shared: Arc<Shared>,
     subscriptions: HashMap<SubscriptionId, LiveSubscription>,
-    reconciliations: HashMap<SubscriptionId, Negentropy<'static, NegentropyStorageVector>>,
+    reconciliations: HashMap<SubscriptionId, Reconciliation>,
     live: Option<tokio::sync::broadcast::Receiver<LiveBatch>>,
 }
 
@@ -277,33 +296,18 @@ where
         if self.live.is_none() {
             self.live = Some(self.shared.live.subscribe());
         }
-        let limited: Vec<(Conditions, i64)> = conditions
-            .iter()
-            .map(|c| (c.clone(), c.history_limit(config)))
-            .collect();
-        let found = if limited.iter().all(|(_, limit)| *limit == 0) {
-            Ok(Vec::new())
-        } else {
-            reads::events(&self.shared.pool, &limited, config.query_timeout).await
-        };
-        let found = match found {
-            Ok(found) => found,
-            Err(error) => {
+        let mut sent = HashSet::new();
+        let prefix = event_prefix(&id);
+        for filter in &conditions {
+            if let Err(error) = self.history(filter, &prefix, &mut sent).await {
+                let error = match error {
+                    History::Query(error) => error,
+                    History::Lost(end) => return Err(end),
+                };
                 if self.subscriptions.is_empty() {
                     self.live = None;
                 }
                 return self.closed(id, self.query_failure(&error)).await;
-            }
-        };
-        let mut sent = std::collections::HashSet::new();
-        let prefix = event_prefix(&id);
-        for events in found {
-            for json in events {
-                // An event matching several filters is sent once.
-                if found_once(&mut sent, &json) {
-                    self.shared.metrics.events_sent(1);
-                    self.write_text(format!("{prefix}{json}]")).await?;
-                }
             }
         }
         self.send(&RelayMessage::eose(id.clone())).await?;
@@ -314,6 +318,44 @@ where
                 _waiting: waiting,
             },
         );
+        Ok(())
+    }
+
+    /// Sends the stored events of one filter, newest first, page by page
+    /// (each bounded in rows and bytes, so that memory holds one page),
+    /// skipping those already in `sent`.
+    async fn history(
+        &mut self,
+        filter: &Conditions,
+        prefix: &str,
+        sent: &mut HashSet<[u8; 32]>,
+    ) -> Result<(), History> {
+        let shared = Arc::clone(&self.shared);
+        let mut page = Page {
+            after: None,
+            rows: filter.history_limit(&shared.config),
+            bytes: PAGE_BYTES,
+        };
+        while page.rows > 0 {
+            let found =
+                reads::events_page(&shared.pool, filter, &page, shared.config.query_timeout)
+                    .await
+                    .map_err(History::Query)?;
+            for (event_id, json) in found.events {
+                // An event matching several filters is sent once.
+                if sent.insert(event_id) {
+                    shared.metrics.events_sent(1);
+                    self.write_text(format!("{prefix}{json}]"))
+                        .await
+                        .map_err(History::Lost)?;
+                }
+            }
+            let Some(next) = found.next else {
+                break;
+            };
+            page.rows -= i64::try_from(found.rows).unwrap_or(i64::MAX);
+            page.after = Some(next);
+        }
         Ok(())
     }
 
@@ -359,6 +401,18 @@ where
             Ok(conditions) => conditions,
             Err(refusal) => return self.neg_err(id, refusal.to_string()).await,
         };
+        let Ok(permit) = Arc::clone(&self.shared.reconciliations).try_acquire_owned() else {
+            self.shared.metrics.refused("negentropy_sessions");
+            return self
+                .neg_err(
+                    id,
+                    format!(
+                        "rate-limited: {} reconciliations are open on this relay; try again later",
+                        self.shared.config.max_negentropy_sessions
+                    ),
+                )
+                .await;
+        };
         let max = self.shared.config.max_negentropy_events;
         let items = match &conditions {
             None => Ok(Vec::new()),
@@ -397,12 +451,18 @@ where
             Ok(negentropy) => negentropy,
             Err(error) => return self.neg_err(id, format!("error: {error}")).await,
         };
-        self.reconciliations.insert(id.clone(), negentropy);
+        self.reconciliations.insert(
+            id.clone(),
+            Reconciliation {
+                negentropy,
+                _permit: permit,
+            },
+        );
         self.neg_msg(id, initial).await
     }
 
     async fn neg_msg(&mut self, id: SubscriptionId, message: &str) -> Result<(), End> {
-        let Some(negentropy) = self.reconciliations.get_mut(&id) else {
+        let Some(Reconciliation { negentropy, .. }) = self.reconciliations.get_mut(&id) else {
             return self
                 .neg_err(id, "closed: no reconciliation open with this id".to_owned())
                 .await;
@@ -533,20 +593,6 @@ fn event_prefix(id: &SubscriptionId) -> String {
     format!("[\"EVENT\",{id},")
 }
 
-/// Whether the event `json` (as [`crate::query::event_json`] writes it,
-/// starting with its id) is seen for the first time in `sent`.
-fn found_once(sent: &mut std::collections::HashSet<[u8; 32]>, json: &str) -> bool {
-    // `{"id":"` then 64 hex characters.
-    let mut id = [0; 32];
-    match json
-        .get(7..71)
-        .map(|hex_id| hex::decode_to_slice(hex_id, &mut id))
-    {
-        Some(Ok(())) => sent.insert(id),
-        _ => true,
-    }
-}
-
 /// A sealed negentropy storage of `items` and the reconciliation over it.
 fn start_reconciliation(
     items: Vec<(u64, [u8; 32])>,
@@ -567,14 +613,5 @@ mod tests {
     fn an_event_prefix_escapes_the_subscription_id() {
         let id = SubscriptionId::new("a\"b");
         assert_eq!(event_prefix(&id), r#"["EVENT","a\"b","#);
-    }
-
-    #[test]
-    fn an_event_is_sent_once_per_request() {
-        let mut sent = std::collections::HashSet::new();
-        let json = format!("{{\"id\":\"{}\",\"pubkey\":\"\"}}", "ab".repeat(32));
-        assert!(found_once(&mut sent, &json));
-        assert!(!found_once(&mut sent, &json));
-        assert!(found_once(&mut sent, "{}"));
     }
 }

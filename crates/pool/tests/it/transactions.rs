@@ -279,3 +279,37 @@ async fn an_abandoned_copy_aborts_its_transaction() {
     assert!(eventually(Duration::from_secs(1), || pool.stats().in_use == 0).await);
     assert_eq!(f.pool.stats().discarded, 0);
 }
+
+#[tokio::test]
+async fn a_transaction_within_a_limit_has_the_server_cancel_a_longer_statement() {
+    let f = fixture().await;
+    let before = f.pool.stats();
+    let mut tx = f
+        .pool
+        .begin_within(Duration::from_millis(200))
+        .await
+        .expect("begin");
+    let shown: String = tx
+        .fetch_one("SHOW statement_timeout", &[])
+        .await
+        .expect("shown")
+        .get(0);
+    assert_eq!(shown, "200ms");
+    let error = tx
+        .execute("SELECT pg_sleep(5)", &[])
+        .await
+        .expect_err("cancelled by the server");
+    assert_eq!(error.code(), Some(&SqlState::QUERY_CANCELED), "{error}");
+    assert!(tx.is_aborted());
+    tx.rollback().await.expect("rolled back");
+    // BEGIN with its setting in one call, SHOW, the statement, ROLLBACK.
+    assert_eq!(delta(before, f.pool.stats()).calls, 4);
+    // The setting ended with the transaction.
+    let shown: String = f
+        .pool
+        .fetch_one("SHOW statement_timeout", &[])
+        .await
+        .expect("shown")
+        .get(0);
+    assert_ne!(shown, "200ms");
+}

@@ -11,7 +11,7 @@ use bigbrotr_test_support::TestDb;
 use nostr::{Filter, JsonUtil};
 use serde_json::Value;
 
-use super::Conditions;
+use super::{Conditions, Page};
 use crate::config::RelayConfig;
 
 /// The scans of `events` in a plan: `(node type, index name)`.
@@ -93,15 +93,29 @@ async fn every_filter_shape_reads_events_through_an_index() {
                 .expect("valid")
                 .expect("matches some");
             let limit = conditions.history_limit(&config);
+            let first = Page {
+                after: None,
+                rows: limit,
+                bytes: 1 << 20,
+            };
+            let next = Page {
+                after: Some((1_700_000_000, vec![0; 32])),
+                ..first.clone()
+            };
+            let after = (1_700_000_000, vec![0; 32]);
+            // A later page may be read through the `(created_at, id)` index
+            // from the page's start as well: any index will do there.
             let mut statements = vec![
-                conditions.count_query(),
-                conditions.negentropy_query(&limit),
+                (index, conditions.count_query()),
+                (index, conditions.negentropy_query(None, &limit)),
+                ("events_", conditions.negentropy_query(Some(&after), &limit)),
             ];
             // lilbrotr keeps no tags or content: it serves no events.
             if implementation == "bigbrotr" {
-                statements.push(conditions.events_query(&limit));
+                statements.push((index, conditions.events_query(&first)));
+                statements.push(("events_", conditions.events_query(&next)));
             }
-            for (sql, params) in statements {
+            for (index, (sql, params)) in statements {
                 let found = explain(&db, &sql, &params).await;
                 assert!(
                     indexed(&found, index),

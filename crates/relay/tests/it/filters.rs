@@ -264,3 +264,26 @@ async fn a_message_that_is_not_nostr_gets_a_notice_and_the_connection_goes_on() 
     assert_eq!(end, json!(["EOSE", "after"]));
     let _: Value = end;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_events_come_page_by_page_all_of_them_newest_first() {
+    let keys = Keys::generate();
+    // 12 events of 300 kB: more than one page of stored events holds.
+    let events: Vec<Event> = (0..12)
+        .map(|i| {
+            EventBuilder::new(Kind::TextNote, format!("{i}").repeat(300_000))
+                .custom_created_at(nostr::Timestamp::from_secs(1_700_000_000 + i / 2))
+                .sign_with_keys(&keys)
+                .expect("signed")
+        })
+        .collect();
+    let served = serve("bigbrotr", config(), &events).await;
+    let mut raw = Raw::connect(&served.url()).await;
+    let (got, end) = raw.req("big", &[json!({"kinds": [1], "limit": 11})]).await;
+    assert_eq!(end, json!(["EOSE", "big"]));
+    let want = expected(&events, &Filter::new().kind(Kind::TextNote).limit(11));
+    assert_eq!(
+        got.iter().map(|e| e.id).collect::<Vec<_>>(),
+        want.iter().map(|e| e.id).collect::<Vec<_>>()
+    );
+}

@@ -95,3 +95,41 @@ async fn a_reconciliation_over_the_size_limit_is_refused() {
         ])]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliations_past_the_relay_wide_limit_are_refused_until_one_ends() {
+    let mut relay = config();
+    relay.max_negentropy_sessions = 1;
+    let served = serve("bigbrotr", relay, &notes(3)).await;
+    let mut first = Raw::connect(&served.url()).await;
+    let mut second = Raw::connect(&served.url()).await;
+    first
+        .send(&json!(["NEG-OPEN", "a", {}, "6100000200"]))
+        .await;
+    assert_eq!(first.until(&["NEG-MSG", "NEG-ERR"]).await[0][0], "NEG-MSG");
+    second
+        .send(&json!(["NEG-OPEN", "b", {}, "6100000200"]))
+        .await;
+    assert_eq!(
+        second.until(&["NEG-MSG", "NEG-ERR"]).await,
+        [json!([
+            "NEG-ERR",
+            "b",
+            "rate-limited: 1 reconciliations are open on this relay; try again later"
+        ])]
+    );
+    first.send(&json!(["NEG-CLOSE", "a"])).await;
+    // The place frees once the relay read the NEG-CLOSE.
+    let mut answered = Vec::new();
+    for _ in 0..50 {
+        second
+            .send(&json!(["NEG-OPEN", "b", {}, "6100000200"]))
+            .await;
+        answered = second.until(&["NEG-MSG", "NEG-ERR"]).await;
+        if answered[0][0] == "NEG-MSG" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(answered[0][0], "NEG-MSG", "{answered:?}");
+}
