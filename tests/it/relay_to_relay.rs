@@ -7,8 +7,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use bigbrotr_brotr::{Brotr, RelayId};
-use bigbrotr_config::{BrotrConfig, NostrConfig, PoolConfig, RetryConfig};
-use bigbrotr_pool::{ConnectionPool, Type};
+use bigbrotr_config::{BrotrConfig, NostrConfig};
+use bigbrotr_pool::Type;
 use bigbrotr_relay::{RelayConfig, RelayServer};
 use bigbrotr_synchronizer::{Synchronizer, SynchronizerConfig};
 use bigbrotr_test_support::TestDb;
@@ -20,18 +20,7 @@ use tokio_util::sync::CancellationToken;
 const BASE: i64 = 1_700_000_000;
 
 async fn archive(db: &TestDb) -> Brotr {
-    let pool = ConnectionPool::new(
-        &db.database_config(),
-        &PoolConfig {
-            min_size: 1,
-            max_size: 8,
-            timeout: Duration::from_secs(20),
-            command_timeout: Duration::from_secs(30),
-        },
-        &RetryConfig::default(),
-    )
-    .expect("pool");
-    pool.connect().await.expect("connect");
+    let pool = db.connection_pool(8).await.expect("pool");
     Brotr::new(pool, BrotrConfig::default()).expect("brotr")
 }
 

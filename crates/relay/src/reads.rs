@@ -210,7 +210,7 @@ pub(crate) async fn live_page(
         let pubkey: Option<Vec<u8>> = column(row, 5, WHAT, "pubkey").map_err(database(WHAT))?;
         // Deleted between the sighting and the read: nothing to send.
         if first && pubkey.is_some() {
-            match live_event(row, &position.event_id) {
+            match live_event(row) {
                 Ok(Some(event)) => events.push(event),
                 Ok(None) => {}
                 Err(error) => tracing::warn!(target: TARGET, %error, "new event skipped"),
@@ -221,66 +221,41 @@ pub(crate) async fn live_page(
     Ok((events, last, rows.len()))
 }
 
-/// The event of a first sighting, or `None` where the implementation keeps
-/// no tags and content.
-fn live_event(row: &Row, id: &[u8]) -> Result<Option<LiveEvent>> {
-    const WHAT: &str = "relay_live_page";
-    let tags: Option<String> = column(row, 9, WHAT, "tags").map_err(database(WHAT))?;
+/// Where a row holds the columns of an event: `id`, `pubkey`,
+/// `created_at`, `kind`, `tags` (JSON text), `content`, `content_raw`,
+/// `sig`.
+type EventAt = [usize; 8];
+
+/// The columns of [`Conditions::events_query`].
+const EVENTS_QUERY: EventAt = [0, 1, 2, 3, 4, 5, 6, 7];
+/// The columns of `relay_live_page`.
+const LIVE_PAGE: EventAt = [2, 5, 6, 7, 9, 10, 11, 12];
+
+/// An event read from `row` at `at`, as sent; `None` when the row has no
+/// tags (an implementation that keeps none).
+struct RowEvent {
+    id: Vec<u8>,
+    pubkey: Vec<u8>,
+    created_at: i64,
+    kind: i32,
+    json: String,
+}
+
+fn row_event(row: &Row, what: &'static str, at: EventAt) -> Result<Option<RowEvent>> {
+    let [id, pubkey, created_at, kind, tags, content, content_raw, sig] = at;
+    let tags: Option<String> = column(row, tags, what, "tags").map_err(database(what))?;
     let Some(tags) = tags else {
         return Ok(None);
     };
-    let pubkey: Vec<u8> = column(row, 5, WHAT, "pubkey").map_err(database(WHAT))?;
-    let created_at: i64 = column(row, 6, WHAT, "created_at").map_err(database(WHAT))?;
-    let kind: i32 = column(row, 7, WHAT, "kind").map_err(database(WHAT))?;
-    let mut tagvalues: Vec<String> = column(row, 8, WHAT, "tagvalues").map_err(database(WHAT))?;
-    let content: String = column(row, 10, WHAT, "content").map_err(database(WHAT))?;
+    let id: Vec<u8> = column(row, id, what, "id").map_err(database(what))?;
+    let pubkey: Vec<u8> = column(row, pubkey, what, "pubkey").map_err(database(what))?;
+    let created_at: i64 = column(row, created_at, what, "created_at").map_err(database(what))?;
+    let kind: i32 = column(row, kind, what, "kind").map_err(database(what))?;
+    let content: String = column(row, content, what, "content").map_err(database(what))?;
     let content_raw: Option<Vec<u8>> =
-        column(row, 11, WHAT, "content_raw").map_err(database(WHAT))?;
-    let sig: Vec<u8> = column(row, 12, WHAT, "sig").map_err(database(WHAT))?;
-    let bad = |reason: String| Error::BadRow {
-        id: hex::encode(id),
-        reason,
-    };
+        column(row, content_raw, what, "content_raw").map_err(database(what))?;
+    let sig: Vec<u8> = column(row, sig, what, "sig").map_err(database(what))?;
     let json = event_json(&StoredColumns {
-        id,
-        pubkey: &pubkey,
-        created_at,
-        kind,
-        tags: &tags,
-        content: &content,
-        content_raw: content_raw.as_deref(),
-        sig: &sig,
-    })
-    .map_err(|e| bad(e.to_string()))?;
-    tagvalues.sort_unstable();
-    Ok(Some(LiveEvent {
-        id: id
-            .try_into()
-            .map_err(|_| bad("id is not 32 bytes".to_owned()))?,
-        pubkey: pubkey
-            .as_slice()
-            .try_into()
-            .map_err(|_| bad("pubkey is not 32 bytes".to_owned()))?,
-        created_at,
-        kind,
-        tagvalues,
-        json,
-    }))
-}
-
-/// The event JSON of a row of [`Conditions::events_query`].
-fn stored_json(row: &Row) -> Result<String> {
-    const WHAT: &str = "events";
-    let id: Vec<u8> = column(row, 0, WHAT, "id").map_err(database(WHAT))?;
-    let pubkey: Vec<u8> = column(row, 1, WHAT, "pubkey").map_err(database(WHAT))?;
-    let created_at: i64 = column(row, 2, WHAT, "created_at").map_err(database(WHAT))?;
-    let kind: i32 = column(row, 3, WHAT, "kind").map_err(database(WHAT))?;
-    let tags: String = column(row, 4, WHAT, "tags").map_err(database(WHAT))?;
-    let content: String = column(row, 5, WHAT, "content").map_err(database(WHAT))?;
-    let content_raw: Option<Vec<u8>> =
-        column(row, 6, WHAT, "content_raw").map_err(database(WHAT))?;
-    let sig: Vec<u8> = column(row, 7, WHAT, "sig").map_err(database(WHAT))?;
-    event_json(&StoredColumns {
         id: &id,
         pubkey: &pubkey,
         created_at,
@@ -293,5 +268,54 @@ fn stored_json(row: &Row) -> Result<String> {
     .map_err(|e| Error::BadRow {
         id: hex::encode(&id),
         reason: e.to_string(),
-    })
+    })?;
+    Ok(Some(RowEvent {
+        id,
+        pubkey,
+        created_at,
+        kind,
+        json,
+    }))
+}
+
+/// The event of a first sighting, or `None` where the implementation keeps
+/// no tags and content.
+fn live_event(row: &Row) -> Result<Option<LiveEvent>> {
+    const WHAT: &str = "relay_live_page";
+    let Some(event) = row_event(row, WHAT, LIVE_PAGE)? else {
+        return Ok(None);
+    };
+    let mut tagvalues: Vec<String> = column(row, 8, WHAT, "tagvalues").map_err(database(WHAT))?;
+    tagvalues.sort_unstable();
+    // Written, so the id and key have 32 bytes.
+    let (Ok(id), Ok(pubkey)) = (
+        <[u8; 32]>::try_from(event.id.as_slice()),
+        <[u8; 32]>::try_from(event.pubkey.as_slice()),
+    ) else {
+        return Ok(None);
+    };
+    Ok(Some(LiveEvent {
+        id,
+        pubkey,
+        created_at: event.created_at,
+        kind: event.kind,
+        tagvalues,
+        json: event.json,
+    }))
+}
+
+/// The event JSON of a row of [`Conditions::events_query`].
+fn stored_json(row: &Row) -> Result<String> {
+    const WHAT: &str = "events";
+    match row_event(row, WHAT, EVENTS_QUERY)? {
+        Some(event) => Ok(event.json),
+        // `tags` is NOT NULL in every implementation that serves events.
+        None => {
+            let id: Vec<u8> = column(row, 0, WHAT, "id").map_err(database(WHAT))?;
+            Err(Error::BadRow {
+                id: hex::encode(id),
+                reason: "tags is NULL".to_owned(),
+            })
+        }
+    }
 }

@@ -425,6 +425,33 @@ impl TestDb {
         pg_config(&self.config, &self.name)
     }
 
+    /// A connected [`bigbrotr_pool::ConnectionPool`] of up to `max_size`
+    /// connections on the database, with short limits so that a failing
+    /// test fails fast: 20 s to get a connection, 30 s a statement, three
+    /// attempts 20 to 200 ms apart.
+    pub async fn connection_pool(
+        &self,
+        max_size: u32,
+    ) -> bigbrotr_pool::Result<bigbrotr_pool::ConnectionPool> {
+        let pool = bigbrotr_pool::ConnectionPool::new(
+            &self.database_config(),
+            &bigbrotr_config::PoolConfig {
+                min_size: 1,
+                max_size,
+                timeout: Duration::from_secs(20),
+                command_timeout: Duration::from_secs(30),
+            },
+            &bigbrotr_config::RetryConfig {
+                max_attempts: 3,
+                initial_delay: Duration::from_millis(20),
+                max_delay: Duration::from_millis(200),
+                exponential_base: 2.0,
+            },
+        )?;
+        pool.connect().await?;
+        Ok(pool)
+    }
+
     /// The pool on the database.
     pub fn pool(&self) -> &Pool {
         &self.pool

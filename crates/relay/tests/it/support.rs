@@ -6,8 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bigbrotr_brotr::{Brotr, RelayId};
-use bigbrotr_config::{BrotrConfig, DatabaseConfig, PoolConfig, RetryConfig};
-use bigbrotr_pool::ConnectionPool;
+use bigbrotr_config::BrotrConfig;
 use bigbrotr_relay::{RelayConfig, RelayServer};
 use bigbrotr_test_support::TestDb;
 use futures_util::{SinkExt, StreamExt};
@@ -61,28 +60,14 @@ pub(crate) fn config() -> RelayConfig {
 /// holding `events`.
 pub(crate) async fn serve(implementation: &str, config: RelayConfig, events: &[Event]) -> Served {
     let db = TestDb::new(implementation).await.expect("test database");
-    let database = DatabaseConfig {
-        database: db.name().to_owned(),
-        ..db.config().clone()
-    };
-    let pool = ConnectionPool::new(
-        &database,
-        &PoolConfig {
-            min_size: 1,
-            max_size: 8,
-            timeout: Duration::from_secs(20),
-            command_timeout: Duration::from_secs(30),
-        },
-        &RetryConfig::default(),
-    )
-    .expect("pool");
-    pool.connect().await.expect("connect");
+    let pool = db.connection_pool(8).await.expect("pool");
     let brotr = Brotr::new(pool.clone(), BrotrConfig::default()).expect("brotr");
     let relay_id = brotr
         .insert_relay("wss://seen.example", 1)
         .await
         .expect("relay");
     let metrics = bigbrotr_service_runtime::Metrics::new().for_service("relay");
+    let poll = config.live_poll_interval;
     let server = RelayServer::bind(config, pool, metrics)
         .await
         .expect("relay");
@@ -93,6 +78,10 @@ pub(crate) async fn serve(implementation: &str, config: RelayConfig, events: &[E
         _db: db,
     };
     served.store(events).await;
+    // Past the stored events, the feed of new ones starts from after them
+    // (while no subscription waits, at each poll): none comes again after a
+    // first `EOSE`.
+    tokio::time::sleep(poll * 4).await;
     served
 }
 

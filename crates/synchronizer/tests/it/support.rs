@@ -11,8 +11,8 @@ use std::time::Duration;
 use async_wsocket::futures_util::{SinkExt, StreamExt};
 use async_wsocket::native::Message;
 use bigbrotr_brotr::{Brotr, RelayId};
-use bigbrotr_config::{BrotrConfig, NostrConfig, PoolConfig, RetryConfig};
-use bigbrotr_pool::{ConnectionPool, Type};
+use bigbrotr_config::{BrotrConfig, NostrConfig};
+use bigbrotr_pool::Type;
 use bigbrotr_synchronizer::{
     due_pending, relay_state, Cursor, PendingRange, RelayState, Synchronizer, SynchronizerConfig,
 };
@@ -359,23 +359,7 @@ impl Fixture {
     /// A fresh database of the implementation `implementation`.
     pub(crate) async fn of(implementation: &str, config: BrotrConfig) -> Self {
         let db = TestDb::new(implementation).await.expect("test database");
-        let pool = ConnectionPool::new(
-            &db.database_config(),
-            &PoolConfig {
-                min_size: 1,
-                max_size: 8,
-                timeout: Duration::from_secs(20),
-                command_timeout: Duration::from_secs(30),
-            },
-            &RetryConfig {
-                max_attempts: 3,
-                initial_delay: Duration::from_millis(20),
-                max_delay: Duration::from_millis(200),
-                exponential_base: 2.0,
-            },
-        )
-        .expect("valid pool configuration");
-        pool.connect().await.expect("connect");
+        let pool = db.connection_pool(8).await.expect("connect");
         let brotr = Brotr::new(pool, config).expect("valid brotr configuration");
         Self { brotr, _db: db }
     }
