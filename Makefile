@@ -10,14 +10,14 @@ DB_NEEDED := db-up
 endif
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-RUN_SERVICES ?= monitor finder synchronizer refresher
+RUN_SERVICES ?= monitor finder synchronizer refresher relay
 
 .PHONY: help run build test test-unit bench bench-soak bench-refresh doc fmt fmt-check clippy ci coverage db-up db-down db-reset db-status clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-run: $(DB_NEEDED) ## The archive: schema, seed relays, then monitor + finder + synchronizer + refresher (Ctrl-C stops)
+run: $(DB_NEEDED) ## The archive: schema, seed relays, then monitor + finder + synchronizer + refresher + relay (Ctrl-C stops)
 	$(CARGO) build --release -q -p bigbrotr
 	$(CARGO) run --release -q -p bigbrotr -- db init
 	$(CARGO) run --release -q -p bigbrotr -- run initializer
