@@ -21,6 +21,9 @@ use crate::tls::TlsConnector;
 use crate::transaction::PoolTransaction;
 use crate::Param;
 
+/// The name of a [`PooledConnection::batch_execute`] call.
+pub(crate) const SCRIPT: &str = "batch_execute";
+
 /// How long a discarded connection's cancel request may take.
 const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -99,7 +102,7 @@ impl PooledConnection {
     /// runs as one implicit transaction unless it contains its own
     /// `BEGIN`/`COMMIT`.
     pub async fn batch_execute(&mut self, script: &str) -> Result<()> {
-        self.run(&call::script("batch_execute", script)).await
+        self.run(&call::script(SCRIPT, script)).await
     }
 
     /// Starts a transaction on this connection.
@@ -258,6 +261,14 @@ impl PooledConnection {
                 Counters::bump(&counters.errors);
                 if breaks_connection(&source) {
                     self.discard(false, "the connection broke");
+                } else if what == SCRIPT && !self.in_transaction {
+                    // A script may have begun a transaction and failed inside
+                    // it (`BEGIN; …; COMMIT`): the session would stay in an
+                    // aborted transaction, so it is not handed out again.
+                    self.discard(
+                        false,
+                        "a script failed, maybe inside a transaction it began",
+                    );
                 }
                 Err(Error::Query {
                     what,

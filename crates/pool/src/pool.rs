@@ -352,7 +352,8 @@ impl ConnectionPool {
     /// one implicit transaction unless the script has its own
     /// `BEGIN`/`COMMIT`.
     pub async fn batch_execute(&self, script: &str) -> Result<()> {
-        self.run(&call::script("batch_execute", script)).await
+        self.run(&call::script(crate::connection::SCRIPT, script))
+            .await
     }
 
     /// Takes a connection and starts a transaction on it; not retried.

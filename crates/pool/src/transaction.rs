@@ -107,7 +107,8 @@ impl PoolTransaction {
     /// Runs a script of statements separated by `;` with the simple
     /// protocol, without parameters.
     pub async fn batch_execute(&mut self, script: &str) -> Result<()> {
-        self.run(&call::script("batch_execute", script)).await
+        self.run(&call::script(crate::connection::SCRIPT, script))
+            .await
     }
 
     /// Starts a binary `COPY … FROM STDIN` (`sql` such as

@@ -145,6 +145,7 @@ async fn db_init_makes_a_reader_that_only_reads_and_a_writer_that_cannot_change_
     }
 
     let reader = pool_as(&direct, "analyst", "reader secret");
+    reader.connect().await.expect("the reader connects");
     let events: i64 = reader
         .fetch_one("SELECT count(*) FROM events", &[])
         .await
@@ -183,6 +184,46 @@ async fn db_init_makes_a_reader_that_only_reads_and_a_writer_that_cannot_change_
         Some(&SqlState::INSUFFICIENT_PRIVILEGE),
         "{refused:?}"
     );
+    // The archive relay needs no more than the reader may do.
+    let relay = bigbrotr_relay::RelayServer::bind(
+        bigbrotr_relay::RelayConfig {
+            listen: "127.0.0.1:0".parse().expect("address"),
+            ..bigbrotr_relay::RelayConfig::default()
+        },
+        reader.clone(),
+        bigbrotr_service_runtime::Metrics::new().for_service("relay"),
+    )
+    .await
+    .expect("the relay starts as the reader");
+    let client = nostr_sdk::Client::default();
+    client
+        .add_relay(format!("ws://{}", relay.local_addr()))
+        .await
+        .expect("relay");
+    client.connect().await;
+    let mut notifications = client.notifications();
+    client
+        .subscribe(nostr::Filter::new().limit(5), None)
+        .await
+        .expect("subscribed");
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            if let Ok(nostr_sdk::RelayPoolNotification::Message { message, .. }) =
+                notifications.recv().await
+            {
+                match message {
+                    nostr::RelayMessage::EndOfStoredEvents(_) => return "EOSE".to_owned(),
+                    nostr::RelayMessage::Closed { message, .. } => return message.into_owned(),
+                    _ => {}
+                }
+            }
+        }
+    })
+    .await
+    .expect("an answer within 20 s");
+    assert_eq!(answer, "EOSE");
+    client.disconnect().await;
+    relay.shutdown().await;
     reader.disconnect(std::time::Duration::from_secs(5)).await;
     let owner = ConnectionPool::new(&direct, &PoolConfig::default(), &RetryConfig::default())
         .expect("valid configuration");

@@ -294,6 +294,29 @@ async fn batch_execute_runs_a_whole_script() {
 }
 
 #[tokio::test]
+async fn a_script_failing_inside_its_own_transaction_leaves_no_connection_aborted() {
+    // One connection: the next call would get the same session.
+    let f = crate::support::fixture_with(
+        crate::support::pool_config(1),
+        crate::support::fast_retry(1),
+    )
+    .await;
+    let error = f
+        .pool
+        .batch_execute("BEGIN; SELECT 1 / 0; COMMIT")
+        .await
+        .expect_err("division by zero");
+    assert_eq!(error.code(), Some(&SqlState::DIVISION_BY_ZERO));
+    let one: i32 = f
+        .pool
+        .fetch_one("SELECT 1", &[])
+        .await
+        .expect("a session outside any transaction")
+        .get(0);
+    assert_eq!(one, 1);
+}
+
+#[tokio::test]
 async fn a_pooled_connection_runs_statements_and_goes_back_to_the_pool() {
     let f = fixture().await;
     let mut conn = f.pool.get_connection().await.expect("connection");
