@@ -1,9 +1,10 @@
 //! Running the `bigbrotr` command as a child process: its wall time and its
-//! resident memory.
+//! resident memory; a long-running child stopped with `SIGTERM` (killed when
+//! it does not exit).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -25,6 +26,8 @@ pub(crate) struct Bigbrotr {
     pub(crate) log_dir: PathBuf,
     /// Environment variables the command does not inherit.
     pub(crate) env_remove: Vec<String>,
+    /// Environment variables set for the command (after `env_remove`).
+    pub(crate) env: Vec<(String, String)>,
 }
 
 /// What one run took.
@@ -108,6 +111,7 @@ impl Bigbrotr {
         for name in &self.env_remove {
             command.env_remove(name);
         }
+        command.envs(self.env.iter().map(|(name, value)| (name, value)));
         command
             .stdin(std::process::Stdio::null())
             .stdout(create(&out_path)?)
@@ -149,4 +153,82 @@ fn status_field_kib(text: &str, name: &str) -> Option<u64> {
     text.lines()
         .find_map(|line| line.strip_prefix(name))
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// A long-running child process; killed when dropped while still running
+/// (after an error of the benchmark itself).
+pub(crate) struct Running {
+    pub(crate) child: Child,
+}
+
+impl Running {
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// How a child ended.
+#[derive(Debug)]
+pub(crate) struct Stop {
+    pub(crate) status: ExitStatus,
+    /// It exited before the benchmark stopped it.
+    pub(crate) early: bool,
+    /// From `SIGTERM` to its exit.
+    pub(crate) took: Duration,
+    /// It did not exit within the wait and was killed.
+    pub(crate) killed: bool,
+}
+
+/// Stops the child with `SIGTERM` (unless it has exited already, with
+/// `early_exit`) and waits for it, killing it after `wait`.
+pub(crate) async fn stop(
+    running: &mut Running,
+    early_exit: Option<ExitStatus>,
+    wait: Duration,
+) -> anyhow::Result<Stop> {
+    if let Some(status) = early_exit {
+        return Ok(Stop {
+            status,
+            early: true,
+            took: Duration::ZERO,
+            killed: false,
+        });
+    }
+    let pid = running.pid().to_string();
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .context("running `kill -TERM`")?;
+    anyhow::ensure!(sent.success(), "`kill -TERM {pid}` failed ({sent})");
+    let asked = Instant::now();
+    loop {
+        if let Some(status) = running.child.try_wait().context("waiting for a child")? {
+            return Ok(Stop {
+                status,
+                early: false,
+                took: asked.elapsed(),
+                killed: false,
+            });
+        }
+        if asked.elapsed() >= wait {
+            running.child.kill().context("killing a child")?;
+            let status = running.child.wait().context("waiting for a child")?;
+            return Ok(Stop {
+                status,
+                early: false,
+                took: asked.elapsed(),
+                killed: true,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -85,44 +85,69 @@ pub(crate) fn ensure(
         return Ok((files, false));
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    // Written under temporary names and renamed at the end: an interrupted
-    // run leaves nothing that a later run would take for a whole corpus.
-    let partial = |path: &Path| path.with_extension("jsonl.partial");
-    let create = |path: &Path| {
-        File::create(partial(path))
-            .map(|file| BufWriter::with_capacity(1 << 20, file))
-            .with_context(|| format!("creating {}", partial(path).display()))
-    };
-    let mut outputs = vec![(create(&files.all)?, files.all.clone(), 1)];
+    let mut outputs = vec![(JsonLines::create(&files.all)?, 1)];
     if let Some(path) = &files.second_relay {
-        outputs.push((create(path)?, path.clone(), 2));
+        outputs.push((JsonLines::create(path)?, 2));
     }
     let keys: Vec<Keys> = (0..AUTHORS).map(|_| Keys::generate()).collect();
     let mut done = 0;
     while done < count {
         let round = ROUND.min(count - done);
         for (index, line) in (done..).zip(sign_round(&keys, done, round, workers)?) {
-            for (writer, path, every) in &mut outputs {
+            for (writer, every) in &mut outputs {
                 if index % *every == 0 {
-                    writer
-                        .write_all(line.as_bytes())
-                        .and_then(|()| writer.write_all(b"\n"))
-                        .with_context(|| format!("writing {}", partial(path).display()))?;
+                    writer.write(&line)?;
                 }
             }
         }
         done += round;
     }
-    for (writer, path, _) in outputs {
-        writer
+    for (writer, _) in outputs {
+        writer.finish()?;
+    }
+    Ok((files, true))
+}
+
+/// A JSON-lines file being written: under a temporary name until
+/// [`finish`](Self::finish) renames it, so that an interrupted run leaves
+/// nothing a later run would take for a whole file.
+pub(crate) struct JsonLines {
+    writer: BufWriter<File>,
+    partial: PathBuf,
+    path: PathBuf,
+}
+
+impl JsonLines {
+    /// Starts writing `path`.
+    pub(crate) fn create(path: &Path) -> anyhow::Result<Self> {
+        let partial = path.with_extension("jsonl.partial");
+        let file =
+            File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
+        Ok(Self {
+            writer: BufWriter::with_capacity(1 << 20, file),
+            partial,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Appends `line` and a newline.
+    pub(crate) fn write(&mut self, line: &str) -> anyhow::Result<()> {
+        self.writer
+            .write_all(line.as_bytes())
+            .and_then(|()| self.writer.write_all(b"\n"))
+            .with_context(|| format!("writing {}", self.partial.display()))
+    }
+
+    /// Flushes the file to disk and gives it its name.
+    pub(crate) fn finish(self) -> anyhow::Result<()> {
+        self.writer
             .into_inner()
             .map_err(std::io::IntoInnerError::into_error)
             .and_then(|file| file.sync_all())
-            .with_context(|| format!("writing {}", partial(&path).display()))?;
-        std::fs::rename(partial(&path), &path)
-            .with_context(|| format!("renaming to {}", path.display()))?;
+            .with_context(|| format!("writing {}", self.partial.display()))?;
+        std::fs::rename(&self.partial, &self.path)
+            .with_context(|| format!("renaming to {}", self.path.display()))
     }
-    Ok((files, true))
 }
 
 /// Signs events `first..first + count` on `workers` threads and returns

@@ -11,7 +11,6 @@ mod ingest;
 mod measure;
 mod output;
 mod refresh;
-mod relay;
 mod scrape;
 mod soak;
 mod store;

@@ -156,6 +156,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         implementation: IMPLEMENTATION.to_owned(),
         log_dir: settings.dir.clone(),
         env_remove: Vec::new(),
+        env: Vec::new(),
     };
 
     progress(&format!(

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use nostr::Timestamp;
 
-use crate::relay::Behaviour;
+use super::relay::Behaviour;
 use crate::scrape::Metrics;
 
 /// The most events a capped relay returns to one `REQ`.

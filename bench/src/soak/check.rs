@@ -6,11 +6,11 @@ use anyhow::Context as _;
 use bigbrotr_pool::ConnectionPool;
 
 use super::fixtures::Layout;
+use super::relay::BenchRelay;
 use super::sampling::Quarantined;
 use super::settings::Settings;
 use super::synchronizer::{RECEIVED, RECONCILIATIONS, REQUESTS};
 use crate::output::group;
-use crate::relay::BenchRelay;
 use crate::scrape::Metrics;
 
 /// Whether the run downloaded no event: on relays whose events are all

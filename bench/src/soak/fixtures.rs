@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,8 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use nostr::{Event, EventBuilder, JsonUtil, Keys, Kind, Timestamp};
 
-use crate::corpus;
-use crate::relay::{Behaviour, BenchRelay};
+use super::relay::{Behaviour, BenchRelay};
+use crate::corpus::{self, JsonLines};
 use crate::store::{RawEvent, WindowStore};
 
 /// Events over the synchronizer's size limits held by every hostile relay,
@@ -80,12 +80,7 @@ pub(super) fn ensure_events(
         return Ok((path, false));
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    // Written under a temporary name and renamed at the end: an interrupted
-    // run leaves nothing a later run would take for a whole file.
-    let partial = path.with_extension("jsonl.partial");
-    let mut writer = File::create(&partial)
-        .map(|file| BufWriter::with_capacity(1 << 20, file))
-        .with_context(|| format!("creating {}", partial.display()))?;
+    let mut writer = JsonLines::create(&path)?;
     let keys: Vec<Keys> = (0..AUTHORS).map(|_| Keys::generate()).collect();
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -99,19 +94,11 @@ pub(super) fn ensure_events(
     while done < count {
         let round = ROUND.min(count - done);
         for line in corpus::sign_round_with(&keys, done, round, workers, &sign)? {
-            writer
-                .write_all(line.as_bytes())
-                .and_then(|()| writer.write_all(b"\n"))
-                .with_context(|| format!("writing {}", partial.display()))?;
+            writer.write(&line)?;
         }
         done += round;
     }
-    writer
-        .into_inner()
-        .map_err(std::io::IntoInnerError::into_error)
-        .and_then(|file| file.sync_all())
-        .with_context(|| format!("writing {}", partial.display()))?;
-    std::fs::rename(&partial, &path).with_context(|| format!("renaming to {}", path.display()))?;
+    writer.finish()?;
     Ok((path, true))
 }
 

@@ -18,7 +18,8 @@
 //!
 //! The parts: `settings` (what a run does, from the command line), `case`
 //! (how the relays behave and what ends a run), `fixtures` (the events, the
-//! relays' stores and the relays), `root` (the root folder the synchronizer
+//! relays' stores and the relays), `relay` (a relay's WebSocket server and
+//! how it answers), `root` (the root folder the synchronizer
 //! runs with), `synchronizer` (its process and its counters), `sampling`
 //! (readings of the archive and of its memory), `statistics` (rates and the
 //! growth of the memory), `print` and `check` (what a case reports).
@@ -27,6 +28,7 @@ mod case;
 mod check;
 mod fixtures;
 mod print;
+mod relay;
 mod root;
 mod sampling;
 mod settings;
@@ -48,16 +50,16 @@ use self::fixtures::{
     ensure_events, make_stores, read_events, sign_giants, start_relays, Layout, GIANT_CONTENT,
 };
 use self::print::{print_log, print_memory, print_rates, print_stop, print_summary};
+use self::relay::BenchRelay;
 use self::root::{own_overrides, write_root};
 use self::sampling::{archived, quarantine_rows, sample, sightings_per_relay};
 pub(crate) use self::settings::Args;
 use self::settings::Settings;
-use self::synchronizer::{settle, stop, Running, REJECTED, RELAY_SYNCS};
-use crate::child::{self, Bigbrotr};
+use self::synchronizer::{settle, REJECTED, RELAY_SYNCS, STOP_WAIT};
+use crate::child::{self, stop, Bigbrotr, Running};
 use crate::cpu::{self, CpuSnapshot};
 use crate::db::{BenchDb, Server};
 use crate::output::{group, load_average, megabytes, progress};
-use crate::relay::BenchRelay;
 use crate::store::WindowStore;
 use crate::IMPLEMENTATION;
 
@@ -213,6 +215,7 @@ async fn in_fresh_db(
             implementation: IMPLEMENTATION.to_owned(),
             log_dir: settings.locations.dir.clone(),
             env_remove: own_overrides(),
+            env: Vec::new(),
         };
         bigbrotr.run("soak-db-init", db.name(), &["db", "init"])?;
         let pool = server.pool(&db).await?;
@@ -325,7 +328,7 @@ impl Run<'_> {
             .into_iter()
             .chain(samples.iter().filter_map(|sample| sample.peak))
             .max();
-        let stop = stop(&mut running, early_exit).await?;
+        let stop = stop(&mut running, early_exit, STOP_WAIT).await?;
 
         let (final_events, final_sightings) = archived(pool).await?;
         let per_relay = sightings_per_relay(pool).await?;

@@ -11,8 +11,9 @@ use super::statistics::{
     first_past, growth_from, rate, FLAT_GROWTH, MIN_VERDICT_SAMPLES, NEW_HIGH_MARGIN,
 };
 use super::synchronizer::{
-    Stop, RECEIVED, RECEIVED_BYTES, RECONCILIATIONS, REQUESTS, SIGHTINGS, STOP_WAIT, STORED,
+    RECEIVED, RECEIVED_BYTES, RECONCILIATIONS, REQUESTS, SIGHTINGS, STOP_WAIT, STORED,
 };
+use crate::child::Stop;
 use crate::output::{group, megabytes};
 
 /// One line per case: the rate and what the archive cost in requests and

@@ -14,9 +14,9 @@ use super::fixtures::Layout;
 use super::print::mb;
 use super::settings::Settings;
 use super::statistics::rate;
-use super::synchronizer::Running;
 use super::POLL;
 use crate::child;
+use crate::child::Running;
 use crate::output::{group, progress};
 
 /// One reading of the archive and of the synchronizer's memory.

@@ -1,12 +1,8 @@
-//! The synchronizer as a child process: stopped with `SIGTERM` (killed when
-//! it does not exit), and its counters, read from its `/metrics` once its
-//! cycle ended.
+//! The synchronizer's counters, read from its `/metrics` once its cycle
+//! ended.
 
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
-
-use anyhow::Context as _;
 
 use super::POLL;
 use crate::scrape::{self, Metrics};
@@ -27,39 +23,6 @@ pub(super) const RECONCILIATIONS: &str = "bigbrotr_synchronizer_reconciliations_
 pub(super) const SIGHTINGS: &str = "bigbrotr_synchronizer_sightings_total";
 pub(super) const RELAY_SYNCS: &str = "bigbrotr_synchronizer_relays_total";
 pub(super) const REJECTED: &str = "bigbrotr_synchronizer_events_rejected_total";
-
-/// The synchronizer as a child process; killed when dropped while still
-/// running (after an error of the benchmark itself).
-pub(super) struct Running {
-    pub(super) child: Child,
-}
-
-impl Running {
-    pub(super) fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// How the synchronizer ended.
-#[derive(Debug)]
-pub(super) struct Stop {
-    pub(super) status: ExitStatus,
-    /// It exited before the benchmark stopped it.
-    pub(super) early: bool,
-    /// From `SIGTERM` to its exit.
-    pub(super) took: Duration,
-    /// It did not exit in [`STOP_WAIT`] and was killed.
-    pub(super) killed: bool,
-}
 
 /// Waits for the cycle that reached the goal to end (every relay's sync
 /// ended once more since), then reads the synchronizer's counters; `None`
@@ -104,55 +67,4 @@ pub(super) async fn settle(log: &Path, complete: bool, relays: usize) -> Option<
         }
     }
     Some(latest)
-}
-
-/// Stops the child with `SIGTERM` (unless it has exited already) and waits
-/// for it, killing it after [`STOP_WAIT`].
-pub(super) async fn stop(
-    running: &mut Running,
-    early_exit: Option<ExitStatus>,
-) -> anyhow::Result<Stop> {
-    if let Some(status) = early_exit {
-        return Ok(Stop {
-            status,
-            early: true,
-            took: Duration::ZERO,
-            killed: false,
-        });
-    }
-    let pid = running.pid().to_string();
-    let sent = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .context("running `kill -TERM`")?;
-    anyhow::ensure!(sent.success(), "`kill -TERM {pid}` failed ({sent})");
-    let asked = Instant::now();
-    loop {
-        if let Some(status) = running
-            .child
-            .try_wait()
-            .context("waiting for the synchronizer")?
-        {
-            return Ok(Stop {
-                status,
-                early: false,
-                took: asked.elapsed(),
-                killed: false,
-            });
-        }
-        if asked.elapsed() >= STOP_WAIT {
-            running.child.kill().context("killing the synchronizer")?;
-            let status = running
-                .child
-                .wait()
-                .context("waiting for the synchronizer")?;
-            return Ok(Stop {
-                status,
-                early: false,
-                took: asked.elapsed(),
-                killed: true,
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
