@@ -163,17 +163,41 @@ impl Conditions {
         let mut sql = Vec::new();
         let mut params: Vec<Param<'_>> = Vec::new();
         let next = |params: &mut Vec<Param<'_>>| first + params.len();
+        // One value is compared with `=`, not `= ANY`: PostgreSQL (before
+        // 17) reads a btree index in order only for `=`, so `pubkey =
+        // ANY('{x}') ORDER BY created_at DESC LIMIT 50` walks the whole
+        // `created_at` index filtering by author (or fetches every event of
+        // the author and sorts them) where `pubkey = x` reads 50 entries of
+        // `(pubkey, created_at)`.
         if let Some(ids) = &self.id_params {
-            sql.push(format!("e.id = ANY(${})", next(&mut params)));
-            params.push((ids, Type::BYTEA_ARRAY));
+            sql.push(one_of(
+                "e.id",
+                ids,
+                Type::BYTEA,
+                Type::BYTEA_ARRAY,
+                &mut params,
+                first,
+            ));
         }
         if let Some(authors) = &self.author_params {
-            sql.push(format!("e.pubkey = ANY(${})", next(&mut params)));
-            params.push((authors, Type::BYTEA_ARRAY));
+            sql.push(one_of(
+                "e.pubkey",
+                authors,
+                Type::BYTEA,
+                Type::BYTEA_ARRAY,
+                &mut params,
+                first,
+            ));
         }
         if let Some(kinds) = &self.kinds {
-            sql.push(format!("e.kind = ANY(${})", next(&mut params)));
-            params.push((kinds, Type::INT4_ARRAY));
+            sql.push(one_of(
+                "e.kind",
+                kinds,
+                Type::INT4,
+                Type::INT4_ARRAY,
+                &mut params,
+                first,
+            ));
         }
         for values in &self.tags {
             sql.push(format!("e.tagvalues && ${}", next(&mut params)));
@@ -305,6 +329,28 @@ pub(crate) struct Page {
     pub(crate) bytes: i64,
 }
 
+/// `column = $n` for one value, `column = ANY($n)` for several, with its
+/// parameter pushed onto `params` (numbered from `first`).
+// A `Vec` rather than a slice: the array parameter is the `Vec` itself.
+#[allow(clippy::ptr_arg)]
+fn one_of<'a, T: bigbrotr_pool::ToSql + Sync>(
+    column: &str,
+    values: &'a Vec<T>,
+    one: Type,
+    many: Type,
+    params: &mut Vec<Param<'a>>,
+    first: usize,
+) -> String {
+    let number = first + params.len();
+    if let [value] = values.as_slice() {
+        params.push((value, one));
+        format!("{column} = ${number}")
+    } else {
+        params.push((values, many));
+        format!("{column} = ANY(${number})")
+    }
+}
+
 /// An event archived after some subscription's `EOSE`: what filters match
 /// on, and the event's JSON as sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -426,7 +472,7 @@ mod tests {
         let (sql, params) = conditions.events_query(&page);
         assert!(
             sql.contains(
-                "WHERE e.id = ANY($1) AND e.pubkey = ANY($2) AND e.kind = ANY($3) \
+                "WHERE e.id = $1 AND e.pubkey = $2 AND e.kind = ANY($3) \
                  AND e.tagvalues && $4 AND e.tagvalues && $5 AND e.created_at >= $6 \
                  AND e.created_at <= $7 ORDER BY e.created_at DESC, e.id LIMIT $8"
             ),
