@@ -12,7 +12,7 @@ NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
 RUN_SERVICES ?= monitor finder synchronizer refresher relay
 
-.PHONY: help run build test test-unit bench bench-soak bench-refresh doc fmt fmt-check clippy ci coverage db-up db-down db-reset db-status clean
+.PHONY: help run build test test-unit bench bench-soak bench-refresh bench-relay doc fmt fmt-check clippy ci coverage db-up db-down db-reset db-status clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -38,10 +38,13 @@ test-unit: ## Run the tests that need no database
 	$(CARGO) test --workspace --lib
 
 # The large import (1 000 000 events) takes minutes: `make bench BENCH_LARGE=0` skips it.
+# The relay benchmark follows the ingest benchmark: `make bench BENCH_RELAY=0` skips it.
 BENCH_LARGE ?= 1
-bench: $(DB_NEEDED) ## Ingest benchmark in release: events/s and peak memory, through PgBouncer
+BENCH_RELAY ?= 1
+bench: $(DB_NEEDED) ## Ingest benchmark in release: events/s and peak memory, through PgBouncer; then the relay benchmark
 	$(CARGO) build --release -p bigbrotr -p bigbrotr-bench
 	BENCH_LARGE=$(BENCH_LARGE) $(CARGO) run --release -q -p bigbrotr-bench
+	@if [ "$(BENCH_RELAY)" != 0 ]; then $(CARGO) run --release -q -p bigbrotr-bench -- relay; fi
 
 bench-soak: $(DB_NEEDED) ## Soak benchmark: the synchronizer archiving from local relays for minutes; events/s and RSS over time
 	$(CARGO) build --release -p bigbrotr -p bigbrotr-bench
@@ -50,6 +53,10 @@ bench-soak: $(DB_NEEDED) ## Soak benchmark: the synchronizer archiving from loca
 bench-refresh: $(DB_NEEDED) ## Refresh benchmark: seconds per statistics view on 1 000 000 archived events
 	$(CARGO) build --release -p bigbrotr-bench
 	$(CARGO) run --release -q -p bigbrotr-bench -- refresh
+
+bench-relay: $(DB_NEEDED) ## Relay benchmark: the archive relay and nostr-rs-relay, qps and latency per filter shape on 1 000 000 events
+	$(CARGO) build --release -p bigbrotr -p bigbrotr-bench
+	$(CARGO) run --release -q -p bigbrotr-bench -- relay
 
 doc: ## Build the documentation, warnings denied
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps

@@ -1,8 +1,8 @@
 //! The command line: which benchmark runs, and its settings. Every setting
 //! is an option that an environment variable sets too (`BENCH_EVENTS`,
 //! `BENCH_SOAK_CASE`, …): `bigbrotr-bench --help`,
-//! `bigbrotr-bench soak --help` and `bigbrotr-bench refresh --help` list
-//! them with their defaults.
+//! `bigbrotr-bench soak --help`, `bigbrotr-bench refresh --help` and
+//! `bigbrotr-bench relay --help` list them with their defaults.
 
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use clap::{ArgAction, Subcommand};
 
-use crate::{ingest, refresh, soak};
+use crate::{ingest, refresh, relay, soak};
 
 /// Benchmarks of BigBrotr, through PgBouncer; without a command, the ingest
 /// benchmark (events per second and peak memory). Each option can also be
@@ -36,6 +36,10 @@ pub(crate) enum Command {
     /// events generated in the database: seconds per view, first, again and
     /// after 1 % more events.
     Refresh(refresh::Args),
+    /// The archive relay and nostr-rs-relay answering the same filters on
+    /// the same million events: requests per second and latency per filter
+    /// shape.
+    Relay(relay::Args),
 }
 
 /// The settings every benchmark takes.
@@ -147,11 +151,13 @@ mod tests {
     }
 
     #[test]
-    fn soak_and_refresh_are_commands() {
+    fn soak_refresh_and_relay_are_commands() {
         let cli = Cli::try_parse_from(["bigbrotr-bench", "soak"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Soak(_))));
         let cli = Cli::try_parse_from(["bigbrotr-bench", "refresh", "--events", "10_000"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Refresh(_))));
+        let cli = Cli::try_parse_from(["bigbrotr-bench", "relay", "--requests", "100"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Relay(_))));
         assert!(Cli::try_parse_from(["bigbrotr-bench", "other"]).is_err());
     }
 }

@@ -35,5 +35,6 @@ fn main() -> anyhow::Result<()> {
         None => ingest::run(cli.ingest),
         Some(Command::Soak(args)) => soak::run(args),
         Some(Command::Refresh(args)) => refresh::run(args),
+        Some(Command::Relay(args)) => relay::run(args),
     }
 }
