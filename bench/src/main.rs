@@ -11,6 +11,7 @@ mod ingest;
 mod measure;
 mod output;
 mod refresh;
+mod relay;
 mod scrape;
 mod soak;
 mod store;

@@ -72,6 +72,50 @@ impl<T: Send> Request for Query<'_, '_, T> {
     }
 }
 
+/// A query in a transaction of its own whose statements the server cancels
+/// past a limit: `BEGIN; SET LOCAL statement_timeout`, the query and
+/// `COMMIT` are sent together (the driver pipelines requests polled at
+/// once), one round trip for the three. A query that fails leaves the
+/// transaction aborted, and the `COMMIT` then ends it (as a rollback).
+pub(crate) struct BoundedQuery<'a, 'p> {
+    params: &'a [Param<'p>],
+    begin: String,
+}
+
+impl Request for BoundedQuery<'_, '_> {
+    type Output = Vec<Row>;
+
+    async fn send(&self, sql: &str, client: &Client) -> Answer<Vec<Row>> {
+        let (begun, rows, committed) = tokio::join!(
+            client.batch_execute(&self.begin),
+            client.query_typed(sql, self.params),
+            client.batch_execute("COMMIT"),
+        );
+        begun?;
+        let rows = rows?;
+        committed?;
+        Ok(Ok(rows))
+    }
+}
+
+/// `fetch_all_within`: a query and all its rows, in a transaction of its
+/// own whose `statement_timeout` is `limit`.
+pub(crate) fn fetch_all_within<'a, 'p>(
+    limit: std::time::Duration,
+    sql: &'a str,
+    params: &'a [Param<'p>],
+) -> Call<'a, BoundedQuery<'a, 'p>> {
+    let millis = limit.as_millis().max(1);
+    Call {
+        what: "fetch_all_within",
+        sql,
+        request: BoundedQuery {
+            params,
+            begin: format!("BEGIN; SET LOCAL statement_timeout = {millis}"),
+        },
+    }
+}
+
 /// A script of statements separated by `;`, sent with the simple protocol.
 pub(crate) struct Script;
 

@@ -347,6 +347,22 @@ impl ConnectionPool {
             .await
     }
 
+    /// Runs a query and returns all its rows, as [`fetch_all`](Self::fetch_all)
+    /// does, in a transaction of its own whose `statement_timeout` is
+    /// `limit`: the server cancels it past that (SQLSTATE `57014`,
+    /// `query_canceled`) and the connection stays usable. `BEGIN`, the
+    /// setting, the query and `COMMIT` go in one round trip. For queries
+    /// whose cost a stranger chooses, such as the archive relay's.
+    pub async fn fetch_all_within(
+        &self,
+        limit: Duration,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> Result<Vec<Row>> {
+        self.run_retried(&call::fetch_all_within(limit, sql, params))
+            .await
+    }
+
     /// Runs a script of statements separated by `;` with the simple
     /// protocol, without parameters; not retried. Several statements run as
     /// one implicit transaction unless the script has its own

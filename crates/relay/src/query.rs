@@ -20,11 +20,16 @@ use crate::config::RelayConfig;
 /// longer one in a filter can match nothing.
 const MAX_TAG_VALUE_BYTES: usize = 256;
 
-/// The columns of an event as the relay sends it: `tags` as JSON text
-/// (`tags_raw` when set), `content` and `content_raw`.
-const EVENT_COLUMNS: &str = "e.id, e.pubkey, e.created_at, e.kind, \
+/// Tags and content an event may have, in bytes, to come with the others
+/// in [`Conditions::events_query`]; a larger one is read on its own.
+pub(crate) const INLINE_BYTES: usize = 16 * 1024;
+
+/// One stored event by id (`$1`), with the columns the relay writes an
+/// event from: `id`, `pubkey`, `created_at`, `kind`, `tags` as JSON text
+/// (`tags_raw` when set), `content`, `content_raw`, `sig`.
+pub(crate) const EVENT_BY_ID: &str = "SELECT e.id, e.pubkey, e.created_at, e.kind, \
      coalesce(convert_from(e.tags_raw, 'UTF8'), e.tags::text) AS tags, e.content, e.content_raw, \
-     e.sig";
+     e.sig FROM events AS e WHERE e.id = $1";
 
 /// Why a filter is refused, written as the reason of a `CLOSED`, `NEG-ERR`
 /// or `NOTICE` (NIP-01's machine-readable prefixes).
@@ -219,40 +224,27 @@ impl Conditions {
         (sql, params)
     }
 
-    /// A page of the matching events, newest first (ties by id), after
-    /// `page.after` when given: at most `page.rows` of them, and no more
-    /// than reach `page.bytes` of tags and content (the first always comes,
-    /// whatever its size). The columns are those of [`EVENT_COLUMNS`], then
-    /// how many rows the page had before the byte cut: more than it returns
-    /// means the next page may hold more.
-    pub(crate) fn events_query<'a>(&'a self, page: &'a Page) -> (String, Vec<Param<'a>>) {
-        let (mut predicates, mut params) = self.predicates(1);
-        if let Some((created_at, id)) = &page.after {
-            let (c, i) = (params.len() + 1, params.len() + 2);
-            predicates.push_str(&format!(
-                " AND e.created_at <= ${c} AND (e.created_at < ${c} OR e.id > ${i})"
-            ));
-            params.push((created_at, Type::INT8));
-            params.push((id, Type::BYTEA));
-        }
-        let (rows, bytes) = (params.len() + 1, params.len() + 2);
-        params.push((&page.rows, Type::INT8));
-        params.push((&page.bytes, Type::INT8));
-        let sql = format!(
-            "SELECT p.id, p.pubkey, p.created_at, p.kind, p.tags, p.content, p.content_raw, \
-             p.sig, p.fetched FROM (\
-               SELECT l.*, count(*) OVER () AS fetched, \
-                 sum(l.size) OVER (ORDER BY l.created_at DESC, l.id ROWS UNBOUNDED PRECEDING) \
-                   - l.size AS before \
-               FROM (\
-                 SELECT {EVENT_COLUMNS}, octet_length(e.content) + pg_column_size(e.tags) \
-                   + coalesce(octet_length(e.tags_raw), 0) \
-                   + coalesce(octet_length(e.content_raw), 0) AS size \
-                 FROM events AS e WHERE {predicates} \
-                 ORDER BY e.created_at DESC, e.id LIMIT ${rows}\
-               ) AS l\
-             ) AS p WHERE p.before < ${bytes} ORDER BY p.created_at DESC, p.id"
+    /// The newest `limit` matching events, newest first (ties by id), with
+    /// the columns of [`EVENT_BY_ID`]; but an event whose tags and content
+    /// together pass [`INLINE_BYTES`] comes with `tags`, `content` and
+    /// `content_raw` NULL, to be read on its own ([`EVENT_BY_ID`]): a
+    /// connection holds at most `limit` small events and one large one,
+    /// however large the archive's events are.
+    pub(crate) fn events_query<'a>(&'a self, limit: &'a i64) -> (String, Vec<Param<'a>>) {
+        let (predicates, mut params) = self.predicates(1);
+        let small = format!(
+            "octet_length(e.content) + pg_column_size(e.tags) \
+             + coalesce(octet_length(e.tags_raw), 0) + coalesce(octet_length(e.content_raw), 0) \
+             <= {INLINE_BYTES}"
         );
+        let sql = format!(
+            "SELECT e.id, e.pubkey, e.created_at, e.kind, \
+             CASE WHEN {small} THEN coalesce(convert_from(e.tags_raw, 'UTF8'), e.tags::text) END, \
+             CASE WHEN {small} THEN e.content END, CASE WHEN {small} THEN e.content_raw END, e.sig \
+             FROM events AS e WHERE {predicates} ORDER BY e.created_at DESC, e.id LIMIT ${}",
+            params.len() + 1
+        );
+        params.push((limit, Type::INT8));
         (sql, params)
     }
 
@@ -316,19 +308,6 @@ impl Conditions {
     }
 }
 
-/// Which page of a filter's events [`Conditions::events_query`] reads.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Page {
-    /// Where the page starts: after this `(created_at, id)`, in the order
-    /// newest first, ties by id; from the newest when `None`.
-    pub(crate) after: Option<(i64, Vec<u8>)>,
-    /// The most events the page holds.
-    pub(crate) rows: i64,
-    /// The most bytes of tags and content the page holds, its first event
-    /// aside.
-    pub(crate) bytes: i64,
-}
-
 /// `column = $n` for one value, `column = ANY($n)` for several, with its
 /// parameter pushed onto `params` (numbered from `first`).
 // A `Vec` rather than a slice: the array parameter is the `Vec` itself.
@@ -384,7 +363,7 @@ pub(crate) enum BadRow {
     Content,
 }
 
-/// The columns of a stored event, as [`EVENT_COLUMNS`] reads them.
+/// The columns of a stored event, as [`EVENT_BY_ID`] reads them.
 pub(crate) struct StoredColumns<'a> {
     pub(crate) id: &'a [u8],
     pub(crate) pubkey: &'a [u8],
@@ -464,22 +443,17 @@ mod tests {
         let conditions = conditions(&text).expect("valid").expect("matches some");
         let limit = conditions.history_limit(&RelayConfig::default());
         assert_eq!(limit, 5);
-        let page = Page {
-            after: None,
-            rows: limit,
-            bytes: 1 << 20,
-        };
-        let (sql, params) = conditions.events_query(&page);
+        let (sql, params) = conditions.events_query(&limit);
         assert!(
-            sql.contains(
+            sql.ends_with(
                 "WHERE e.id = $1 AND e.pubkey = $2 AND e.kind = ANY($3) \
                  AND e.tagvalues && $4 AND e.tagvalues && $5 AND e.created_at >= $6 \
                  AND e.created_at <= $7 ORDER BY e.created_at DESC, e.id LIMIT $8"
             ),
             "{sql}"
         );
-        assert!(sql.contains("WHERE p.before < $9 ORDER BY"), "{sql}");
-        assert_eq!(params.len(), 9);
+        assert!(sql.contains("<= 16384 THEN e.content END"), "{sql}");
+        assert_eq!(params.len(), 8);
         assert_eq!(conditions.tags, [vec!["p:x"], vec!["t:a", "t:b"]]);
         let (count, params) = conditions.count_query();
         assert!(count.starts_with("SELECT count(*) FROM events AS e WHERE e.id"));
@@ -491,19 +465,9 @@ mod tests {
         let config = RelayConfig::default();
         let all = conditions("{}").expect("valid").expect("matches");
         assert_eq!(all.history_limit(&config), 100);
-        let next = Page {
-            after: Some((7, vec![1; 32])),
-            rows: 10,
-            bytes: 100,
-        };
-        let (sql, params) = all.events_query(&next);
-        assert!(
-            sql.contains(
-                "WHERE true AND e.created_at <= $1 AND (e.created_at < $1 OR e.id > $2) ORDER BY"
-            ),
-            "{sql}"
-        );
-        assert_eq!(params.len(), 4);
+        let (sql, params) = all.events_query(&100);
+        assert!(sql.contains("WHERE true ORDER BY"), "{sql}");
+        assert_eq!(params.len(), 1);
         let many = conditions(r#"{"limit":100000}"#)
             .expect("valid")
             .expect("matches");

@@ -1,6 +1,7 @@
 //! The relay's reads of the archive: events, counts and negentropy items
-//! for filters ([`Conditions`]), each request in one transaction whose
-//! `statement_timeout` is `relay.query_timeout`; and the pages of events
+//! for filters ([`Conditions`]), each statement in a transaction whose
+//! `statement_timeout` is `relay.query_timeout` (a single statement's
+//! `BEGIN`, query and `COMMIT` in one round trip); and the pages of events
 //! archived since a position, for subscriptions after their `EOSE`.
 
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use bigbrotr_pool::{column, ConnectionPool, PoolTransaction, Row, Type};
 
 use crate::error::{database, Error, Result};
-use crate::query::{event_json, Conditions, LiveEvent, Page, StoredColumns};
+use crate::query::{event_json, Conditions, LiveEvent, StoredColumns, EVENT_BY_ID};
 use crate::TARGET;
 
 /// Whether the implementation keeps whole events (`relay_serves_events()`).
@@ -28,57 +29,72 @@ async fn bounded(pool: &ConnectionPool, limit: Duration) -> Result<PoolTransacti
         .map_err(database("set statement_timeout"))
 }
 
-/// One page of a filter's events (see [`Conditions::events_query`]).
-#[derive(Debug, Default)]
-pub(crate) struct FoundPage {
-    /// Each event's id and JSON, ready to send, newest first.
-    pub(crate) events: Vec<([u8; 32], String)>,
-    /// Where the next page starts, when the byte limit cut this one short.
-    pub(crate) next: Option<(i64, Vec<u8>)>,
-    /// Rows read, events that could not be written included.
-    pub(crate) rows: usize,
+/// One of a filter's stored events: ready to send, or too large to have
+/// come with the others (see [`Conditions::events_query`]), to be read with
+/// [`event`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Found {
+    /// Its id and JSON, ready to send.
+    Ready([u8; 32], String),
+    /// Its id.
+    Large([u8; 32]),
 }
 
-/// A page of the events matching `conditions`, in a transaction bounded by
-/// `limit`.
-pub(crate) async fn events_page(
+/// The newest `limit` events matching `conditions`, newest first, in a
+/// transaction bounded by `timeout`.
+pub(crate) async fn events(
     pool: &ConnectionPool,
     conditions: &Conditions,
-    page: &Page,
-    limit: Duration,
-) -> Result<FoundPage> {
+    limit: i64,
+    timeout: Duration,
+) -> Result<Vec<Found>> {
     const WHAT: &str = "events";
-    let mut tx = bounded(pool, limit).await?;
-    let (sql, params) = conditions.events_query(page);
-    let rows = tx.fetch_all(&sql, &params).await.map_err(database(WHAT))?;
-    tx.commit().await.map_err(database(WHAT))?;
-    let mut found = FoundPage {
-        rows: rows.len(),
-        ..FoundPage::default()
-    };
-    let mut last = None;
-    let mut fetched = 0_i64;
+    let (sql, params) = conditions.events_query(&limit);
+    let rows = pool
+        .fetch_all_within(timeout, &sql, &params)
+        .await
+        .map_err(database(WHAT))?;
+    let mut found = Vec::with_capacity(rows.len());
     for row in &rows {
-        fetched = column(row, 8, WHAT, "fetched").map_err(database(WHAT))?;
-        let created_at: i64 = column(row, 2, WHAT, "created_at").map_err(database(WHAT))?;
         let id: Vec<u8> = column(row, 0, WHAT, "id").map_err(database(WHAT))?;
+        let Ok(key) = <[u8; 32]>::try_from(id.as_slice()) else {
+            tracing::warn!(target: TARGET, id = %hex::encode(&id), "stored event skipped: its id is not 32 bytes");
+            continue;
+        };
         // One row that cannot be written (altered by hand) costs only
         // itself.
-        match stored_json(row) {
-            // Written, so its id has 32 bytes.
-            Ok(json) => {
-                if let Ok(key) = <[u8; 32]>::try_from(id.as_slice()) {
-                    found.events.push((key, json));
-                }
-            }
+        match row_event(row, WHAT, EVENTS_QUERY) {
+            Ok(Some(event)) => found.push(Found::Ready(key, event.json)),
+            Ok(None) => found.push(Found::Large(key)),
             Err(error) => tracing::warn!(target: TARGET, %error, "stored event skipped"),
         }
-        last = Some((created_at, id));
-    }
-    if usize::try_from(fetched).unwrap_or(0) > rows.len() {
-        found.next = last;
     }
     Ok(found)
+}
+
+/// The stored event `id` as JSON ready to send, if it is archived (still)
+/// and can be written.
+pub(crate) async fn event(
+    pool: &ConnectionPool,
+    id: &[u8; 32],
+    timeout: Duration,
+) -> Result<Option<String>> {
+    const WHAT: &str = "event";
+    let id: &[u8] = id;
+    let rows = pool
+        .fetch_all_within(timeout, EVENT_BY_ID, &[(&id, Type::BYTEA)])
+        .await
+        .map_err(database(WHAT))?;
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    match row_event(row, WHAT, EVENTS_QUERY) {
+        Ok(event) => Ok(event.map(|event| event.json)),
+        Err(error) => {
+            tracing::warn!(target: TARGET, %error, "stored event skipped");
+            Ok(None)
+        }
+    }
 }
 
 /// The number of events matching `conditions`.
@@ -88,11 +104,15 @@ pub(crate) async fn count(
     limit: Duration,
 ) -> Result<u64> {
     const WHAT: &str = "count";
-    let mut tx = bounded(pool, limit).await?;
     let (sql, params) = conditions.count_query();
-    let row = tx.fetch_one(&sql, &params).await.map_err(database(WHAT))?;
-    let count: i64 = column(&row, 0, WHAT, "count").map_err(database(WHAT))?;
-    tx.commit().await.map_err(database(WHAT))?;
+    let rows = pool
+        .fetch_all_within(limit, &sql, &params)
+        .await
+        .map_err(database(WHAT))?;
+    let count: i64 = match rows.first() {
+        Some(row) => column(row, 0, WHAT, "count").map_err(database(WHAT))?,
+        None => 0,
+    };
     Ok(u64::try_from(count).unwrap_or(0))
 }
 
@@ -226,7 +246,7 @@ pub(crate) async fn live_page(
 /// `sig`.
 type EventAt = [usize; 8];
 
-/// The columns of [`Conditions::events_query`].
+/// The columns of [`Conditions::events_query`] and [`EVENT_BY_ID`].
 const EVENTS_QUERY: EventAt = [0, 1, 2, 3, 4, 5, 6, 7];
 /// The columns of `relay_live_page`.
 const LIVE_PAGE: EventAt = [2, 5, 6, 7, 9, 10, 11, 12];
@@ -302,20 +322,4 @@ fn live_event(row: &Row) -> Result<Option<LiveEvent>> {
         tagvalues,
         json: event.json,
     }))
-}
-
-/// The event JSON of a row of [`Conditions::events_query`].
-fn stored_json(row: &Row) -> Result<String> {
-    const WHAT: &str = "events";
-    match row_event(row, WHAT, EVENTS_QUERY)? {
-        Some(event) => Ok(event.json),
-        // `tags` is NOT NULL in every implementation that serves events.
-        None => {
-            let id: Vec<u8> = column(row, 0, WHAT, "id").map_err(database(WHAT))?;
-            Err(Error::BadRow {
-                id: hex::encode(id),
-                reason: "tags is NULL".to_owned(),
-            })
-        }
-    }
 }

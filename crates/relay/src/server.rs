@@ -238,6 +238,11 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>, cancel: Cancellation
                 }
             },
         };
+        // Each message is flushed whole: waiting to fill a segment would
+        // only delay the last one of an answer.
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(target: TARGET, %error, "could not set TCP_NODELAY");
+        }
         let admitted = match admit(&shared, peer.ip()) {
             Ok(admitted) => admitted,
             Err(limit) => {

@@ -25,8 +25,8 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::live::{LiveBatch, Waiting};
-use crate::query::{Conditions, Page, Refusal};
-use crate::reads;
+use crate::query::{Conditions, Refusal};
+use crate::reads::{self, Found};
 use crate::server::Shared;
 use crate::TARGET;
 
@@ -36,11 +36,6 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest negentropy message the relay writes, in bytes before hex: what
 /// other relays use, well under a client's message limit.
 const NEGENTROPY_FRAME_LIMIT: u64 = 60_000;
-
-/// The most bytes of tags and content one page of stored events holds (its
-/// first event aside): what a connection keeps in memory while it sends a
-/// `REQ`'s events.
-const PAGE_BYTES: i64 = 1 << 20;
 
 /// Why sending a filter's stored events stopped.
 enum History {
@@ -321,9 +316,9 @@ where
         Ok(())
     }
 
-    /// Sends the stored events of one filter, newest first, page by page
-    /// (each bounded in rows and bytes, so that memory holds one page),
-    /// skipping those already in `sent`.
+    /// Sends the stored events of one filter, newest first, skipping those
+    /// already in `sent`; a large event is read on its own when its turn
+    /// comes, so that memory holds one at a time.
     async fn history(
         &mut self,
         filter: &Conditions,
@@ -331,31 +326,37 @@ where
         sent: &mut HashSet<[u8; 32]>,
     ) -> Result<(), History> {
         let shared = Arc::clone(&self.shared);
-        let mut page = Page {
-            after: None,
-            rows: filter.history_limit(&shared.config),
-            bytes: PAGE_BYTES,
-        };
-        while page.rows > 0 {
-            let found =
-                reads::events_page(&shared.pool, filter, &page, shared.config.query_timeout)
-                    .await
-                    .map_err(History::Query)?;
-            for (event_id, json) in found.events {
-                // An event matching several filters is sent once.
+        let limit = filter.history_limit(&shared.config);
+        if limit == 0 {
+            return Ok(());
+        }
+        let timeout = shared.config.query_timeout;
+        let found = reads::events(&shared.pool, filter, limit, timeout)
+            .await
+            .map_err(History::Query)?;
+        let mut count = 0;
+        for found in found {
+            let (event_id, json) = match found {
+                Found::Ready(event_id, json) => (event_id, Some(json)),
+                Found::Large(event_id) if !sent.contains(&event_id) => {
+                    let json = reads::event(&shared.pool, &event_id, timeout)
+                        .await
+                        .map_err(History::Query)?;
+                    (event_id, json)
+                }
+                Found::Large(event_id) => (event_id, None),
+            };
+            // An event matching several filters is sent once.
+            if let Some(json) = json {
                 if sent.insert(event_id) {
-                    shared.metrics.events_sent(1);
-                    self.write_text(format!("{prefix}{json}]"))
+                    count += 1;
+                    self.feed_text(format!("{prefix}{json}]"))
                         .await
                         .map_err(History::Lost)?;
                 }
             }
-            let Some(next) = found.next else {
-                break;
-            };
-            page.rows -= i64::try_from(found.rows).unwrap_or(i64::MAX);
-            page.after = Some(next);
         }
+        shared.metrics.events_sent(count);
         Ok(())
     }
 
@@ -526,9 +527,9 @@ where
         }
         self.shared.metrics.events_sent(out.len() as u64);
         for text in out {
-            self.write_text(text).await?;
+            self.feed_text(text).await?;
         }
-        Ok(())
+        self.flush().await
     }
 
     /// The reason given when a query failed; logged here.
@@ -564,6 +565,25 @@ where
 
     async fn write_text(&mut self, text: String) -> Result<(), End> {
         self.write(Message::Text(text.into())).await
+    }
+
+    /// Queues `text` to be written, flushing only when the buffer is full:
+    /// the events of an answer go out in few writes, the message that ends
+    /// it (`EOSE`, or a flush) sends them all.
+    async fn feed_text(&mut self, text: String) -> Result<(), End> {
+        match tokio::time::timeout(WRITE_TIMEOUT, self.ws.feed(Message::Text(text.into()))).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::Lost("write")),
+            Err(_) => Err(End::Lost("write timeout")),
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), End> {
+        match tokio::time::timeout(WRITE_TIMEOUT, self.ws.flush()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::Lost("write")),
+            Err(_) => Err(End::Lost("write timeout")),
+        }
     }
 
     async fn write(&mut self, message: Message) -> Result<(), End> {

@@ -313,3 +313,32 @@ async fn a_transaction_within_a_limit_has_the_server_cancel_a_longer_statement()
         .get(0);
     assert_ne!(shown, "200ms");
 }
+
+#[tokio::test]
+async fn a_query_within_a_limit_runs_in_one_call_and_the_server_cancels_it_past_the_limit() {
+    // One connection: every call below gets the same session.
+    let f = fixture_with(pool_config(1), fast_retry(1)).await;
+    let before = f.pool.stats();
+    let limit = Duration::from_millis(200);
+    let rows = f
+        .pool
+        .fetch_all_within(limit, "SELECT current_setting('statement_timeout')", &[])
+        .await
+        .expect("rows");
+    assert_eq!(rows[0].get::<_, String>(0), "200ms");
+    let error = f
+        .pool
+        .fetch_all_within(limit, "SELECT pg_sleep(5)", &[])
+        .await
+        .expect_err("cancelled by the server");
+    assert_eq!(error.code(), Some(&SqlState::QUERY_CANCELED), "{error}");
+    assert_eq!(delta(before, f.pool.stats()).calls, 2);
+    // The session is outside any transaction, with its own setting again.
+    let shown: String = f
+        .pool
+        .fetch_one("SHOW statement_timeout", &[])
+        .await
+        .expect("shown")
+        .get(0);
+    assert_ne!(shown, "200ms");
+}

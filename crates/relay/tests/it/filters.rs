@@ -266,9 +266,9 @@ async fn a_message_that_is_not_nostr_gets_a_notice_and_the_connection_goes_on() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn large_events_come_page_by_page_all_of_them_newest_first() {
+async fn large_events_are_read_one_by_one_and_all_come_newest_first() {
     let keys = Keys::generate();
-    // 12 events of 300 kB: more than one page of stored events holds.
+    // 12 events of 300 kB: each too large to come with the others.
     let events: Vec<Event> = (0..12)
         .map(|i| {
             EventBuilder::new(Kind::TextNote, format!("{i}").repeat(300_000))
