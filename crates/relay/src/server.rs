@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bigbrotr_pool::ConnectionPool;
-use bigbrotr_service_runtime::ServiceMetrics;
+use bigbrotr_service_runtime::{ServiceMetrics, Serving};
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderValue};
@@ -20,7 +20,6 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use nostr::nips::nip11::{Limitation, RelayInformationDocument};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
@@ -105,11 +104,7 @@ impl RelayMetrics {
 
 /// The archive relay, serving until [`shutdown`](Self::shutdown) or drop.
 #[derive(Debug)]
-pub struct RelayServer {
-    address: SocketAddr,
-    cancel: CancellationToken,
-    task: Option<JoinHandle<()>>,
-}
+pub struct RelayServer(Serving);
 
 impl RelayServer {
     /// Listens on `config.listen` (port 0 takes a free one) and serves the
@@ -149,32 +144,19 @@ impl RelayServer {
             metrics: RelayMetrics(metrics),
             per_ip: Mutex::new(HashMap::new()),
         });
-        let task = tokio::spawn(accept(listener, shared, cancel.clone()));
-        Ok(Self {
-            address,
-            cancel,
-            task: Some(task),
-        })
+        let accepting = accept(listener, shared, cancel.clone());
+        Ok(Self(Serving::spawn(address, cancel, accepting)))
     }
 
     /// The address it listens on.
     #[must_use]
     pub fn local_addr(&self) -> SocketAddr {
-        self.address
+        self.0.local_addr()
     }
 
     /// Stops listening, closes every connection and waits for them.
-    pub async fn shutdown(mut self) {
-        self.cancel.cancel();
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for RelayServer {
-    fn drop(&mut self) {
-        self.cancel.cancel();
+    pub async fn shutdown(self) {
+        self.0.shutdown().await;
     }
 }
 

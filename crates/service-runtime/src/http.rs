@@ -15,7 +15,6 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -24,6 +23,7 @@ use crate::metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
 use crate::process_status::ProcessState;
 use crate::provenance::{self, Query};
 use crate::service::TARGET;
+use crate::serving::Serving;
 
 /// Longest wait for the headers of a request.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -43,11 +43,7 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// the archive cannot answer they are `503`, logged. Other paths are `404`;
 /// methods other than `GET` and `HEAD` are `405`.
 #[derive(Debug)]
-pub struct HttpServer {
-    address: SocketAddr,
-    cancel: CancellationToken,
-    task: Option<JoinHandle<()>>,
-}
+pub struct HttpServer(Serving);
 
 impl HttpServer {
     /// Listens on `address` (port 0 takes a free one) and serves what
@@ -57,32 +53,19 @@ impl HttpServer {
         let listener = TcpListener::bind(address).await.map_err(bind_error)?;
         let address = listener.local_addr().map_err(bind_error)?;
         let cancel = CancellationToken::new();
-        let task = tokio::spawn(serve(listener, state, cancel.clone()));
-        Ok(Self {
-            address,
-            cancel,
-            task: Some(task),
-        })
+        let serve = serve(listener, state, cancel.clone());
+        Ok(Self(Serving::spawn(address, cancel, serve)))
     }
 
     /// The address it listens on.
     #[must_use]
     pub fn local_addr(&self) -> SocketAddr {
-        self.address
+        self.0.local_addr()
     }
 
     /// Stops listening and closes every connection.
-    pub async fn shutdown(mut self) {
-        self.cancel.cancel();
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        self.cancel.cancel();
+    pub async fn shutdown(self) {
+        self.0.shutdown().await;
     }
 }
 

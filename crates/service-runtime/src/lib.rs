@@ -39,6 +39,9 @@
 //! - `provenance`: the answers of `/events/<id>/relays` (the relays an event
 //!   was seen on) and `/relays/<url>` (a relay and its latest check), JSON
 //!   read from the archive.
+//! - `serving`: [`Serving`], the handle of a task serving a listening
+//!   socket (the HTTP endpoint's, a service's such as the archive relay's),
+//!   stopped by `shutdown` or drop.
 //! - `egress`: the egress policy of `config/core/egress.yaml`
 //!   ([`load_egress_file`]) and WebSocket connections through it
 //!   ([`connect_websocket`], [`EgressTransport`] for `nostr-sdk` clients).
@@ -57,6 +60,7 @@ mod process_status;
 mod provenance;
 mod registry;
 mod service;
+mod serving;
 mod status;
 
 pub use config::{
@@ -76,6 +80,7 @@ pub use metrics::{Counter, Gauge, Metrics, ServiceMetrics, MAX_SERIES_PER_METRIC
 pub use process_status::{ProcessState, ProcessStatus};
 pub use registry::{LoadedService, ServiceRegistry};
 pub use service::{run_loop, LoopService, Service, ServiceContext};
+pub use serving::Serving;
 pub use status::{ServiceStatus, State, StatusCell};
 pub use tokio_util::sync::CancellationToken;
 
