@@ -571,27 +571,26 @@ where
     /// the events of an answer go out in few writes, the message that ends
     /// it (`EOSE`, or a flush) sends them all.
     async fn feed_text(&mut self, text: String) -> Result<(), End> {
-        match tokio::time::timeout(WRITE_TIMEOUT, self.ws.feed(Message::Text(text.into()))).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(End::Lost("write")),
-            Err(_) => Err(End::Lost("write timeout")),
-        }
+        within_write_timeout(self.ws.feed(Message::Text(text.into()))).await
     }
 
     async fn flush(&mut self) -> Result<(), End> {
-        match tokio::time::timeout(WRITE_TIMEOUT, self.ws.flush()).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(End::Lost("write")),
-            Err(_) => Err(End::Lost("write timeout")),
-        }
+        within_write_timeout(self.ws.flush()).await
     }
 
     async fn write(&mut self, message: Message) -> Result<(), End> {
-        match tokio::time::timeout(WRITE_TIMEOUT, self.ws.send(message)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(End::Lost("write")),
-            Err(_) => Err(End::Lost("write timeout")),
-        }
+        within_write_timeout(self.ws.send(message)).await
+    }
+}
+
+/// A write to the client, which must be done within [`WRITE_TIMEOUT`].
+async fn within_write_timeout(
+    write: impl std::future::Future<Output = Result<(), tokio_tungstenite::tungstenite::Error>>,
+) -> Result<(), End> {
+    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(End::Lost("write")),
+        Err(_) => Err(End::Lost("write timeout")),
     }
 }
 
