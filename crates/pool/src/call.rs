@@ -105,15 +105,20 @@ pub(crate) fn fetch_all_within<'a, 'p>(
     sql: &'a str,
     params: &'a [Param<'p>],
 ) -> Call<'a, BoundedQuery<'a, 'p>> {
-    let millis = limit.as_millis().max(1);
     Call {
         what: "fetch_all_within",
         sql,
         request: BoundedQuery {
             params,
-            begin: format!("BEGIN; SET LOCAL statement_timeout = {millis}"),
+            begin: begin_within(limit),
         },
     }
+}
+
+/// `BEGIN` and the transaction's `statement_timeout`, as one script.
+pub(crate) fn begin_within(limit: std::time::Duration) -> String {
+    let millis = limit.as_millis().max(1);
+    format!("BEGIN; SET LOCAL statement_timeout = {millis}")
 }
 
 /// A script of statements separated by `;`, sent with the simple protocol.

@@ -160,8 +160,7 @@ impl PooledConnection {
     /// than handed out inside an aborted transaction.
     pub(crate) async fn begin_transaction_within(&mut self, limit: Duration) -> Result<()> {
         self.in_transaction = true;
-        let millis = limit.as_millis().max(1);
-        let script = format!("BEGIN; SET LOCAL statement_timeout = {millis}");
+        let script = call::begin_within(limit);
         self.run(&call::script("BEGIN", &script)).await
     }
 

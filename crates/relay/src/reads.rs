@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use bigbrotr_pool::{column, ConnectionPool, PoolTransaction, Row, Type};
+use bigbrotr_pool::{column, ConnectionPool, Row, Type};
 
 use crate::error::{database, Error, Result};
 use crate::query::{event_json, Conditions, LiveEvent, StoredColumns, EVENT_BY_ID};
@@ -20,13 +20,6 @@ pub(crate) async fn serves_events(pool: &ConnectionPool) -> Result<bool> {
         .await
         .map_err(database(WHAT))?;
     column(&row, 0, WHAT, WHAT).map_err(database(WHAT))
-}
-
-/// A transaction whose statements may each run `limit` at most.
-async fn bounded(pool: &ConnectionPool, limit: Duration) -> Result<PoolTransaction> {
-    pool.begin_within(limit)
-        .await
-        .map_err(database("set statement_timeout"))
 }
 
 /// One of a filter's stored events: ready to send, or too large to have
@@ -130,7 +123,7 @@ pub(crate) async fn negentropy_items(
     timeout: Duration,
 ) -> Result<Vec<(u64, [u8; 32])>> {
     const WHAT: &str = "negentropy items";
-    let mut tx = bounded(pool, timeout).await?;
+    let mut tx = pool.begin_within(timeout).await.map_err(database(WHAT))?;
     let mut items = Vec::new();
     let mut after: Option<(i64, Vec<u8>)> = None;
     loop {
